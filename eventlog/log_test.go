@@ -1,0 +1,379 @@
+package eventlog_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/eventlog"
+	bolt "go.etcd.io/bbolt"
+)
+
+func open(t *testing.T, dir string, opts eventlog.Options) *eventlog.Log {
+	t.Helper()
+	l, err := eventlog.Open(dir, opts)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func draft(stream string, i int) eventlog.Draft {
+	return eventlog.Draft{
+		Type: "test.appended", Stream: stream, Company: "acme", Actor: "alice",
+		Audience: []string{"alice", "bob"}, Payload: fmt.Appendf(nil, `{"i":%d}`, i),
+	}
+}
+
+func TestAppendReadRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := open(t, dir, eventlog.Options{})
+	meta := map[string]string{"watermill_uuid": "x-1"}
+	in := draft("channel/1", 1)
+	in.Meta = meta
+	evs, err := l.Append(ctx, in, draft("channel/2", 2), draft("channel/1", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 3 || evs[0].Seq != 1 || evs[2].Seq != 3 {
+		t.Fatalf("seqs: %+v", evs)
+	}
+	if evs[0].Version != 1 || evs[1].Version != 1 || evs[2].Version != 2 {
+		t.Fatalf("versions %d %d %d", evs[0].Version, evs[1].Version, evs[2].Version)
+	}
+	if evs[1].PrevHash != evs[0].Hash || evs[2].PrevHash != evs[1].Hash {
+		t.Fatal("chain not linked")
+	}
+	if !(evs[0].ID.Compare(evs[1].ID) < 0 && evs[1].ID.Compare(evs[2].ID) < 0) {
+		t.Fatal("ids not monotonic")
+	}
+	l.Close()
+
+	l = open(t, dir, eventlog.Options{})
+	if l.Head() != 3 {
+		t.Fatalf("head after reopen %d", l.Head())
+	}
+	var got []eventlog.Event
+	if err := l.Read(ctx, 1, 0, func(e eventlog.Event) error { got = append(got, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		a, _ := json.Marshal(evs[i])
+		b, _ := json.Marshal(got[i])
+		if !bytes.Equal(a, b) {
+			t.Fatalf("event %d differs after reopen:\n%s\n%s", i, a, b)
+		}
+	}
+	if got[0].Meta["watermill_uuid"] != "x-1" {
+		t.Fatalf("meta lost: %v", got[0].Meta)
+	}
+	var stream []uint64
+	if err := l.ReadStream(ctx, "channel/1", 1, func(e eventlog.Event) error { stream = append(stream, e.Seq); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(stream) != "[1 3]" {
+		t.Fatalf("stream channel/1 = %v", stream)
+	}
+	if v, _ := l.StreamVersion("channel/1"); v != 2 {
+		t.Fatalf("stream version %d", v)
+	}
+	// The JSON rendering carries every envelope field.
+	line, _ := json.Marshal(got[0])
+	for _, want := range []string{`"seq":1`, `"type":"test.appended"`, `"stream":"channel/1"`, `"version":1`, `"company":"acme"`, `"actor":"alice"`, `"audience":["alice","bob"]`, `"payload":{"i":1}`, `"prev_hash":"0000`, `"hash":"`} {
+		if !strings.Contains(string(line), want) {
+			t.Errorf("export line lacks %s: %s", want, line)
+		}
+	}
+}
+
+func TestExpectedVersionConflict(t *testing.T) {
+	ctx := context.Background()
+	l := open(t, t.TempDir(), eventlog.Options{})
+	d := draft("call/9", 0)
+	d.Expect = eventlog.ExpectVersion(0)
+	if _, err := l.Append(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	// Expecting 0 again conflicts; the whole call writes nothing.
+	d2 := draft("call/9", 1)
+	d2.Expect = eventlog.ExpectVersion(0)
+	_, err := l.Append(ctx, draft("other/1", 1), d2)
+	var ce *eventlog.ConflictError
+	if !errors.As(err, &ce) || !errors.Is(err, eventlog.ErrConflict) || ce.Actual != 1 || ce.Expected != 0 {
+		t.Fatalf("want conflict at version 1, got %v", err)
+	}
+	if l.Head() != 1 {
+		t.Fatalf("conflicting call wrote something: head %d", l.Head())
+	}
+	// Expectations count earlier drafts of the same call.
+	a, b := draft("call/9", 2), draft("call/9", 3)
+	a.Expect, b.Expect = eventlog.ExpectVersion(1), eventlog.ExpectVersion(2)
+	if evs, err := l.Append(ctx, a, b); err != nil || evs[1].Version != 3 {
+		t.Fatalf("chained expectations: %v %v", evs, err)
+	}
+}
+
+func TestTailConcurrentAppendersExactlyOnceInOrder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l := open(t, t.TempDir(), eventlog.Options{})
+	const appenders, each = 8, 400
+	tail := l.Tail(1)
+	got := make(chan error, 1)
+	seen := map[string]bool{}
+	go func() {
+		for want := uint64(1); want <= appenders*each; want++ {
+			e, err := tail.Next(ctx)
+			if err != nil {
+				got <- err
+				return
+			}
+			if e.Seq != want {
+				got <- fmt.Errorf("tail returned seq %d, want %d", e.Seq, want)
+				return
+			}
+			key := string(e.Payload)
+			if seen[key] {
+				got <- fmt.Errorf("duplicate payload %s", key)
+				return
+			}
+			seen[key] = true
+		}
+		got <- nil
+	}()
+	var wg sync.WaitGroup
+	for a := range appenders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				d := draft(fmt.Sprintf("s/%d", a), i)
+				d.Payload = fmt.Appendf(nil, `{"a":%d,"i":%d}`, a, i)
+				if _, err := l.Append(ctx, d); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != appenders*each {
+		t.Fatalf("saw %d distinct events", len(seen))
+	}
+	// Nothing more arrives: the tail blocks until its context ends.
+	short, stop := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer stop()
+	if e, err := tail.Next(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("extra event %d / %v", e.Seq, err)
+	}
+}
+
+func TestTailCatchesUpFromDiskBeyondMemory(t *testing.T) {
+	ctx := context.Background()
+	l := open(t, t.TempDir(), eventlog.Options{})
+	const n = 40000 // more than the in-memory window
+	batch := make([]eventlog.Draft, 0, 1000)
+	for i := 0; i < n; i++ {
+		batch = append(batch, draft("bulk/1", i))
+		if len(batch) == cap(batch) {
+			if _, err := l.Append(ctx, batch...); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	tail := l.Tail(5)
+	for want := uint64(5); want <= n; want++ {
+		e, err := tail.Next(ctx)
+		if err != nil || e.Seq != want {
+			t.Fatalf("seq %d: got %d %v", want, e.Seq, err)
+		}
+	}
+}
+
+func TestCursorsSurviveReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := open(t, dir, eventlog.Options{})
+	if err := l.SaveCursor(ctx, "plugin/chat", 42); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l = open(t, dir, eventlog.Options{})
+	if v, err := l.Cursor("plugin/chat"); err != nil || v != 42 {
+		t.Fatalf("cursor %d %v", v, err)
+	}
+	all, _ := l.Cursors()
+	if all["plugin/chat"] != 42 || len(all) != 1 {
+		t.Fatalf("cursors %v", all)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	ctx := context.Background()
+	t.Run("payload over the limit", func(t *testing.T) {
+		l := open(t, t.TempDir(), eventlog.Options{MaxPayload: 16})
+		d := draft("s/1", 0)
+		d.Payload = bytes.Repeat([]byte("x"), 17)
+		if _, err := l.Append(ctx, d); !errors.Is(err, eventlog.ErrPayloadTooLarge) {
+			t.Fatalf("got %v", err)
+		}
+		if l.Head() != 0 {
+			t.Fatal("oversized payload written")
+		}
+	})
+	t.Run("invalid envelope", func(t *testing.T) {
+		l := open(t, t.TempDir(), eventlog.Options{})
+		for _, d := range []eventlog.Draft{
+			{Stream: "s/1"},
+			{Type: "t"},
+			{Type: "t", Stream: "a\x00b"},
+			{Type: strings.Repeat("t", 200), Stream: "s"},
+			{Type: "t", Stream: "s", Audience: []string{strings.Repeat("u", 300)}},
+		} {
+			if _, err := l.Append(ctx, d); !errors.Is(err, eventlog.ErrInvalidEvent) {
+				t.Errorf("%.40q: got %v", d.Type+"|"+d.Stream, err)
+			}
+		}
+	})
+	t.Run("corrupt file", func(t *testing.T) {
+		dir := t.TempDir()
+		junk := bytes.Repeat([]byte("not a database "), 1000)
+		os.WriteFile(filepath.Join(dir, eventlog.FileName), junk, 0o600)
+		_, err := eventlog.Open(dir, eventlog.Options{})
+		if !errors.Is(err, eventlog.ErrNotEventLog) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("foreign bbolt file", func(t *testing.T) {
+		dir := t.TempDir()
+		db, err := bolt.Open(filepath.Join(dir, eventlog.FileName), 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("users")); return err })
+		db.Close()
+		_, err = eventlog.Open(dir, eventlog.Options{})
+		if !errors.Is(err, eventlog.ErrNotEventLog) || !strings.Contains(err.Error(), "something else") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("file as data directory", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "notadir")
+		os.WriteFile(f, []byte("hello"), 0o600)
+		_, err := eventlog.Open(f, eventlog.Options{})
+		if !errors.Is(err, eventlog.ErrNotEventLog) || !strings.Contains(err.Error(), "not a directory") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("locked by another open", func(t *testing.T) {
+		dir := t.TempDir()
+		open(t, dir, eventlog.Options{})
+		_, err := eventlog.Open(dir, eventlog.Options{ReadOnly: true, LockTimeout: 100 * time.Millisecond})
+		if !errors.Is(err, eventlog.ErrLocked) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("append after close", func(t *testing.T) {
+		l, _ := eventlog.Open(t.TempDir(), eventlog.Options{})
+		l.Close()
+		if _, err := l.Append(ctx, draft("s/1", 0)); !errors.Is(err, eventlog.ErrClosed) {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func TestVerifyAndExport(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := open(t, dir, eventlog.Options{})
+	for i := 0; i < 50; i++ {
+		d := draft(fmt.Sprintf("chan/%d", i%3), i)
+		if i%10 == 0 {
+			d.Actor = "auditor"
+		}
+		if _, err := l.Append(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := l.Verify(ctx)
+	if err != nil || rep.Events != 50 || rep.Streams != 3 || rep.Head != 50 {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+	cases := []struct {
+		name string
+		f    eventlog.Filter
+		want int
+	}{
+		{"all", eventlog.Filter{}, 50},
+		{"seq range", eventlog.Filter{FromSeq: 10, ToSeq: 19}, 10},
+		{"stream", eventlog.Filter{Stream: "chan/1"}, 17},
+		{"actor", eventlog.Filter{Actor: "auditor"}, 5},
+		{"type prefix", eventlog.Filter{Type: "test.*"}, 50},
+		{"other type", eventlog.Filter{Type: "call.started"}, 0},
+		{"until past", eventlog.Filter{Until: time.Unix(0, 0)}, 0},
+		{"since past", eventlog.Filter{Since: time.Now().Add(-time.Hour)}, 50},
+	}
+	for _, c := range cases {
+		var buf bytes.Buffer
+		n, err := l.Export(ctx, &buf, c.f)
+		lines := strings.Count(buf.String(), "\n")
+		if err != nil || n != c.want || lines != c.want {
+			t.Errorf("%s: n=%d lines=%d err=%v, want %d", c.name, n, lines, err, c.want)
+		}
+	}
+}
+
+// TestVerifyNamesAlteredSeq flips one byte of one stored record and expects
+// Verify to name exactly that seq.
+func TestVerifyNamesAlteredSeq(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := open(t, dir, eventlog.Options{})
+	for i := 1; i <= 30; i++ {
+		d := draft("s/1", i)
+		d.Payload = fmt.Appendf(nil, `{"marker":"m-%03d"}`, i)
+		if _, err := l.Append(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	FlipByteAfter(t, filepath.Join(dir, eventlog.FileName), []byte("m-017"))
+	l = open(t, dir, eventlog.Options{ReadOnly: true})
+	_, err := l.Verify(ctx)
+	var ce *eventlog.ChainError
+	if !errors.As(err, &ce) || ce.Seq != 17 {
+		t.Fatalf("want chain error at seq 17, got %v", err)
+	}
+}
+
+// FlipByteAfter changes the byte just after the only occurrence of marker
+// in the file.
+func FlipByteAfter(t *testing.T, path string, marker []byte) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, marker)
+	if i < 0 || bytes.Index(b[i+1:], marker) >= 0 {
+		t.Fatalf("marker %q not found exactly once", marker)
+	}
+	b[i+len(marker)-1] ^= 0x01
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
