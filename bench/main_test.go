@@ -1,0 +1,23 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+// scratch is a directory shared by fixtures that outlive one sub-benchmark
+// run (testing's TempDir is removed after each).
+var scratch string
+
+func TestMain(m *testing.M) {
+	var err error
+	scratch, err = os.MkdirTemp("", "parley-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(scratch)
+	os.Exit(code)
+}
