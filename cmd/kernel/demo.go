@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/parleyhq/parley/eventlog"
+	"github.com/parleyhq/parley/kernel"
+)
+
+//go:embed demo.html
+var demoPage []byte
+
+// mountDemo adds the demo: a page at / that sends an echo command through
+// the whole flow (handler, durable append, bus) and shows the log's newest
+// events. It grows with the widget in later issues.
+func mountDemo(k *kernel.Kernel, mux *http.ServeMux) error {
+	err := k.Handle("demo.echo", kernel.HandlerFunc(func(_ context.Context, cmd kernel.Command) ([]kernel.NewEvent, error) {
+		var in struct {
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal(cmd.Payload, &in); err != nil {
+			return nil, kernel.Errorf(kernel.CodeInvalidCommand, "payload: %v", err)
+		}
+		if n := utf8.RuneCountInString(in.Text); n == 0 || n > 500 {
+			return nil, kernel.Errorf(kernel.CodeInvalidCommand, "text must be 1..500 characters, got %d", n)
+		}
+		p, _ := json.Marshal(map[string]any{"text": in.Text, "echo_number": cmd.Version + 1})
+		return []kernel.NewEvent{{Type: "demo.echoed", Payload: p}}, nil
+	}))
+	if err != nil {
+		return err
+	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(demoPage)
+	})
+	mux.HandleFunc("GET /demo/state", func(w http.ResponseWriter, r *http.Request) {
+		l := k.Log()
+		head := l.Head()
+		recent := []eventlog.Event{}
+		from := uint64(1)
+		if head > 20 {
+			from = head - 19
+		}
+		if head > 0 {
+			if err := l.Read(r.Context(), from, head, func(e eventlog.Event) error { recent = append(recent, e); return nil }); err != nil {
+				writeJSON(w, http.StatusInternalServerError, kernel.AsError(err))
+				return
+			}
+		}
+		ready := "ready"
+		if err := k.Ready(); err != nil {
+			ready = err.Error()
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"head": head, "ready": ready, "version": kernel.Version, "events": recent})
+	})
+	mux.HandleFunc("POST /demo/echo", func(w http.ResponseWriter, r *http.Request) {
+		body := http.MaxBytesReader(w, r.Body, 4096)
+		var payload json.RawMessage
+		if err := json.NewDecoder(body).Decode(&payload); err != nil {
+			writeJSON(w, http.StatusBadRequest, kernel.Errorf(kernel.CodeInvalidCommand, "body: %v", err))
+			return
+		}
+		evs, err := k.Execute(r.Context(), kernel.Command{Name: "demo.echo", Stream: "demo/echo", Company: "demo", Actor: "demo-page", Payload: payload})
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+	})
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
