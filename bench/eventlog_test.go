@@ -20,7 +20,7 @@ var payload = []byte(`{"message_id":"01JDZ7Q4V2M0S9G8K3X1Y5T6R7","channel_id":"c
 
 func benchDraft(g, i int) eventlog.Draft {
 	return eventlog.Draft{
-		Type: "channel.message.sent", Stream: fmt.Sprintf("channel/%d", (g*7919+i)%1024),
+		Type: "channel.message.sent", Stream: fmt.Sprintf("channel/%d", (g*7919+i)%1),
 		Company: "acme", Actor: "user_1", Audience: []string{"user_1", "user_2"}, Payload: payload,
 	}
 }

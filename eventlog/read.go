@@ -184,21 +184,19 @@ func (l *Log) ReadStream(ctx context.Context, stream string, from uint64, fn fun
 // StreamVersion returns the durable version of stream (0 if it has no
 // events).
 func (l *Log) StreamVersion(stream string) (uint64, error) {
-	var v uint64
-	err := l.view(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketHeads).Get([]byte(stream)); len(b) == 8 {
-			v = binary.BigEndian.Uint64(b)
-		}
-		return nil
-	})
-	return v, err
+	return l.getUint64(bucketHeads, stream)
 }
 
 // Cursor returns the seq saved for the named consumer (0 if none).
 func (l *Log) Cursor(name string) (uint64, error) {
+	return l.getUint64(bucketCursors, name)
+}
+
+// getUint64 reads an 8-byte value, 0 when the key is absent.
+func (l *Log) getUint64(bucket []byte, key string) (uint64, error) {
 	var v uint64
 	err := l.view(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketCursors).Get([]byte(name)); len(b) == 8 {
+		if b := tx.Bucket(bucket).Get([]byte(key)); len(b) == 8 {
 			v = binary.BigEndian.Uint64(b)
 		}
 		return nil
