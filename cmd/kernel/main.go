@@ -98,6 +98,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	logger := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	followGoRun()
 
 	k, err := kernel.Open(cfg, logger)
 	if err != nil {
