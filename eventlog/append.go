@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -40,11 +41,10 @@ type Expect struct {
 // ExpectVersion expects the stream to be at version v (0 for a new stream).
 func ExpectVersion(v uint64) Expect { return Expect{version: v, set: true} }
 
-// request is one Append or SaveCursor call waiting for the writer.
+// request is one Append, SaveCursor or state call waiting for the writer.
 type request struct {
 	drafts []Draft
-	cursor string // SaveCursor: name and seq
-	curSeq uint64
+	kv     *kvOp // SaveCursor, PutState, DeleteState
 
 	enqueued time.Time
 	first, n int // the request's events in the batch
@@ -115,11 +115,72 @@ func (l *Log) SaveCursor(ctx context.Context, name string, seq uint64) error {
 	if name == "" || len(name) > MaxNameLen {
 		return fmt.Errorf("%w: cursor name must be 1..%d bytes", ErrInvalidEvent, MaxNameLen)
 	}
-	r := &request{cursor: name, curSeq: seq}
+	return l.writeKV(ctx, &kvOp{bucket: bucketCursors, key: []byte(name), value: u64(seq)})
+}
+
+// kvOp is a durable key/value write riding the group commit.
+type kvOp struct {
+	bucket, key, value []byte
+	del                bool
+}
+
+func (l *Log) writeKV(ctx context.Context, op *kvOp) error {
+	r := &request{kv: op}
 	if err := l.enqueue(ctx, r); err != nil {
 		return err
 	}
 	return r.err
+}
+
+// MaxStateValue caps one value of PutState.
+const MaxStateValue = 64 << 10
+
+func stateKey(namespace, key string) ([]byte, error) {
+	if namespace == "" || len(namespace) > MaxNameLen || strings.IndexByte(namespace, 0) >= 0 || key == "" || len(key) > MaxNameLen {
+		return nil, fmt.Errorf("%w: state namespace and key must be 1..%d bytes, namespace without NUL", ErrInvalidEvent, MaxNameLen)
+	}
+	return append(append([]byte(namespace), 0), key...), nil
+}
+
+// PutState durably stores a small value under namespace and key (the
+// plugins' key/value store). It rides the same group commit as appends.
+func (l *Log) PutState(ctx context.Context, namespace, key string, value []byte) error {
+	k, err := stateKey(namespace, key)
+	if err != nil {
+		return err
+	}
+	if len(value) > MaxStateValue {
+		return fmt.Errorf("%w: state value of %d bytes, the limit is %d", ErrPayloadTooLarge, len(value), MaxStateValue)
+	}
+	return l.writeKV(ctx, &kvOp{bucket: bucketState, key: k, value: bytes.Clone(value)})
+}
+
+// DeleteState durably removes a value stored with PutState.
+func (l *Log) DeleteState(ctx context.Context, namespace, key string) error {
+	k, err := stateKey(namespace, key)
+	if err != nil {
+		return err
+	}
+	return l.writeKV(ctx, &kvOp{bucket: bucketState, key: k, del: true})
+}
+
+// GetState reads a value stored with PutState.
+func (l *Log) GetState(namespace, key string) ([]byte, bool, error) {
+	k, err := stateKey(namespace, key)
+	if err != nil {
+		return nil, false, err
+	}
+	var v []byte
+	var found bool
+	err = l.view(func(tx *bolt.Tx) error {
+		if bucket := tx.Bucket(bucketState); bucket == nil {
+			return nil // a read-only open of a log written before the bucket existed
+		} else if b := bucket.Get(k); b != nil {
+			v, found = bytes.Clone(b), true
+		}
+		return nil
+	})
+	return v, found, err
 }
 
 func (l *Log) enqueue(ctx context.Context, r *request) error {
@@ -215,8 +276,13 @@ func (l *Log) commit(batch []*request, waits []time.Duration) []time.Duration {
 		}
 		for _, r := range batch {
 			r.err = nil
-			if r.cursor != "" {
-				if err := tx.Bucket(bucketCursors).Put([]byte(r.cursor), u64(r.curSeq)); err != nil {
+			if r.kv != nil {
+				b := tx.Bucket(r.kv.bucket)
+				if r.kv.del {
+					if err := b.Delete(r.kv.key); err != nil {
+						return err
+					}
+				} else if err := b.Put(r.kv.key, r.kv.value); err != nil {
 					return err
 				}
 				continue
@@ -297,7 +363,7 @@ func (l *Log) commit(batch []*request, waits []time.Duration) []time.Duration {
 	}
 	ack := time.Now()
 	for _, r := range batch {
-		if r.err == nil && r.cursor == "" {
+		if r.err == nil && r.kv == nil {
 			r.events = committed[r.first : r.first+r.n : r.first+r.n]
 		}
 		waits = append(waits, ack.Sub(r.enqueued))

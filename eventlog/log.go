@@ -30,6 +30,7 @@ var (
 	bucketStreams = []byte("streams") // stream \x00 version(8) -> seq(8)
 	bucketHeads   = []byte("heads")   // stream -> version(8)
 	bucketCursors = []byte("cursors") // name -> seq(8)
+	bucketState   = []byte("state")   // namespace \x00 key -> value
 
 	keyFormat = []byte("format")
 	keyHead   = []byte("head") // seq(8) hash(32)
@@ -233,11 +234,15 @@ func (l *Log) load() error {
 				if err := meta.Put(keyFormat, []byte(formatTag)); err != nil {
 					return err
 				}
-				for _, b := range [][]byte{bucketEvents, bucketStreams, bucketHeads, bucketCursors} {
+				for _, b := range [][]byte{bucketEvents, bucketStreams, bucketHeads, bucketCursors, bucketState} {
 					if _, err := tx.CreateBucket(b); err != nil {
 						return err
 					}
 				}
+			}
+			// Buckets added after format 1 was first written.
+			if _, err := tx.CreateBucketIfNotExists(bucketState); err != nil {
+				return err
 			}
 			return check(tx)
 		})

@@ -379,3 +379,32 @@ func FlipByteAfter(t *testing.T, path string, marker []byte) {
 		t.Fatal(err)
 	}
 }
+
+func TestStateIsDurableAndNamespaced(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := open(t, dir, eventlog.Options{})
+	if err := l.PutState(ctx, "plugin/a", "tally", []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	l.PutState(ctx, "plugin/b", "tally", []byte("9"))
+	l.PutState(ctx, "plugin/a", "gone", []byte("x"))
+	l.DeleteState(ctx, "plugin/a", "gone")
+	l.Close()
+	l = open(t, dir, eventlog.Options{})
+	if v, ok, err := l.GetState("plugin/a", "tally"); err != nil || !ok || string(v) != "3" {
+		t.Fatalf("plugin/a tally = %q %v %v", v, ok, err)
+	}
+	if v, _, _ := l.GetState("plugin/b", "tally"); string(v) != "9" {
+		t.Fatalf("plugin/b tally = %q", v)
+	}
+	if _, ok, _ := l.GetState("plugin/a", "gone"); ok {
+		t.Fatal("deleted key still there")
+	}
+	if err := l.PutState(ctx, "plugin/a", "big", make([]byte, eventlog.MaxStateValue+1)); !errors.Is(err, eventlog.ErrPayloadTooLarge) {
+		t.Fatalf("oversized value: %v", err)
+	}
+	if err := l.PutState(ctx, "", "k", nil); !errors.Is(err, eventlog.ErrInvalidEvent) {
+		t.Fatalf("empty namespace: %v", err)
+	}
+}
