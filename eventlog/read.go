@@ -245,16 +245,11 @@ func (t *Tail) Position() uint64 { return t.next }
 func (t *Tail) Next(ctx context.Context) (Event, error) {
 	for t.i >= len(t.buf) {
 		wake := *t.l.wake.Load() // taken before the head check: no lost wake-up
-		if t.next <= t.l.Head() {
-			var err error
-			t.buf, err = t.l.chunk(t.buf[:0], t.next, cap(t.buf))
-			t.i = 0
-			if err != nil {
-				return Event{}, err
-			}
-			if len(t.buf) == 0 {
-				return Event{}, fmt.Errorf("%w: seq %d missing", ErrCorrupt, t.next)
-			}
+		ok, err := t.fill()
+		if err != nil {
+			return Event{}, err
+		}
+		if ok {
 			break
 		}
 		select {
@@ -265,8 +260,40 @@ func (t *Tail) Next(ctx context.Context) (Event, error) {
 			return Event{}, ErrClosed
 		}
 	}
+	return t.take(), nil
+}
+
+// TryNext returns the next event if one is already durable, without
+// waiting; ok is false when the tail has caught up with the head.
+func (t *Tail) TryNext() (e Event, ok bool, err error) {
+	if t.i >= len(t.buf) {
+		if ok, err := t.fill(); !ok || err != nil {
+			return Event{}, false, err
+		}
+	}
+	return t.take(), true, nil
+}
+
+// fill loads the next chunk; false when the tail has caught up.
+func (t *Tail) fill() (bool, error) {
+	if t.next > t.l.Head() {
+		return false, nil
+	}
+	var err error
+	t.buf, err = t.l.chunk(t.buf[:0], t.next, cap(t.buf))
+	t.i = 0
+	if err != nil {
+		return false, err
+	}
+	if len(t.buf) == 0 {
+		return false, fmt.Errorf("%w: seq %d missing", ErrCorrupt, t.next)
+	}
+	return true, nil
+}
+
+func (t *Tail) take() Event {
 	e := t.buf[t.i]
 	t.i++
 	t.next = e.Seq + 1
-	return e, nil
+	return e
 }
