@@ -408,3 +408,26 @@ func TestStateIsDurableAndNamespaced(t *testing.T) {
 		t.Fatalf("empty namespace: %v", err)
 	}
 }
+
+// TestReadAfterReopenSeesOlderEvents guards the in-memory window: after a
+// reopen it holds only new events, and reads of older ones go to disk.
+func TestReadAfterReopenSeesOlderEvents(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := open(t, dir, eventlog.Options{})
+	for i := range 5 {
+		l.Append(ctx, draft("s/1", i))
+	}
+	l.Close()
+	l = open(t, dir, eventlog.Options{})
+	l.Append(ctx, draft("s/1", 5))
+	var seqs []uint64
+	if err := l.Read(ctx, 1, 0, func(e eventlog.Event) error { seqs = append(seqs, e.Seq); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	tail := l.Tail(2)
+	e, err := tail.Next(ctx)
+	if fmt.Sprint(seqs) != "[1 2 3 4 5 6]" || err != nil || e.Seq != 2 {
+		t.Fatalf("read %v, tail from 2 gave %d %v", seqs, e.Seq, err)
+	}
+}

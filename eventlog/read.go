@@ -23,7 +23,8 @@ type recentRing struct {
 	mu     sync.RWMutex
 	events []Event
 	mask   uint64
-	newest uint64 // seq of the newest event held (0: none)
+	oldest uint64 // seq of the first event pushed since Open (0: none)
+	newest uint64 // seq of the newest event held
 }
 
 func (r *recentRing) init(size int) {
@@ -36,6 +37,9 @@ func (r *recentRing) push(evs []Event) {
 	for i := range evs {
 		r.events[evs[i].Seq&r.mask] = evs[i]
 	}
+	if r.oldest == 0 {
+		r.oldest = evs[0].Seq
+	}
 	r.newest = evs[len(evs)-1].Seq
 	r.mu.Unlock()
 }
@@ -46,7 +50,8 @@ func (r *recentRing) get(dst []Event, seq uint64, max int) ([]Event, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	size := r.mask + 1
-	if r.newest == 0 || seq > r.newest || seq+size <= r.newest {
+	// Only events pushed since Open are held, and only the newest size.
+	if r.oldest == 0 || seq < r.oldest || seq > r.newest || seq+size <= r.newest {
 		return dst, false
 	}
 	for ; seq <= r.newest && max > 0; seq, max = seq+1, max-1 {

@@ -1,0 +1,78 @@
+package kernel
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// EventType declares an event type: whether it is durable (appended to the
+// log, seen by audit) or ephemeral (bus only: ICE candidates, pointer
+// moves, typing). The kernel refuses to emit an undeclared type.
+type EventType struct {
+	Name    string
+	Durable bool
+	Doc     string
+}
+
+// The kernel's own event types; docs/events.md lists every durable type.
+var builtinEventTypes = []EventType{
+	{Name: "kernel.started", Durable: true, Doc: "the kernel opened the log and started serving (payload: version, node)"},
+	{Name: "kernel.stopped", Durable: true, Doc: "the kernel shut down cleanly (payload: reason)"},
+	{Name: "bus.message.poisoned", Durable: true, Doc: "a subscriber failed an event after its retries; stream deadletter/<subscriber> (payload: subscriber, topic, reason, seq, type, stream)"},
+	{Name: "demo.echoed", Durable: true, Doc: "the demo page's echo command (payload: the text sent)"},
+	{Name: "demo.typing", Durable: false, Doc: "the demo page's ephemeral typing indicator"},
+}
+
+// EventTypes is the registry of declared event types. It is safe for
+// concurrent use.
+type EventTypes struct {
+	mu    sync.RWMutex
+	types map[string]EventType
+}
+
+func newEventTypes() *EventTypes {
+	r := &EventTypes{types: map[string]EventType{}}
+	if err := r.Declare(builtinEventTypes...); err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// Declare adds event types. Declaring a name again with a different
+// durability is an error: audit depends on the list being stable.
+func (r *EventTypes) Declare(ts ...EventType) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range ts {
+		if t.Name == "" || strings.Count(t.Name, ".") < 1 {
+			return fmt.Errorf("kernel: event type %q must be dotted, family first", t.Name)
+		}
+		if old, ok := r.types[t.Name]; ok && old.Durable != t.Durable {
+			return fmt.Errorf("kernel: event type %s already declared with durable=%v", t.Name, old.Durable)
+		}
+		r.types[t.Name] = t
+	}
+	return nil
+}
+
+// Lookup returns a declared type.
+func (r *EventTypes) Lookup(name string) (EventType, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t, ok := r.types[name]
+	return t, ok
+}
+
+// List returns every declared type, sorted by name.
+func (r *EventTypes) List() []EventType {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]EventType, 0, len(r.types))
+	for _, t := range r.types {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b EventType) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

@@ -1,0 +1,327 @@
+package kernel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"github.com/parleyhq/parley/eventlog"
+	"github.com/parleyhq/parley/plugins"
+)
+
+// Version is the kernel's version, set at build time with
+// -ldflags "-X github.com/parleyhq/parley/kernel.Version=...".
+var Version = "dev"
+
+// Command asks the kernel to change something, on behalf of an actor; the
+// plugin contract's type, so handlers in and out of process see the same.
+type Command = plugins.Command
+
+// NewEvent is an event a handler decided; the kernel fills in the rest of
+// the envelope (company and actor from the command, seq, time, hashes).
+type NewEvent = plugins.NewEvent
+
+// Handler decides the events a command produces, or refuses it with a
+// coded *Error. It must not have side effects beyond its return value: the
+// kernel may call it again if the stream moved on concurrently.
+type Handler interface {
+	Handle(ctx context.Context, cmd Command) ([]NewEvent, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, cmd Command) ([]NewEvent, error)
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, cmd Command) ([]NewEvent, error) { return f(ctx, cmd) }
+
+// Kernel routes commands to handlers, appends the events they decide and
+// publishes them on the bus.
+type Kernel struct {
+	cfg     Config
+	log     *eventlog.Log
+	bus     *Bus
+	types   *EventTypes
+	metrics *Metrics
+	logger  *slog.Logger
+
+	mu       sync.RWMutex
+	handlers map[string]Handler
+	locks    streamLocks
+
+	ready     atomic.Bool
+	runDone   chan error
+	stop      context.CancelFunc
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens the event log in cfg.DataDir and prepares the bus. Call Start
+// to begin serving and Close to stop.
+func Open(cfg Config, logger *slog.Logger) (*Kernel, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m := NewMetrics()
+	opts := cfg.EventLogOptions()
+	opts.Observer = m
+	log, err := eventlog.Open(cfg.DataDir, opts)
+	if err != nil {
+		return nil, err
+	}
+	m.head.Set(float64(log.Head()))
+	bus, err := newBus(log, logger, m)
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
+	k := &Kernel{
+		cfg: cfg, log: log, bus: bus, types: newEventTypes(), metrics: m, logger: logger,
+		handlers: map[string]Handler{}, locks: streamLocks{m: map[string]*streamLock{}},
+	}
+	m.Registry.MustRegister(lagCollector{k})
+	return k, nil
+}
+
+// Log is the kernel's event log.
+func (k *Kernel) Log() *eventlog.Log { return k.log }
+
+// Bus is the kernel's bus.
+func (k *Kernel) Bus() *Bus { return k.bus }
+
+// EventTypes is the registry of declared event types.
+func (k *Kernel) EventTypes() *EventTypes { return k.types }
+
+// Metrics are the kernel's Prometheus collectors.
+func (k *Kernel) Metrics() *Metrics { return k.metrics }
+
+// Handle registers the handler of a command name. A name has one owner.
+func (k *Kernel) Handle(name string, h Handler) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if name == "" {
+		return errors.New("kernel: empty command name")
+	}
+	if _, ok := k.handlers[name]; ok {
+		return fmt.Errorf("kernel: command %s already has a handler", name)
+	}
+	k.handlers[name] = h
+	return nil
+}
+
+// Start runs the bus and records kernel.started. It returns once the
+// kernel is ready.
+func (k *Kernel) Start(ctx context.Context) error {
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	k.stop = stop
+	k.runDone = make(chan error, 1)
+	go func() { k.runDone <- k.bus.run(runCtx) }() // owned by Kernel: Close stops it
+	select {
+	case <-k.bus.running():
+	case err := <-k.runDone:
+		return fmt.Errorf("kernel: bus: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	host, _ := os.Hostname()
+	if err := k.record(ctx, "kernel.started", map[string]string{"version": Version, "node": host}); err != nil {
+		return err
+	}
+	k.ready.Store(true)
+	k.logger.Info("kernel started", "data_dir", k.cfg.DataDir, "head", k.log.Head(), "version", Version)
+	return nil
+}
+
+// record appends one of the kernel's own events to stream kernel.
+func (k *Kernel) record(ctx context.Context, typ string, payload any) error {
+	p, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	_, err = k.log.Append(ctx, eventlog.Draft{Type: typ, Stream: "kernel", Actor: "kernel", Payload: p})
+	return err
+}
+
+// Ready reports whether the kernel serves commands: started, not closing,
+// and its log healthy.
+func (k *Kernel) Ready() error {
+	if !k.ready.Load() {
+		return errors.New("not started or shutting down")
+	}
+	return k.log.Err()
+}
+
+// Close stops the bus (handlers finish their current event, cursors are
+// saved), records kernel.stopped, waits for every queued append to be
+// durable and closes the log. Later calls return the first call's result.
+func (k *Kernel) Close(ctx context.Context, reason string) error {
+	k.closeOnce.Do(func() { k.closeErr = k.close(ctx, reason) })
+	return k.closeErr
+}
+
+func (k *Kernel) close(ctx context.Context, reason string) error {
+	k.ready.Store(false)
+	var errs []error
+	if k.stop != nil {
+		errs = append(errs, k.bus.close())
+		k.stop()
+		if err := <-k.runDone; err != nil && !errors.Is(err, context.Canceled) {
+			errs = append(errs, err)
+		}
+		errs = append(errs, k.record(ctx, "kernel.stopped", map[string]string{"reason": reason}))
+	}
+	errs = append(errs, k.log.Close())
+	return errors.Join(errs...)
+}
+
+// Execute runs a command: the handler decides events against the stream's
+// current version, the kernel appends the durable ones and answers once they
+// are durable, then publishes the ephemeral ones. Errors are *Error.
+func (k *Kernel) Execute(ctx context.Context, cmd Command) ([]eventlog.Event, error) {
+	evs, err := k.execute(ctx, cmd)
+	code := "ok"
+	if err != nil {
+		code = string(AsError(err).Code)
+	}
+	name := cmd.Name
+	k.mu.RLock()
+	if _, ok := k.handlers[name]; !ok {
+		name = "unknown"
+	}
+	k.mu.RUnlock()
+	k.metrics.commands.WithLabelValues(name, code).Inc()
+	if err != nil {
+		return nil, AsError(err)
+	}
+	return evs, nil
+}
+
+// maxAttempts bounds how often a command is re-decided after a conflict.
+const maxAttempts = 3
+
+func (k *Kernel) execute(ctx context.Context, cmd Command) ([]eventlog.Event, error) {
+	if !k.ready.Load() {
+		return nil, Errorf(CodeUnavailable, "the kernel is not serving")
+	}
+	k.mu.RLock()
+	h, ok := k.handlers[cmd.Name]
+	k.mu.RUnlock()
+	if !ok {
+		return nil, Errorf(CodeUnknownCommand, "no handler for command %q", cmd.Name)
+	}
+	if cmd.Stream == "" {
+		return nil, Errorf(CodeInvalidCommand, "command %s names no stream", cmd.Name)
+	}
+	if len(cmd.Payload) > k.cfg.EventLog.MaxPayloadBytes {
+		return nil, Errorf(CodePayloadTooLarge, "command payload of %d bytes, the limit is %d", len(cmd.Payload), k.cfg.EventLog.MaxPayloadBytes)
+	}
+	unlock := k.locks.lock(cmd.Stream)
+	defer unlock()
+	var err error
+	for range maxAttempts {
+		var evs []eventlog.Event
+		evs, err = k.attempt(ctx, h, cmd)
+		if !errors.Is(err, eventlog.ErrConflict) {
+			return evs, err
+		}
+		k.logger.Debug("command conflicted, deciding again", "command", cmd.Name, "stream", cmd.Stream)
+	}
+	return nil, err
+}
+
+func (k *Kernel) attempt(ctx context.Context, h Handler, cmd Command) ([]eventlog.Event, error) {
+	v, err := k.log.StreamVersion(cmd.Stream)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Version = v
+	decided, err := k.decide(ctx, h, cmd)
+	if err != nil {
+		return nil, err
+	}
+	var drafts []eventlog.Draft
+	var ephemeral []eventlog.Event
+	expectSet := false
+	for _, ne := range decided {
+		t, ok := k.types.Lookup(ne.Type)
+		if !ok {
+			return nil, Errorf(CodeInternal, "handler of %s emitted undeclared event type %q", cmd.Name, ne.Type)
+		}
+		stream := ne.Stream
+		if stream == "" {
+			stream = cmd.Stream
+		}
+		if !t.Durable {
+			ephemeral = append(ephemeral, eventlog.Event{
+				Type: ne.Type, Stream: stream, Company: cmd.Company, Actor: cmd.Actor, Audience: ne.Audience, Payload: ne.Payload,
+			})
+			continue
+		}
+		d := eventlog.Draft{Type: ne.Type, Stream: stream, Company: cmd.Company, Actor: cmd.Actor, Audience: ne.Audience, Payload: ne.Payload}
+		if stream == cmd.Stream && !expectSet {
+			d.Expect, expectSet = eventlog.ExpectVersion(v), true
+		}
+		drafts = append(drafts, d)
+	}
+	evs, err := k.log.Append(ctx, drafts...)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ephemeral {
+		if err := k.bus.PublishEphemeral(e); err != nil {
+			k.logger.Warn("ephemeral event not published", "type", e.Type, "err", err)
+		}
+	}
+	return evs, nil
+}
+
+// decide calls the handler, turning a panic into an internal error.
+func (k *Kernel) decide(ctx context.Context, h Handler, cmd Command) (evs []NewEvent, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			k.logger.Error("command handler panicked", "command", cmd.Name, "panic", p, "stack", string(debug.Stack()))
+			evs, err = nil, Errorf(CodeInternal, "handler of %s failed", cmd.Name)
+		}
+	}()
+	return h.Handle(ctx, cmd)
+}
+
+// streamLocks serialises commands per stream; an entry lives while someone
+// holds or waits for it.
+type streamLocks struct {
+	mu sync.Mutex
+	m  map[string]*streamLock
+}
+
+type streamLock struct {
+	sync.Mutex
+	refs int
+}
+
+func (s *streamLocks) lock(stream string) (unlock func()) {
+	s.mu.Lock()
+	l := s.m[stream]
+	if l == nil {
+		l = &streamLock{}
+		s.m[stream] = l
+	}
+	l.refs++
+	s.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		s.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.m, stream)
+		}
+		s.mu.Unlock()
+	}
+}

@@ -1,0 +1,140 @@
+package pluginhost
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/parleyhq/parley/eventlog"
+	"github.com/parleyhq/parley/kernel/logbus"
+	"github.com/parleyhq/parley/plugins"
+)
+
+// api is the kernel API of one plugin: every call is checked against the
+// plugin's granted manifest.
+type api struct{ m *managed }
+
+var _ plugins.Kernel = api{}
+
+// maxRead caps one ReadLog call.
+const maxRead = 1000
+
+func (a api) deny(format string, args ...any) error {
+	err := plugins.Errorf(plugins.CodePermissionDenied, format, args...)
+	a.m.logger.Warn("plugin refused", "reason", err.Message)
+	return err
+}
+
+func (a api) need(p plugins.Permission) error {
+	if !a.m.granted.Allows(p) {
+		return a.deny("plugin %s has no %s permission", a.m.id, p)
+	}
+	return nil
+}
+
+func (a api) Append(ctx context.Context, evs []plugins.NewEvent) ([]plugins.Event, error) {
+	if err := a.need(plugins.PermAppend); err != nil {
+		return nil, err
+	}
+	drafts := make([]eventlog.Draft, 0, len(evs))
+	for _, e := range evs {
+		t, ok := a.m.granted.EmitsType(e.Type)
+		switch {
+		case !ok || !t.Durable:
+			return nil, a.deny("plugin %s does not declare durable event type %q", a.m.id, e.Type)
+		case !a.m.granted.OwnsStream(e.Stream):
+			return nil, a.deny("plugin %s does not own stream %q", a.m.id, e.Stream)
+		}
+		drafts = append(drafts, eventlog.Draft{Type: e.Type, Stream: e.Stream, Actor: a.m.actor(), Audience: e.Audience, Payload: e.Payload})
+	}
+	appended, err := a.m.h.k.Log().Append(ctx, drafts...)
+	if err != nil {
+		return nil, a.m.h.coded(err)
+	}
+	return toPluginEvents(appended), nil
+}
+
+func (a api) ReadLog(ctx context.Context, from uint64, limit int) ([]plugins.Event, error) {
+	if err := a.need(plugins.PermRead); err != nil {
+		return nil, err
+	}
+	if limit <= 0 || limit > maxRead {
+		limit = maxRead
+	}
+	out := make([]plugins.Event, 0, limit)
+	head := a.m.h.k.Log().Head()
+	if from == 0 {
+		from = 1
+	}
+	if from > head {
+		return out, nil
+	}
+	to := min(head, from+uint64(limit)-1)
+	err := a.m.h.k.Log().Read(ctx, from, to, func(e eventlog.Event) error {
+		out = append(out, toPluginEvent(e))
+		return nil
+	})
+	if err != nil {
+		return nil, a.m.h.coded(err)
+	}
+	return out, nil
+}
+
+func (a api) Publish(_ context.Context, e plugins.NewEvent) error {
+	if err := a.need(plugins.PermPublish); err != nil {
+		return err
+	}
+	if t, ok := a.m.granted.EmitsType(e.Type); !ok || t.Durable {
+		return a.deny("plugin %s does not declare ephemeral event type %q", a.m.id, e.Type)
+	}
+	return a.m.h.k.Bus().PublishEphemeral(eventlog.Event{Type: e.Type, Stream: e.Stream, Actor: a.m.actor(), Audience: e.Audience, Payload: e.Payload})
+}
+
+func (a api) namespace() string { return "plugin/" + a.m.id }
+
+func (a api) KVGet(_ context.Context, key string) ([]byte, bool, error) {
+	if err := a.need(plugins.PermKV); err != nil {
+		return nil, false, err
+	}
+	v, ok, err := a.m.h.k.Log().GetState(a.namespace(), key)
+	return v, ok, a.m.h.coded(err)
+}
+
+func (a api) KVPut(ctx context.Context, key string, value []byte) error {
+	if err := a.need(plugins.PermKV); err != nil {
+		return err
+	}
+	return a.m.h.coded(a.m.h.k.Log().PutState(ctx, a.namespace(), key, value))
+}
+
+func (a api) KVDelete(ctx context.Context, key string) error {
+	if err := a.need(plugins.PermKV); err != nil {
+		return err
+	}
+	return a.m.h.coded(a.m.h.k.Log().DeleteState(ctx, a.namespace(), key))
+}
+
+func toPluginEvent(e eventlog.Event) plugins.Event {
+	return plugins.Event{
+		Seq: e.Seq, ID: e.ID.String(), Time: e.Time, Type: e.Type, Stream: e.Stream, Version: e.Version,
+		Company: e.Company, Actor: e.Actor, Audience: e.Audience, Payload: json.RawMessage(e.Payload),
+	}
+}
+
+func toPluginEvents(evs []eventlog.Event) []plugins.Event {
+	out := make([]plugins.Event, len(evs))
+	for i := range evs {
+		out[i] = toPluginEvent(evs[i])
+	}
+	return out
+}
+
+// subscribed reports whether a plugin with these subscriptions receives
+// an event type.
+func subscribed(topics []string, eventType string) bool {
+	for _, t := range topics {
+		if logbus.Matches(t, eventType) {
+			return true
+		}
+	}
+	return false
+}

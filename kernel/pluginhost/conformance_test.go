@@ -1,0 +1,110 @@
+package pluginhost_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/parleyhq/parley/plugins"
+)
+
+// confPlugin is the plugin the conformance suite runs, in process and out
+// of process (the test binary re-executes itself as it).
+type confPlugin struct {
+	mode string
+	k    plugins.Kernel
+}
+
+const confID = "test.conformance"
+
+var confManifest = plugins.Manifest{
+	ID: confID, Version: "1.0.0", Protocol: plugins.ProtocolVersion,
+	Commands:   []string{"conf.add", "conf.fail", "conf.sneak", "conf.shout", "conf.kv", "conf.read", "conf.panic"},
+	Subscribes: []string{"conf.added"},
+	Events: []plugins.EventType{
+		{Name: "conf.added", Durable: true}, {Name: "conf.applied", Durable: true}, {Name: "conf.ping", Durable: false},
+	},
+	Permissions: []plugins.Permission{plugins.PermAppend, plugins.PermRead, plugins.PermKV},
+	Streams:     []string{"conf/"},
+}
+
+func (p *confPlugin) Manifest() plugins.Manifest {
+	m := confManifest
+	if p.mode == "greedy" { // asks for more than the install granted
+		m.Permissions = append([]plugins.Permission{plugins.PermPublish}, m.Permissions...)
+	}
+	return m
+}
+
+func (p *confPlugin) Start(_ context.Context, k plugins.Kernel) error {
+	p.k = k
+	return nil
+}
+
+func (p *confPlugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plugins.NewEvent, error) {
+	switch cmd.Name {
+	case "conf.add":
+		return []plugins.NewEvent{{Type: "conf.added", Payload: cmd.Payload}}, nil
+	case "conf.fail":
+		return nil, plugins.Errorf("conf_refused", "refused %s", cmd.Payload)
+	case "conf.sneak":
+		_, err := p.k.Append(ctx, []plugins.NewEvent{{Type: "conf.added", Stream: "other/1", Payload: json.RawMessage(`{}`)}})
+		return nil, err
+	case "conf.shout":
+		return nil, p.k.Publish(ctx, plugins.NewEvent{Type: "conf.ping", Stream: "conf/x"})
+	case "conf.kv":
+		if err := p.k.KVPut(ctx, "key", cmd.Payload); err != nil {
+			return nil, err
+		}
+		v, ok, err := p.k.KVGet(ctx, "key")
+		if err != nil || !ok {
+			return nil, fmt.Errorf("kv get: %v %v", ok, err)
+		}
+		return []plugins.NewEvent{{Type: "conf.added", Payload: v}}, nil
+	case "conf.read":
+		evs, err := p.k.ReadLog(ctx, 1, 5)
+		if err != nil {
+			return nil, err
+		}
+		return []plugins.NewEvent{{Type: "conf.added", Payload: json.RawMessage(strconv.Itoa(len(evs)))}}, nil
+	case "conf.panic":
+		panic("conformance plugin asked to panic")
+	}
+	return nil, errors.New("unreachable")
+}
+
+// ApplyEvents records every batch it is given as a conf.applied event, so
+// the test can check what was applied, in which order, across crashes.
+func (p *confPlugin) ApplyEvents(ctx context.Context, evs []plugins.Event) error {
+	seqs := make([]uint64, len(evs))
+	for i, e := range evs {
+		if e.Type != "conf.added" {
+			return fmt.Errorf("delivered %s, not subscribed", e.Type)
+		}
+		seqs[i] = e.Seq
+	}
+	b, _ := json.Marshal(map[string]any{"seqs": seqs})
+	_, err := p.k.Append(ctx, []plugins.NewEvent{{Type: "conf.applied", Stream: "conf/applied", Payload: b}})
+	return err
+}
+
+// servePluginIfAsked turns the test binary into the conformance plugin
+// (or one of its misbehaving variants) when the host launches it.
+func servePluginIfAsked() {
+	mode, ok := os.LookupEnv("CONFORMANCE_PLUGIN_MODE")
+	if !ok {
+		return
+	}
+	switch mode {
+	case "stdout":
+		fmt.Println("hello from a plugin that prints before the handshake")
+	case "hang":
+		time.Sleep(time.Hour)
+	}
+	plugins.Serve(&confPlugin{mode: mode})
+	os.Exit(0)
+}

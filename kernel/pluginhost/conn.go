@@ -1,0 +1,223 @@
+package pluginhost
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/parleyhq/parley/plugins"
+)
+
+// conn is one activation of a plugin, whatever the transport. When the
+// activation dies (a process exit, an in-process panic) Exited closes and
+// every call fails with code unavailable.
+type conn interface {
+	Manifest(ctx context.Context) (plugins.Manifest, error)
+	Start(ctx context.Context, api plugins.Kernel) error
+	Stop(ctx context.Context) error
+	Ping(ctx context.Context) error
+	HandleCommand(ctx context.Context, cmd plugins.Command) ([]plugins.NewEvent, error)
+	ApplyEvents(ctx context.Context, evs []plugins.Event) error
+	Kill()
+	Exited() <-chan struct{}
+	PID() int
+}
+
+// inproc runs a plugin value in the kernel's process. A panic in the
+// plugin ends the activation, as a crash of a plugin process would.
+type inproc struct {
+	p      plugins.Plugin
+	once   sync.Once
+	exited chan struct{}
+	logger *slog.Logger
+}
+
+func newInproc(p plugins.Plugin, logger *slog.Logger) *inproc {
+	return &inproc{p: p, exited: make(chan struct{}), logger: logger}
+}
+
+var _ conn = (*inproc)(nil)
+
+func (c *inproc) dead() error {
+	select {
+	case <-c.exited:
+		return plugins.Errorf(plugins.CodeUnavailable, "plugin is not running")
+	default:
+		return nil
+	}
+}
+
+// guard turns a panic into the end of the activation and an error.
+func (c *inproc) guard(what string, err *error) {
+	if p := recover(); p != nil {
+		c.logger.Error("plugin panicked", "in", what, "panic", p, "stack", string(debug.Stack()))
+		c.Kill()
+		*err = plugins.Errorf(plugins.CodeUnavailable, "plugin crashed in %s: %v", what, p)
+	}
+}
+
+func (c *inproc) Manifest(context.Context) (m plugins.Manifest, err error) {
+	defer c.guard("Manifest", &err)
+	return c.p.Manifest(), nil
+}
+
+func (c *inproc) Start(ctx context.Context, api plugins.Kernel) (err error) {
+	defer c.guard("Start", &err)
+	if s, ok := c.p.(plugins.Starter); ok {
+		return s.Start(ctx, api)
+	}
+	return nil
+}
+
+func (c *inproc) Stop(ctx context.Context) (err error) {
+	defer c.guard("Stop", &err)
+	defer c.Kill()
+	if s, ok := c.p.(plugins.Stopper); ok {
+		return s.Stop(ctx)
+	}
+	return nil
+}
+
+func (c *inproc) Ping(context.Context) error { return c.dead() }
+
+func (c *inproc) HandleCommand(ctx context.Context, cmd plugins.Command) (evs []plugins.NewEvent, err error) {
+	if err := c.dead(); err != nil {
+		return nil, err
+	}
+	defer c.guard("HandleCommand", &err)
+	h, ok := c.p.(plugins.CommandHandler)
+	if !ok {
+		return nil, plugins.Errorf(plugins.CodeInternal, "plugin handles no commands")
+	}
+	return h.HandleCommand(ctx, cmd)
+}
+
+func (c *inproc) ApplyEvents(ctx context.Context, evs []plugins.Event) (err error) {
+	if err := c.dead(); err != nil {
+		return err
+	}
+	defer c.guard("ApplyEvents", &err)
+	if a, ok := c.p.(plugins.EventApplier); ok {
+		return a.ApplyEvents(ctx, evs)
+	}
+	return nil
+}
+
+func (c *inproc) Kill()                   { c.once.Do(func() { close(c.exited) }) }
+func (c *inproc) Exited() <-chan struct{} { return c.exited }
+func (c *inproc) PID() int                { return 0 }
+
+// process runs a plugin executable through go-plugin (gRPC, AutoMTLS).
+type process struct {
+	*plugins.Remote
+	client  *plugin.Client
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	stopped chan struct{}
+	once    sync.Once
+}
+
+var _ conn = (*process)(nil)
+
+// launch starts an executable, completes the handshake and dispenses the
+// plugin. checksum, when set, is the SHA-256 the binary must have.
+func launch(path string, args []string, env []string, checksum []byte, startTimeout time.Duration, logger *slog.Logger) (*process, error) {
+	cmd := exec.Command(path, args...)
+	cmd.Env = env
+	// The plugin dies with the kernel, even on kill -9 of the kernel.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cfg := &plugin.ClientConfig{
+		HandshakeConfig:  plugins.Handshake,
+		VersionedPlugins: plugins.VersionedPlugins(nil),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		StartTimeout:     startTimeout,
+		Stderr:           &lineLogger{logger: logger},
+		Logger:           hclog.New(&hclog.LoggerOptions{Level: hclog.Off, Output: io.Discard}),
+	}
+	if checksum != nil {
+		cfg.SecureConfig = &plugin.SecureConfig{Checksum: checksum, Hash: sha256.New()}
+	}
+	client := plugin.NewClient(cfg)
+	rpc, err := client.Client()
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("start %s: %w", path, err)
+	}
+	raw, err := rpc.Dispense("parley")
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("dispense %s: %w", path, err)
+	}
+	p := &process{Remote: raw.(*plugins.Remote), client: client, cmd: cmd, exited: make(chan struct{}), stopped: make(chan struct{})}
+	go p.watch() // owned by p: ends when the process exits or Kill is called
+	return p, nil
+}
+
+// watch closes exited when the process is gone.
+func (p *process) watch() {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !p.client.Exited() {
+		select {
+		case <-t.C:
+		case <-p.stopped:
+		}
+	}
+	close(p.exited)
+}
+
+func (p *process) Kill() {
+	p.once.Do(func() {
+		p.client.Kill()
+		close(p.stopped)
+	})
+	<-p.exited
+}
+
+func (p *process) Exited() <-chan struct{} { return p.exited }
+
+func (p *process) PID() int {
+	if p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// lineLogger logs each line a plugin writes to stderr, tagged with its id.
+type lineLogger struct {
+	logger *slog.Logger
+	mu     sync.Mutex
+	buf    []byte
+}
+
+func (l *lineLogger) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, b...)
+	consumed := 0
+	for {
+		i := bytes.IndexByte(l.buf[consumed:], '\n')
+		if i < 0 {
+			break
+		}
+		line := bytes.TrimSpace(l.buf[consumed : consumed+i])
+		if len(line) > 0 {
+			l.logger.Info("plugin stderr", "line", string(line))
+		}
+		consumed += i + 1
+	}
+	l.buf = append(l.buf[:0], l.buf[consumed:]...)
+	return len(b), nil
+}

@@ -1,0 +1,599 @@
+package pluginhost
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/parleyhq/parley/eventlog"
+	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/plugins"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Transport says how a plugin runs.
+type Transport string
+
+// The transports.
+const (
+	InProcess    Transport = "inproc"  // a Go value in the kernel's process
+	OutOfProcess Transport = "process" // an executable through go-plugin (gRPC)
+)
+
+// Spec is a plugin to run.
+type Spec struct {
+	ID        string
+	Transport Transport
+	// New returns the plugin value (InProcess).
+	New func() plugins.Plugin
+	// Path, Args and Env start the executable (OutOfProcess).
+	Path string
+	Args []string
+	Env  []string
+	// Checksum is the SHA-256 the executable must have (external plugins,
+	// pinned at install); nil for the kernel binary itself.
+	Checksum []byte
+	// Granted is what the operator allowed at install. nil (built-ins)
+	// grants what the plugin's manifest asks for.
+	Granted *plugins.Manifest
+}
+
+// Config tunes supervision. Zero values take the defaults.
+type Config struct {
+	StartTimeout   time.Duration // launch, handshake and Start (default 10 s)
+	CallTimeout    time.Duration // one command or event batch (default 10 s)
+	PingInterval   time.Duration // health pings (default 5 s)
+	StopTimeout    time.Duration // Stop before kill (default 3 s)
+	BackoffInitial time.Duration // first restart delay (default 200 ms), doubling
+	BackoffMax     time.Duration // (default 30 s)
+	CrashBudget    int           // crashes within CrashWindow that mark the plugin failed (default 3)
+	CrashWindow    time.Duration // (default 60 min)
+	BatchSize      int           // events per ApplyEvents (default 512)
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.StartTimeout, 10*time.Second)
+	def(&c.CallTimeout, 10*time.Second)
+	def(&c.PingInterval, 5*time.Second)
+	def(&c.StopTimeout, 3*time.Second)
+	def(&c.BackoffInitial, 200*time.Millisecond)
+	def(&c.BackoffMax, 30*time.Second)
+	def(&c.CrashWindow, time.Hour)
+	if c.CrashBudget <= 0 {
+		c.CrashBudget = 3
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 512
+	}
+	return c
+}
+
+// State is a plugin's lifecycle state.
+type State string
+
+// The states.
+const (
+	StateStarting State = "starting"
+	StateRunning  State = "running"
+	StateBackoff  State = "backoff" // crashed, waiting to restart
+	StateFailed   State = "failed"  // crash budget spent or a permanent error; not restarted
+	StateStopped  State = "stopped"
+)
+
+// Status is what `kernel plugin list` shows of a plugin.
+type Status struct {
+	ID        string    `json:"id"`
+	Version   string    `json:"version"`
+	Transport Transport `json:"transport"`
+	State     State     `json:"state"`
+	Restarts  int       `json:"restarts"`
+	Cursor    uint64    `json:"cursor"`
+	Lag       uint64    `json:"lag"`
+	PID       int       `json:"pid,omitempty"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// Event types the host records, in stream plugin/<id>.
+var eventTypes = []kernel.EventType{
+	{Name: "plugin.started", Durable: true, Doc: "a plugin activation started (payload: id, version, transport, pid)"},
+	{Name: "plugin.crashed", Durable: true, Doc: "a plugin activation ended unexpectedly (payload: id, error, restarts)"},
+	{Name: "plugin.failed", Durable: true, Doc: "a plugin is marked failed and no longer restarted (payload: id, error)"},
+	{Name: "plugin.stopped", Durable: true, Doc: "a plugin was stopped by the kernel (payload: id)"},
+}
+
+// Host runs plugins for a kernel: it routes their commands, delivers their
+// events from durable cursors, serves their kernel API and supervises them.
+type Host struct {
+	k      *kernel.Kernel
+	cfg    Config
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	plugins map[string]*managed
+	wg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+
+	restarts *prometheus.CounterVec
+	states   *prometheus.GaugeVec
+	lags     *prometheus.GaugeVec
+}
+
+// New returns a host for k. Add plugins, then Start.
+func New(k *kernel.Kernel, cfg Config, logger *slog.Logger) (*Host, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := k.EventTypes().Declare(eventTypes...); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Host{
+		k: k, cfg: cfg.withDefaults(), logger: logger, plugins: map[string]*managed{}, ctx: ctx, cancel: cancel,
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_plugin_restarts_total", Help: "Plugin activations restarted after a crash."}, []string{"plugin"}),
+		states:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_plugin_state", Help: "1 for the plugin's current state."}, []string{"plugin", "transport", "state"}),
+		lags:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_plugin_cursor_lag_events", Help: "Events a plugin has yet to be delivered."}, []string{"plugin"}),
+	}
+	reg := k.Metrics().Registry
+	for _, c := range []prometheus.Collector{h.restarts, statusCollector{h}} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// Add registers a plugin; it starts with Start (or at once if the host
+// runs already).
+func (h *Host) Add(spec Spec) error {
+	if spec.ID == "" {
+		return errors.New("pluginhost: spec without id")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.plugins[spec.ID]; ok {
+		return fmt.Errorf("pluginhost: plugin %s added twice", spec.ID)
+	}
+	m := &managed{h: h, id: spec.ID, spec: spec, state: StateStopped, logger: h.logger.With("plugin", spec.ID)}
+	h.plugins[spec.ID] = m
+	return nil
+}
+
+// Start runs every added plugin under supervision and waits until each is
+// running, failed, or ctx ends.
+func (h *Host) Start(ctx context.Context) error {
+	h.mu.Lock()
+	ms := make([]*managed, 0, len(h.plugins))
+	for _, m := range h.plugins {
+		ms = append(ms, m)
+	}
+	h.mu.Unlock()
+	for _, m := range ms {
+		m.ready = make(chan struct{})
+		h.wg.Add(1)
+		go func() { // owned by the host: Close cancels h.ctx and waits
+			defer h.wg.Done()
+			m.supervise(h.ctx)
+		}()
+	}
+	for _, m := range ms {
+		select {
+		case <-m.ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Close stops every plugin (Stop with a deadline, then kill) and waits.
+func (h *Host) Close() {
+	h.cancel()
+	h.wg.Wait()
+}
+
+// List returns the status of every plugin, sorted by id.
+func (h *Host) List() []Status {
+	h.mu.Lock()
+	ms := make([]*managed, 0, len(h.plugins))
+	for _, m := range h.plugins {
+		ms = append(ms, m)
+	}
+	h.mu.Unlock()
+	out := make([]Status, 0, len(ms))
+	head := h.k.Log().Head()
+	for _, m := range ms {
+		out = append(out, m.status(head))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// coded maps log errors to plugin-contract errors.
+func (h *Host) coded(err error) error {
+	if err == nil {
+		return nil
+	}
+	return kernel.AsError(err)
+}
+
+// managed is one supervised plugin.
+type managed struct {
+	h      *Host
+	id     string
+	spec   Spec
+	logger *slog.Logger
+	ready  chan struct{} // closed at the first running or failed state
+	once   sync.Once
+
+	mu       sync.Mutex
+	state    State
+	conn     conn
+	manifest plugins.Manifest
+	granted  *plugins.Manifest
+	restarts int
+	crashes  []time.Time
+	lastErr  string
+	routed   bool // commands and event types registered with the kernel
+}
+
+func (m *managed) actor() string { return "plugin:" + m.id }
+
+func (m *managed) cursorName() string { return "plugin/" + m.id }
+
+func (m *managed) status(head uint64) Status {
+	cur, _ := m.h.k.Log().Cursor(m.cursorName())
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := Status{
+		ID: m.id, Version: m.manifest.Version, Transport: m.spec.Transport, State: m.state,
+		Restarts: m.restarts, Cursor: cur, Lag: head - min(head, cur), Error: m.lastErr,
+	}
+	if m.conn != nil && m.state == StateRunning {
+		s.PID = m.conn.PID()
+	}
+	return s
+}
+
+func (m *managed) setState(s State, err error) {
+	m.mu.Lock()
+	m.state = s
+	if err != nil {
+		m.lastErr = err.Error()
+	}
+	m.mu.Unlock()
+	if s == StateRunning || s == StateFailed {
+		m.once.Do(func() { close(m.ready) })
+	}
+}
+
+// record appends one of the host's events about this plugin.
+func (m *managed) record(typ string, fields map[string]any) {
+	fields["id"] = m.id
+	p, _ := json.Marshal(fields)
+	if _, err := m.h.k.Log().Append(context.Background(), eventlog.Draft{Type: typ, Stream: "plugin/" + m.id, Actor: "kernel", Payload: p}); err != nil {
+		m.logger.Error("recording plugin event", "type", typ, "err", err)
+	}
+}
+
+// permanentError is a start failure that restarting cannot fix.
+type permanentError struct{ error }
+
+// supervise runs activations until the host closes or the plugin fails.
+func (m *managed) supervise(ctx context.Context) {
+	backoff := m.h.cfg.BackoffInitial
+	for {
+		m.setState(StateStarting, nil)
+		c, err := m.activate(ctx)
+		if ctx.Err() != nil {
+			if c != nil {
+				m.stop(c)
+			}
+			m.setState(StateStopped, nil)
+			return
+		}
+		if err == nil {
+			m.setState(StateRunning, nil)
+			m.logger.Info("plugin running", "transport", m.spec.Transport, "pid", c.PID())
+			m.record("plugin.started", map[string]any{"version": m.manifest.Version, "transport": m.spec.Transport, "pid": c.PID()})
+			err = m.run(ctx, c)
+			if ctx.Err() != nil {
+				m.stop(c)
+				m.setState(StateStopped, nil)
+				m.record("plugin.stopped", map[string]any{})
+				return
+			}
+			c.Kill()
+			backoff = m.h.cfg.BackoffInitial // it ran: start the backoff over
+		}
+		var perm permanentError
+		if errors.As(err, &perm) {
+			m.fail(err)
+			return
+		}
+		m.logger.Error("plugin crashed", "err", err)
+		if m.crashed(err) {
+			return
+		}
+		m.setState(StateBackoff, err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			m.setState(StateStopped, nil)
+			return
+		}
+		backoff = min(2*backoff, m.h.cfg.BackoffMax)
+	}
+}
+
+// crashed counts a crash and reports whether the budget is spent (the
+// plugin is then failed).
+func (m *managed) crashed(err error) bool {
+	now := time.Now()
+	m.mu.Lock()
+	m.crashes = append(m.crashes, now)
+	m.crashes = slices.DeleteFunc(m.crashes, func(t time.Time) bool { return now.Sub(t) > m.h.cfg.CrashWindow })
+	n := len(m.crashes)
+	m.restarts++
+	restarts := m.restarts
+	m.mu.Unlock()
+	m.h.restarts.WithLabelValues(m.id).Inc()
+	m.record("plugin.crashed", map[string]any{"error": err.Error(), "restarts": restarts})
+	if n >= m.h.cfg.CrashBudget {
+		m.fail(fmt.Errorf("%d crashes within %s, last: %w", n, m.h.cfg.CrashWindow, err))
+		return true
+	}
+	return false
+}
+
+func (m *managed) fail(err error) {
+	m.logger.Error("plugin failed; it will not be restarted", "err", err)
+	m.setState(StateFailed, err)
+	m.record("plugin.failed", map[string]any{"error": err.Error()})
+}
+
+// activate starts one activation: launch, manifest checks, routing, Start.
+func (m *managed) activate(ctx context.Context) (conn, error) {
+	startCtx, cancel := context.WithTimeout(ctx, m.h.cfg.StartTimeout)
+	defer cancel()
+	var c conn
+	switch m.spec.Transport {
+	case InProcess:
+		c = newInproc(m.spec.New(), m.logger)
+	case OutOfProcess:
+		p, err := launch(m.spec.Path, m.spec.Args, m.spec.Env, m.spec.Checksum, m.h.cfg.StartTimeout, m.logger)
+		if err != nil {
+			return nil, err
+		}
+		c = p
+	default:
+		return nil, permanentError{fmt.Errorf("unknown transport %q", m.spec.Transport)}
+	}
+	if err := m.admit(startCtx, c); err != nil {
+		c.Kill()
+		return nil, err
+	}
+	if err := c.Start(startCtx, api{m}); err != nil {
+		c.Kill()
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	m.mu.Lock()
+	m.conn = c
+	m.mu.Unlock()
+	return c, nil
+}
+
+// admit checks the plugin's manifest against its spec and grants, and on
+// the first activation registers its commands and event types.
+func (m *managed) admit(ctx context.Context, c conn) error {
+	man, err := c.Manifest(ctx)
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	if err := man.Validate(); err != nil {
+		return permanentError{err}
+	}
+	if man.ID != m.id {
+		return permanentError{fmt.Errorf("plugin says it is %q, expected %q", man.ID, m.id)}
+	}
+	if man.Protocol > plugins.ProtocolVersion || man.Protocol < 1 {
+		return permanentError{fmt.Errorf("plugin speaks protocol %d, the kernel %d", man.Protocol, plugins.ProtocolVersion)}
+	}
+	granted := m.spec.Granted
+	if granted == nil {
+		granted = &man
+	}
+	if over := man.Exceeds(granted); len(over) > 0 {
+		return permanentError{fmt.Errorf("plugin asks for more than it was granted at install: %v", over)}
+	}
+	m.mu.Lock()
+	m.manifest, m.granted = man, granted
+	routed := m.routed
+	m.routed = true
+	m.mu.Unlock()
+	if routed {
+		return nil
+	}
+	var types []kernel.EventType
+	for _, e := range granted.Events {
+		types = append(types, kernel.EventType{Name: e.Name, Durable: e.Durable, Doc: "declared by plugin " + m.id})
+	}
+	if err := m.h.k.EventTypes().Declare(types...); err != nil {
+		return permanentError{err}
+	}
+	for _, name := range granted.Commands {
+		if err := m.h.k.Handle(name, commandRoute{m}); err != nil {
+			return permanentError{err}
+		}
+	}
+	return nil
+}
+
+// stop asks the activation to stop within the deadline, then kills it.
+func (m *managed) stop(c conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.h.cfg.StopTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Stop(ctx) }() // bounded by ctx; Kill below unblocks it
+	select {
+	case err := <-done:
+		if err != nil {
+			m.logger.Warn("plugin stop", "err", err)
+		}
+	case <-ctx.Done():
+		m.logger.Warn("plugin did not stop in time; killing it", "timeout", m.h.cfg.StopTimeout)
+	}
+	c.Kill()
+}
+
+// run delivers events and pings until the activation dies or ctx ends.
+func (m *managed) run(ctx context.Context, c conn) error {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { errs <- m.deliver(runCtx, c) }() // both end with runCtx
+	go func() { errs <- m.health(runCtx, c) }()
+	var err error
+	select {
+	case err = <-errs:
+	case <-c.Exited():
+		err = errors.New("plugin process exited")
+	case <-ctx.Done():
+	}
+	cancel()
+	for range 2 {
+		if e := <-errs; err == nil && e != nil && ctx.Err() == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+func (m *managed) health(ctx context.Context, c conn) error {
+	t := time.NewTicker(m.h.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, m.h.cfg.PingInterval)
+			err := c.Ping(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("health ping: %w", err)
+			}
+		}
+	}
+}
+
+// deliver tails the log from the plugin's cursor and hands it batches of
+// the events it subscribes to. The cursor is saved after each applied
+// batch, so a crash redelivers at most the batch in flight.
+func (m *managed) deliver(ctx context.Context, c conn) error {
+	subs := m.granted.Subscribes
+	if len(subs) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	l := m.h.k.Log()
+	cur, err := l.Cursor(m.cursorName())
+	if err != nil {
+		return err
+	}
+	tail := l.Tail(cur + 1)
+	batch := make([]plugins.Event, 0, m.h.cfg.BatchSize)
+	for {
+		e, err := tail.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, eventlog.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		batch = batch[:0]
+		last := e.Seq
+		for {
+			if subscribed(subs, e.Type) {
+				batch = append(batch, toPluginEvent(e))
+			}
+			last = e.Seq
+			if len(batch) == cap(batch) {
+				break
+			}
+			var ok bool
+			if e, ok, err = tail.TryNext(); err != nil || !ok {
+				break
+			}
+		}
+		if len(batch) > 0 {
+			actx, cancel := context.WithTimeout(ctx, m.h.cfg.CallTimeout)
+			err := c.ApplyEvents(actx, batch)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("apply events %d..%d: %w", batch[0].Seq, batch[len(batch)-1].Seq, err)
+			}
+		}
+		if err := l.SaveCursor(context.WithoutCancel(ctx), m.cursorName(), last); err != nil {
+			return fmt.Errorf("save cursor: %w", err)
+		}
+	}
+}
+
+// commandRoute is the kernel handler of a plugin-owned command.
+type commandRoute struct{ m *managed }
+
+func (r commandRoute) Handle(ctx context.Context, cmd kernel.Command) ([]kernel.NewEvent, error) {
+	m := r.m
+	m.mu.Lock()
+	c, state, granted := m.conn, m.state, m.granted
+	m.mu.Unlock()
+	if c == nil || state != StateRunning {
+		return nil, kernel.Errorf(kernel.CodeUnavailable, "plugin %s is %s", m.id, state)
+	}
+	cctx, cancel := context.WithTimeout(ctx, m.h.cfg.CallTimeout)
+	defer cancel()
+	evs, err := c.HandleCommand(cctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range evs {
+		if _, ok := granted.EmitsType(e.Type); !ok {
+			return nil, kernel.Errorf(kernel.CodePermissionDenied, "plugin %s emitted undeclared event type %q", m.id, e.Type)
+		}
+		if e.Stream != "" && e.Stream != cmd.Stream && !granted.OwnsStream(e.Stream) {
+			return nil, kernel.Errorf(kernel.CodePermissionDenied, "plugin %s may not write stream %q", m.id, e.Stream)
+		}
+	}
+	return evs, nil
+}
+
+// statusCollector exports states and lags at scrape time.
+type statusCollector struct{ h *Host }
+
+func (s statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	s.h.states.Describe(ch)
+	s.h.lags.Describe(ch)
+}
+
+func (s statusCollector) Collect(ch chan<- prometheus.Metric) {
+	s.h.states.Reset()
+	s.h.lags.Reset()
+	for _, st := range s.h.List() {
+		s.h.states.WithLabelValues(st.ID, string(st.Transport), string(st.State)).Set(1)
+		s.h.lags.WithLabelValues(st.ID).Set(float64(st.Lag))
+	}
+	s.h.states.Collect(ch)
+	s.h.lags.Collect(ch)
+}

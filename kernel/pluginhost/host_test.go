@@ -1,0 +1,422 @@
+package pluginhost_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/eventlog"
+	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/kernel/pluginhost"
+	"github.com/parleyhq/parley/plugins"
+)
+
+func TestMain(m *testing.M) {
+	servePluginIfAsked()
+	if dir := os.Getenv("CONFORMANCE_KERNEL_DIR"); dir != "" {
+		kernelChild(dir)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+var testCfg = pluginhost.Config{
+	StartTimeout: 5 * time.Second, PingInterval: 200 * time.Millisecond, BackoffInitial: 20 * time.Millisecond,
+	CallTimeout: 5 * time.Second, StopTimeout: 2 * time.Second,
+}
+
+func spec(tr pluginhost.Transport, mode string) pluginhost.Spec {
+	s := pluginhost.Spec{ID: confID, Transport: tr}
+	if tr == pluginhost.InProcess {
+		s.New = func() plugins.Plugin { return &confPlugin{mode: mode} }
+	} else {
+		s.Path, s.Args = os.Args[0], []string{"-test.run=^$"}
+		s.Env = append(os.Environ(), "CONFORMANCE_PLUGIN_MODE="+mode)
+	}
+	return s
+}
+
+type harness struct {
+	t    *testing.T
+	dir  string
+	k    *kernel.Kernel
+	h    *pluginhost.Host
+	logs *logBuffer
+}
+
+// logBuffer keeps the kernel's log lines for assertions.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+func start(t *testing.T, dir string, cfg pluginhost.Config, specs ...pluginhost.Spec) *harness {
+	t.Helper()
+	logs := &logBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	kc := kernel.DefaultConfig()
+	kc.DataDir = dir
+	k, err := kernel.Open(kc, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := pluginhost.New(k, cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range specs {
+		if err := h.Add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	if err := k.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hs := &harness{t: t, dir: dir, k: k, h: h, logs: logs}
+	t.Cleanup(hs.stop)
+	return hs
+}
+
+func (hs *harness) stop() {
+	hs.h.Close()
+	hs.k.Close(context.Background(), "test")
+}
+
+func (hs *harness) status() pluginhost.Status {
+	for _, s := range hs.h.List() {
+		if s.ID == confID {
+			return s
+		}
+	}
+	hs.t.Fatal("no status")
+	return pluginhost.Status{}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (hs *harness) exec(name, payload string) ([]eventlog.Event, error) {
+	return hs.k.Execute(context.Background(), kernel.Command{Name: name, Stream: "conf/s", Actor: "alice", Payload: json.RawMessage(payload)})
+}
+
+func code(err error) kernel.Code {
+	var e *kernel.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// caughtUp waits until the plugin's cursor reaches the head.
+func (hs *harness) caughtUp() {
+	eventually(hs.t, "plugin to catch up", func() bool { return hs.status().Lag == 0 })
+}
+
+// applied returns the batches the plugin recorded and every conf.added seq
+// in the log.
+func (hs *harness) applied() (batches [][]uint64, added []uint64) {
+	ctx := context.Background()
+	hs.k.Log().ReadStream(ctx, "conf/applied", 1, func(e eventlog.Event) error {
+		var p struct{ Seqs []uint64 }
+		json.Unmarshal(e.Payload, &p)
+		batches = append(batches, p.Seqs)
+		return nil
+	})
+	err := hs.k.Log().Read(ctx, 1, 0, func(e eventlog.Event) error {
+		if e.Type == "conf.added" {
+			added = append(added, e.Seq)
+		}
+		return nil
+	})
+	if err != nil {
+		hs.t.Fatal(err)
+	}
+	return batches, added
+}
+
+// checkDelivery asserts every conf.added event was applied, each batch in
+// seq order.
+func (hs *harness) checkDelivery() {
+	hs.t.Helper()
+	hs.caughtUp()
+	batches, added := hs.applied()
+	seen := map[uint64]bool{}
+	for _, b := range batches {
+		if !slices.IsSorted(b) {
+			hs.t.Fatalf("batch out of order: %v", b)
+		}
+		for _, s := range b {
+			seen[s] = true
+		}
+	}
+	for _, s := range added {
+		if !seen[s] {
+			hs.t.Fatalf("event seq %d never applied (%d events, %d batches)", s, len(added), len(batches))
+		}
+	}
+	if len(seen) != len(added) {
+		hs.t.Fatalf("applied %d distinct seqs, %d events exist", len(seen), len(added))
+	}
+}
+
+var transports = []pluginhost.Transport{pluginhost.InProcess, pluginhost.OutOfProcess}
+
+// TestConformance runs the same checks against both transports.
+func TestConformance(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(string(tr), func(t *testing.T) {
+			dir := t.TempDir()
+			hs := start(t, dir, testCfg, spec(tr, ""))
+
+			t.Run("command routing", func(t *testing.T) {
+				evs, err := hs.exec("conf.add", `{"n":1}`)
+				if err != nil || len(evs) != 1 || evs[0].Type != "conf.added" || evs[0].Actor != "alice" || string(evs[0].Payload) != `{"n":1}` {
+					t.Fatalf("%v %v", evs, err)
+				}
+			})
+			t.Run("coded errors", func(t *testing.T) {
+				_, err := hs.exec("conf.fail", `"x"`)
+				if code(err) != "conf_refused" || !strings.Contains(err.Error(), `refused "x"`) {
+					t.Fatalf("got %v", err)
+				}
+			})
+			t.Run("kernel API", func(t *testing.T) {
+				evs, err := hs.exec("conf.kv", `{"stored":true}`)
+				if err != nil || string(evs[0].Payload) != `{"stored":true}` {
+					t.Fatalf("kv: %v %v", evs, err)
+				}
+				evs, err = hs.exec("conf.read", `0`)
+				if err != nil || string(evs[0].Payload) != "5" {
+					t.Fatalf("read: %v %v", evs, err)
+				}
+			})
+			t.Run("permission refusals", func(t *testing.T) {
+				for _, name := range []string{"conf.sneak", "conf.shout"} {
+					if _, err := hs.exec(name, `0`); code(err) != kernel.CodePermissionDenied {
+						t.Errorf("%s: got %v", name, err)
+					}
+				}
+				if !strings.Contains(hs.logs.String(), "does not own stream") {
+					t.Error("refusal not in the kernel log")
+				}
+			})
+			t.Run("event delivery in order", func(t *testing.T) {
+				for i := range 30 {
+					if _, err := hs.exec("conf.add", strconv.Itoa(i)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				hs.checkDelivery()
+			})
+			t.Run("redelivery after a crash", func(t *testing.T) {
+				if _, err := hs.exec("conf.panic", `0`); code(err) != kernel.CodeUnavailable {
+					t.Fatalf("panic: got %v", err)
+				}
+				eventually(t, "restart", func() bool { s := hs.status(); return s.Restarts == 1 && s.State == pluginhost.StateRunning })
+				for i := range 10 {
+					if _, err := hs.exec("conf.add", strconv.Itoa(i)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				hs.checkDelivery()
+			})
+			t.Run("catch-up after restart", func(t *testing.T) {
+				hs.stop()
+				// Events appended while the plugin is down.
+				l, err := eventlog.Open(dir, eventlog.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range 20 {
+					l.Append(context.Background(), eventlog.Draft{Type: "conf.added", Stream: "conf/offline", Payload: []byte(strconv.Itoa(i))})
+				}
+				l.Close()
+				hs = start(t, dir, testCfg, spec(tr, ""))
+				hs.checkDelivery()
+			})
+		})
+	}
+}
+
+// TestCrashBudget: a plugin that keeps crashing is marked failed, an event
+// says so, and the kernel keeps serving.
+func TestCrashBudget(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(string(tr), func(t *testing.T) {
+			hs := start(t, t.TempDir(), testCfg, spec(tr, ""))
+			for i := range 3 {
+				eventually(t, "running", func() bool { s := hs.status(); return s.State == pluginhost.StateRunning && s.Restarts == i })
+				if _, err := hs.exec("conf.panic", `0`); code(err) != kernel.CodeUnavailable {
+					t.Fatalf("panic %d: %v", i, err)
+				}
+			}
+			eventually(t, "failed", func() bool { return hs.status().State == pluginhost.StateFailed })
+			if _, err := hs.exec("conf.add", `1`); code(err) != kernel.CodeUnavailable {
+				t.Fatalf("command to a failed plugin: %v", err)
+			}
+			var failed []string
+			hs.k.Log().ReadStream(context.Background(), "plugin/"+confID, 1, func(e eventlog.Event) error {
+				failed = append(failed, e.Type)
+				return nil
+			})
+			if failed[len(failed)-1] != "plugin.failed" || strings.Count(strings.Join(failed, ","), "plugin.crashed") != 3 {
+				t.Fatalf("plugin events %v", failed)
+			}
+			if err := hs.k.Ready(); err != nil {
+				t.Fatalf("kernel not ready: %v", err)
+			}
+		})
+	}
+}
+
+// TestMisbehavingPlugins: each gets a clear error and a failed state; the
+// kernel stays up.
+func TestMisbehavingPlugins(t *testing.T) {
+	cfg := testCfg
+	cfg.StartTimeout = 500 * time.Millisecond
+	granted := confManifest
+	cases := []struct {
+		mode, want string
+		granted    *plugins.Manifest
+	}{
+		{"stdout", "Unrecognized remote plugin message", nil},
+		{"hang", "timeout", nil},
+		{"greedy", "more than it was granted at install: [permission publish]", &granted},
+	}
+	for _, c := range cases {
+		t.Run(c.mode, func(t *testing.T) {
+			s := spec(pluginhost.OutOfProcess, c.mode)
+			s.Granted = c.granted
+			hs := start(t, t.TempDir(), cfg, s)
+			eventually(t, "failed state", func() bool { return hs.status().State == pluginhost.StateFailed })
+			if st := hs.status(); !strings.Contains(st.Error, c.want) {
+				t.Fatalf("error %q, want %q", st.Error, c.want)
+			}
+			if !strings.Contains(hs.logs.String(), "plugin failed") || !strings.Contains(hs.logs.String(), "plugin="+confID) {
+				t.Fatalf("no tagged failure in the kernel log:\n%s", hs.logs)
+			}
+			if err := hs.k.Ready(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestKill9PluginUnderLoad kills the plugin process while events pour in:
+// the kernel keeps serving, restarts it, and every event ends up applied.
+func TestKill9PluginUnderLoad(t *testing.T) {
+	hs := start(t, t.TempDir(), testCfg, spec(pluginhost.OutOfProcess, ""))
+	ctx := context.Background()
+	const total = 3000
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range total / 10 {
+			drafts := make([]eventlog.Draft, 10)
+			for j := range drafts {
+				drafts[j] = eventlog.Draft{Type: "conf.added", Stream: fmt.Sprintf("conf/%d", j), Payload: []byte(strconv.Itoa(i))}
+			}
+			if _, err := hs.k.Log().Append(ctx, drafts...); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	eventually(t, "some progress", func() bool { return hs.status().Cursor > 300 })
+	pid := hs.status().PID
+	if pid == 0 {
+		t.Fatal("no pid")
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	eventually(t, "restart", func() bool { s := hs.status(); return s.Restarts >= 1 && s.State == pluginhost.StateRunning })
+	if hs.status().PID == pid {
+		t.Fatal("same pid after restart")
+	}
+	wg.Wait()
+	hs.checkDelivery()
+	_, added := hs.applied()
+	if len(added) != total {
+		t.Fatalf("%d events appended", len(added))
+	}
+}
+
+// kernelChild runs a kernel with an out-of-process plugin and prints the
+// plugin's pid, for TestNoOrphansWhenKernelDies.
+func kernelChild(dir string) {
+	kc := kernel.DefaultConfig()
+	kc.DataDir = dir
+	k, err := kernel.Open(kc, nil)
+	if err != nil {
+		panic(err)
+	}
+	h, _ := pluginhost.New(k, testCfg, nil)
+	h.Add(spec(pluginhost.OutOfProcess, ""))
+	k.Start(context.Background())
+	h.Start(context.Background())
+	fmt.Println(h.List()[0].PID)
+	time.Sleep(time.Hour)
+}
+
+func TestNoOrphansWhenKernelDies(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "CONFORMANCE_KERNEL_DIR="+t.TempDir())
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid == 0 {
+		t.Fatalf("child printed %q", line)
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("plugin %d not running: %v", pid, err)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	eventually(t, "plugin process to die with the kernel", func() bool {
+		return syscall.Kill(pid, 0) != nil || isZombie(pid)
+	})
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err != nil || strings.Contains(string(b), ") Z ")
+}
