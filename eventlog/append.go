@@ -92,7 +92,9 @@ func (l *Log) validate(d *Draft) error {
 // writer's queue is full and never writes part of a call.
 //
 // If ctx ends while the call waits for the commit, Append returns the
-// context's error; the events may or may not have been written.
+// context's error; the events may or may not have been written. The writer
+// may still read the drafts then: do not modify their slices or maps after
+// calling Append, even when it returned early.
 func (l *Log) Append(ctx context.Context, drafts ...Draft) ([]Event, error) {
 	if len(drafts) == 0 {
 		return nil, nil

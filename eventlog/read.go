@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // readChunk is how many records one read transaction visits at most: long
@@ -71,7 +73,11 @@ func (l *Log) view(fn func(*bolt.Tx) error) (err error) {
 	if isClosed(l.closing) {
 		return ErrClosed
 	}
-	return l.db.View(fn)
+	err = l.db.View(fn)
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) { // Close ran between the check and View
+		return ErrClosed
+	}
+	return err
 }
 
 // chunk appends to dst up to max events from seq on (not past head).

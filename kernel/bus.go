@@ -35,9 +35,10 @@ type EventHandler func(ctx context.Context, e eventlog.Event) error
 // with no order, persistence or redelivery guarantee; a handler error is
 // retried, then logged and dropped.
 //
-// Every handler runs behind the same middleware: a recoverer (a panic is an
-// error), then retry with exponential backoff (3 retries from 50 ms); durable
-// handlers add the poison queue.
+// Every handler runs behind the same middleware, outermost first: the
+// poison queue (durable) or a drop-and-log (ephemeral), retry with
+// exponential backoff (3 retries from 50 ms), and a recoverer that turns a
+// panic into an error.
 type Bus struct {
 	log     *eventlog.Log
 	logger  *slog.Logger
@@ -46,6 +47,7 @@ type Bus struct {
 	router  *message.Router
 	eph     *gochannel.GoChannel
 	poison  message.HandlerMiddleware
+	retry   middleware.Retry
 
 	mu   sync.Mutex
 	subs map[string]*logbus.Subscriber // durable, by name
@@ -66,8 +68,7 @@ func newBus(log *eventlog.Log, logger *slog.Logger, metrics *Metrics) (*Bus, err
 		eph:  gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 1024, PreserveContext: true}, wl),
 		subs: map[string]*logbus.Subscriber{}, eps: map[string]bool{},
 	}
-	retry := middleware.Retry{MaxRetries: 3, InitialInterval: 50 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, Logger: wl}
-	router.AddMiddleware(retry.Middleware, middleware.Recoverer)
+	b.retry = middleware.Retry{MaxRetries: 3, InitialInterval: 50 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, Logger: wl}
 	b.poison, err = middleware.PoisonQueue(deadLetters{b}, "deadletter")
 	if err != nil {
 		return nil, err
@@ -108,7 +109,9 @@ func (b *Bus) Subscribe(name, topic string, h EventHandler) error {
 	b.mu.Lock()
 	b.subs[name] = sub
 	b.mu.Unlock()
-	b.router.AddConsumerHandler(name, topic, sub, adapt(h)).AddMiddleware(b.poison)
+	// The first middleware is the outermost: the poison queue sees an error
+	// only once retry has given up, and retry sees panics as errors.
+	b.router.AddConsumerHandler(name, topic, sub, adapt(h)).AddMiddleware(b.poison, b.retry.Middleware, middleware.Recoverer)
 	return b.startHandlers()
 }
 
@@ -129,7 +132,7 @@ func (b *Bus) SubscribeEphemeral(name, topic string, h EventHandler) error {
 			return out, nil
 		}
 	}
-	b.router.AddConsumerHandler(name, topic, b.eph, adapt(h)).AddMiddleware(drop)
+	b.router.AddConsumerHandler(name, topic, b.eph, adapt(h)).AddMiddleware(drop, b.retry.Middleware, middleware.Recoverer)
 	return b.startHandlers()
 }
 

@@ -24,15 +24,17 @@ func (k *Kernel) HTTPHandler() http.Handler {
 	return mux
 }
 
-// lagCollector exports the bus's per-subscriber lag at scrape time.
+// lagCollector exports the bus's per-subscriber lag, built afresh for each
+// scrape so concurrent scrapes do not interfere.
 type lagCollector struct{ k *Kernel }
 
-func (c lagCollector) Describe(ch chan<- *prometheus.Desc) { c.k.metrics.busLag.Describe(ch) }
+var lagDesc = prometheus.NewDesc("parley_bus_lag_events",
+	"Events a durable subscriber has yet to handle (head seq minus its position).", []string{"subscriber"}, nil)
+
+func (lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc }
 
 func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
-	c.k.metrics.busLag.Reset()
 	for name, lag := range c.k.bus.Lags() {
-		c.k.metrics.busLag.WithLabelValues(name).Set(float64(lag))
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(lag), name)
 	}
-	c.k.metrics.busLag.Collect(ch)
 }

@@ -170,13 +170,15 @@ func (k *Kernel) Close(ctx context.Context, reason string) error {
 func (k *Kernel) close(ctx context.Context, reason string) error {
 	k.ready.Store(false)
 	var errs []error
+	errs = append(errs, k.bus.close())
 	if k.stop != nil {
-		errs = append(errs, k.bus.close())
 		k.stop()
 		if err := <-k.runDone; err != nil && !errors.Is(err, context.Canceled) {
 			errs = append(errs, err)
 		}
-		errs = append(errs, k.record(ctx, "kernel.stopped", map[string]string{"reason": reason}))
+		// Not bounded by ctx: the log drains its queue on Close anyway, and
+		// a clean stop should say so even when the HTTP drain used the time.
+		errs = append(errs, k.record(context.WithoutCancel(ctx), "kernel.stopped", map[string]string{"reason": reason}))
 	}
 	errs = append(errs, k.log.Close())
 	return errors.Join(errs...)

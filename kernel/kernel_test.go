@@ -213,17 +213,25 @@ func TestCommandsOnOneStreamAreSerialised(t *testing.T) {
 
 // TestPoisonedEventGoesToDeadLetters makes a subscriber fail one event for
 // good: after its retries the event lands in deadletter/<subscriber> and
-// later events are still delivered.
+// later events are still delivered. A panicking subscriber is treated the
+// same way.
 func TestPoisonedEventGoesToDeadLetters(t *testing.T) {
-	var got atomic.Int64
+	var got, attempts atomic.Int64
 	k := start(t, t.TempDir(), func(k *kernel.Kernel) {
 		k.EventTypes().Declare(noteTypes...)
 		k.Handle("note.add", notes)
 		k.Bus().Subscribe("picky", "note", func(_ context.Context, e eventlog.Event) error {
 			if strings.Contains(string(e.Payload), "poison") {
+				attempts.Add(1)
 				return errors.New("cannot handle poison")
 			}
 			got.Add(1)
+			return nil
+		})
+		k.Bus().Subscribe("panicky", "note", func(_ context.Context, e eventlog.Event) error {
+			if strings.Contains(string(e.Payload), "poison") {
+				panic("subscriber bug")
+			}
 			return nil
 		})
 	})
@@ -248,6 +256,13 @@ func TestPoisonedEventGoesToDeadLetters(t *testing.T) {
 	if dead[0].Type != "bus.message.poisoned" || p.Subscriber != "picky" || p.Type != "note.added" || !strings.Contains(p.Reason, "cannot handle poison") || p.Seq == 0 {
 		t.Fatalf("dead letter %s %+v", dead[0].Type, p)
 	}
+	if n := attempts.Load(); n != 4 {
+		t.Fatalf("the failing event was tried %d times, want 1 + 3 retries", n)
+	}
+	eventually(t, "the panicking subscriber's dead letter", func() bool {
+		v, _ := k.Log().StreamVersion("deadletter/panicky")
+		return v == 1
+	})
 }
 
 // TestDurableSubscriberResumesAfterRestart stops the kernel and starts it

@@ -19,7 +19,6 @@ type Metrics struct {
 	queued        prometheus.Gauge
 	deadLetters   *prometheus.CounterVec
 	commands      *prometheus.CounterVec
-	busLag        *prometheus.GaugeVec
 }
 
 // NewMetrics creates and registers the collectors.
@@ -55,9 +54,6 @@ func NewMetrics() *Metrics {
 	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "parley_kernel_commands_total", Help: "Commands executed, by name and result code (ok on success).",
 	}, []string{"command", "code"})
-	m.busLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "parley_bus_lag_events", Help: "Events a durable subscriber has yet to handle (head seq minus its position).",
-	}, []string{"subscriber"})
 	for _, c := range []prometheus.Collector{
 		m.appendSeconds, m.commitSeconds, m.batchEvents, m.events, m.head, m.conflicts, m.queued,
 		m.deadLetters, m.commands,

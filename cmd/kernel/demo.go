@@ -67,7 +67,8 @@ func mountDemo(k *kernel.Kernel, mux *http.ServeMux) error {
 		}
 		evs, err := k.Execute(r.Context(), kernel.Command{Name: "demo.echo", Stream: "demo/echo", Company: "demo", Actor: "demo-page", Payload: payload})
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, err)
+			ke := kernel.AsError(err)
+			writeJSON(w, statusOf(ke.Code), ke)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"events": evs})
@@ -79,4 +80,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// statusOf maps an error code to an HTTP status.
+func statusOf(c kernel.Code) int {
+	switch c {
+	case kernel.CodeInvalidCommand, kernel.CodeUnknownCommand:
+		return http.StatusBadRequest
+	case kernel.CodePayloadTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case kernel.CodeConflict:
+		return http.StatusConflict
+	case kernel.CodePermissionDenied:
+		return http.StatusForbidden
+	case kernel.CodeBusy, kernel.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
 }

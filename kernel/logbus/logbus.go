@@ -171,9 +171,11 @@ type Subscriber struct {
 	closing chan struct{}
 	once    sync.Once
 	wg      sync.WaitGroup
-	// position is the highest seq this subscriber has fully handled (acked
-	// or skipped as another topic's), for lag metrics.
-	position atomic.Uint64
+
+	mu sync.Mutex
+	// positions holds, per active subscription, the highest seq it has
+	// fully handled (acked, or skipped as another topic's).
+	positions map[*atomic.Uint64]struct{}
 }
 
 var _ message.Subscriber = (*Subscriber)(nil)
@@ -186,11 +188,23 @@ func NewSubscriber(log *eventlog.Log, cfg SubscriberConfig) *Subscriber {
 	if cfg.Logger == nil {
 		cfg.Logger = watermill.NopLogger{}
 	}
-	return &Subscriber{log: log, cfg: cfg, closing: make(chan struct{})}
+	return &Subscriber{log: log, cfg: cfg, closing: make(chan struct{}), positions: map[*atomic.Uint64]struct{}{}}
 }
 
-// Position is the highest seq the subscriber has handled.
-func (s *Subscriber) Position() uint64 { return s.position.Load() }
+// Position is the highest seq every active subscription of s has handled
+// (the lowest of their positions), for lag metrics.
+func (s *Subscriber) Position() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var low uint64
+	first := true
+	for p := range s.positions {
+		if v := p.Load(); first || v < low {
+			low, first = v, false
+		}
+	}
+	return low
+}
 
 // CursorName is the durable cursor of a consumer group on a topic.
 func CursorName(group, topic string) string { return "bus/" + group + "/" + topic }
@@ -218,7 +232,11 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 			start = saved + 1
 		}
 	}
-	s.position.Store(start - 1)
+	pos := new(atomic.Uint64)
+	pos.Store(start - 1)
+	s.mu.Lock()
+	s.positions[pos] = struct{}{}
+	s.mu.Unlock()
 	out := make(chan *message.Message)
 	subCtx, cancel := context.WithCancel(ctx)
 	s.wg.Add(2)
@@ -234,17 +252,22 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		defer s.wg.Done()
 		defer cancel()
 		defer close(out)
-		s.deliver(subCtx, topic, cursor, start, out)
+		defer func() {
+			s.mu.Lock()
+			delete(s.positions, pos)
+			s.mu.Unlock()
+		}()
+		s.deliver(subCtx, topic, cursor, start, pos, out)
 	}()
 	return out, nil
 }
 
 // deliver runs one subscription: tail, filter, hand over, wait for the ack.
-func (s *Subscriber) deliver(ctx context.Context, topic, cursor string, start uint64, out chan<- *message.Message) {
+func (s *Subscriber) deliver(ctx context.Context, topic, cursor string, start uint64, position *atomic.Uint64, out chan<- *message.Message) {
 	tail := s.log.Tail(start)
 	var saved = start - 1
 	save := func(ctx context.Context) {
-		pos := s.position.Load()
+		pos := position.Load()
 		if cursor == "" || pos == saved {
 			return
 		}
@@ -256,7 +279,7 @@ func (s *Subscriber) deliver(ctx context.Context, topic, cursor string, start ui
 	}
 	defer save(context.Background())
 	for {
-		if tail.Position() > s.log.Head() || s.position.Load()-saved >= uint64(s.cfg.SaveEvery) {
+		if tail.Position() > s.log.Head() || position.Load()-saved >= uint64(s.cfg.SaveEvery) {
 			save(ctx) // caught up, or enough acks pending
 		}
 		e, err := tail.Next(ctx)
@@ -267,10 +290,10 @@ func (s *Subscriber) deliver(ctx context.Context, topic, cursor string, start ui
 			return
 		}
 		if !Matches(topic, e.Type) {
-			s.position.Store(e.Seq)
+			position.Store(e.Seq)
 			continue
 		}
-		for acked := false; !acked; {
+		for { // a nack redelivers at once: pacing is the router's Retry middleware's job
 			msg := ToMessage(e)
 			msgCtx, done := context.WithCancel(ContextWithEvent(ctx, e))
 			msg.SetContext(msgCtx)
@@ -280,16 +303,20 @@ func (s *Subscriber) deliver(ctx context.Context, topic, cursor string, start ui
 				done()
 				return
 			}
+			acked := false
 			select {
 			case <-msg.Acked():
 				acked = true
-				s.position.Store(e.Seq)
+				position.Store(e.Seq)
 			case <-msg.Nacked():
 			case <-ctx.Done():
 				done()
 				return
 			}
 			done()
+			if acked {
+				break
+			}
 		}
 	}
 }

@@ -126,8 +126,6 @@ type Host struct {
 	cancel  context.CancelFunc
 
 	restarts *prometheus.CounterVec
-	states   *prometheus.GaugeVec
-	lags     *prometheus.GaugeVec
 }
 
 // New returns a host for k. Add plugins, then Start.
@@ -142,8 +140,6 @@ func New(k *kernel.Kernel, cfg Config, logger *slog.Logger) (*Host, error) {
 	h := &Host{
 		k: k, cfg: cfg.withDefaults(), logger: logger, plugins: map[string]*managed{}, ctx: ctx, cancel: cancel,
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_plugin_restarts_total", Help: "Plugin activations restarted after a crash."}, []string{"plugin"}),
-		states:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_plugin_state", Help: "1 for the plugin's current state."}, []string{"plugin", "transport", "state"}),
-		lags:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "parley_plugin_cursor_lag_events", Help: "Events a plugin has yet to be delivered."}, []string{"plugin"}),
 	}
 	reg := k.Metrics().Registry
 	for _, c := range []prometheus.Collector{h.restarts, statusCollector{h}} {
@@ -465,14 +461,16 @@ func (m *managed) run(ctx context.Context, c conn) error {
 	go func() { errs <- m.deliver(runCtx, c) }() // both end with runCtx
 	go func() { errs <- m.health(runCtx, c) }()
 	var err error
+	pending := 2
 	select {
 	case err = <-errs:
+		pending--
 	case <-c.Exited():
 		err = errors.New("plugin process exited")
 	case <-ctx.Done():
 	}
 	cancel()
-	for range 2 {
+	for ; pending > 0; pending-- {
 		if e := <-errs; err == nil && e != nil && ctx.Err() == nil {
 			err = e
 		}
@@ -579,21 +577,23 @@ func (r commandRoute) Handle(ctx context.Context, cmd kernel.Command) ([]kernel.
 	return evs, nil
 }
 
-// statusCollector exports states and lags at scrape time.
+// statusCollector exports states and lags at scrape time, built afresh
+// for each scrape so concurrent scrapes do not interfere.
 type statusCollector struct{ h *Host }
 
-func (s statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	s.h.states.Describe(ch)
-	s.h.lags.Describe(ch)
+var (
+	stateDesc = prometheus.NewDesc("parley_plugin_state", "1 for the plugin's current state.", []string{"plugin", "transport", "state"}, nil)
+	lagDesc   = prometheus.NewDesc("parley_plugin_cursor_lag_events", "Events a plugin has yet to be delivered.", []string{"plugin"}, nil)
+)
+
+func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- stateDesc
+	ch <- lagDesc
 }
 
 func (s statusCollector) Collect(ch chan<- prometheus.Metric) {
-	s.h.states.Reset()
-	s.h.lags.Reset()
 	for _, st := range s.h.List() {
-		s.h.states.WithLabelValues(st.ID, string(st.Transport), string(st.State)).Set(1)
-		s.h.lags.WithLabelValues(st.ID).Set(float64(st.Lag))
+		ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, 1, st.ID, string(st.Transport), string(st.State))
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(st.Lag), st.ID)
 	}
-	s.h.states.Collect(ch)
-	s.h.lags.Collect(ch)
 }
