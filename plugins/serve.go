@@ -272,4 +272,3 @@ func (s *kernelServer) KVPut(ctx context.Context, p *pb.KVPair) (*pb.Result, err
 func (s *kernelServer) KVDelete(ctx context.Context, k *pb.KVKey) (*pb.Result, error) {
 	return &pb.Result{Error: errToPB(s.api.KVDelete(ctx, k.Key))}, nil
 }
-

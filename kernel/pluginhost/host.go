@@ -311,6 +311,9 @@ func (m *managed) supervise(ctx context.Context) {
 				return
 			}
 			c.Kill()
+			m.mu.Lock()
+			m.conn, m.state = nil, StateBackoff // before the restart count moves: no stale "running"
+			m.mu.Unlock()
 			backoff = m.h.cfg.BackoffInitial // it ran: start the backoff over
 		}
 		var perm permanentError
@@ -355,8 +358,8 @@ func (m *managed) crashed(err error) bool {
 
 func (m *managed) fail(err error) {
 	m.logger.Error("plugin failed; it will not be restarted", "err", err)
+	m.record("plugin.failed", map[string]any{"error": err.Error()}) // in the log before anyone sees the state
 	m.setState(StateFailed, err)
-	m.record("plugin.failed", map[string]any{"error": err.Error()})
 }
 
 // activate starts one activation: launch, manifest checks, routing, Start.
