@@ -26,6 +26,8 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	ShutdownTimeout time.Duration
+	PluginsDir      string
+	PluginTransport string
 	EventLog        EventLogConfig
 }
 
@@ -40,8 +42,8 @@ type EventLogConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		DataDir: "./data", HTTPAddr: ":8080", LogLevel: "info", LogFormat: "text",
-		ShutdownTimeout: 4 * time.Second,
-		EventLog:        EventLogConfig{QueueSize: 8192, MaxBatch: 1024, MaxPayloadBytes: 1 << 20},
+		ShutdownTimeout: 4 * time.Second, PluginsDir: "./plugins-installed", PluginTransport: "process",
+		EventLog: EventLogConfig{QueueSize: 8192, MaxBatch: 1024, MaxPayloadBytes: 1 << 20},
 	}
 }
 
@@ -102,6 +104,8 @@ func (c *Config) settings() []setting {
 		{"log_level", "debug, info, warn or error", str(&c.LogLevel)},
 		{"log_format", "text or json", str(&c.LogFormat)},
 		{"shutdown_timeout", "how long SIGTERM waits for in-flight work", duration(&c.ShutdownTimeout)},
+		{"plugins_dir", "directory of installed plugins (kernel plugin install)", str(&c.PluginsDir)},
+		{"plugin_transport", "how built-in plugins run: process (isolated) or inproc", str(&c.PluginTransport)},
 		{"eventlog.queue_size", "appends that may wait for the writer before callers get busy", integer(&c.EventLog.QueueSize)},
 		{"eventlog.max_batch", "appends committed in one transaction at most", integer(&c.EventLog.MaxBatch)},
 		{"eventlog.max_payload_bytes", "largest event payload accepted", integer(&c.EventLog.MaxPayloadBytes)},
@@ -248,6 +252,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return bad("log_format", "%q is not text or json", c.LogFormat)
+	}
+	if c.PluginTransport != "process" && c.PluginTransport != "inproc" {
+		return bad("plugin_transport", "%q is not process or inproc", c.PluginTransport)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return bad("shutdown_timeout", "must be positive")

@@ -21,8 +21,6 @@ var builtinEventTypes = []EventType{
 	{Name: "kernel.started", Durable: true, Doc: "the kernel opened the log and started serving (payload: version, node)"},
 	{Name: "kernel.stopped", Durable: true, Doc: "the kernel shut down cleanly (payload: reason)"},
 	{Name: "bus.message.poisoned", Durable: true, Doc: "a subscriber failed an event after its retries; stream deadletter/<subscriber> (payload: subscriber, topic, reason, seq, type, stream)"},
-	{Name: "demo.echoed", Durable: true, Doc: "the demo page's echo command (payload: the text sent)"},
-	{Name: "demo.typing", Durable: false, Doc: "the demo page's ephemeral typing indicator"},
 }
 
 // EventTypes is the registry of declared event types. It is safe for

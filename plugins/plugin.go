@@ -209,3 +209,69 @@ type Kernel interface {
 	KVPut(ctx context.Context, key string, value []byte) error
 	KVDelete(ctx context.Context, key string) error
 }
+
+// Need returns a permission_denied *Error unless m grants p.
+func (m *Manifest) Need(p Permission) error {
+	if !m.Allows(p) {
+		return Errorf(CodePermissionDenied, "plugin %s has no %s permission", m.ID, p)
+	}
+	return nil
+}
+
+// CheckAppend returns a permission_denied *Error unless m lets its plugin
+// append e through the kernel API: the permission, a declared durable
+// type, an owned stream.
+func (m *Manifest) CheckAppend(e NewEvent) error {
+	if err := m.Need(PermAppend); err != nil {
+		return err
+	}
+	if t, ok := m.EmitsType(e.Type); !ok || !t.Durable {
+		return Errorf(CodePermissionDenied, "plugin %s does not declare durable event type %q", m.ID, e.Type)
+	}
+	if !m.OwnsStream(e.Stream) {
+		return Errorf(CodePermissionDenied, "plugin %s does not own stream %q", m.ID, e.Stream)
+	}
+	return nil
+}
+
+// CheckPublish returns a permission_denied *Error unless m lets its plugin
+// publish the ephemeral event e.
+func (m *Manifest) CheckPublish(e NewEvent) error {
+	if err := m.Need(PermPublish); err != nil {
+		return err
+	}
+	if t, ok := m.EmitsType(e.Type); !ok || t.Durable {
+		return Errorf(CodePermissionDenied, "plugin %s does not declare ephemeral event type %q", m.ID, e.Type)
+	}
+	return nil
+}
+
+// CheckDecided returns a permission_denied *Error unless the events a
+// command handler decided for cmd are declared and stay in streams the
+// plugin may write (the command's own, or owned ones).
+func (m *Manifest) CheckDecided(cmd Command, evs []NewEvent) error {
+	for _, e := range evs {
+		if _, ok := m.EmitsType(e.Type); !ok {
+			return Errorf(CodePermissionDenied, "plugin %s emitted undeclared event type %q", m.ID, e.Type)
+		}
+		if e.Stream != "" && e.Stream != cmd.Stream && !m.OwnsStream(e.Stream) {
+			return Errorf(CodePermissionDenied, "plugin %s may not write stream %q", m.ID, e.Stream)
+		}
+	}
+	return nil
+}
+
+// MatchesTopic reports whether an event type belongs to a subscription
+// topic: the type itself, a prefix of it at a dot ("channel" matches
+// "channel.message.sent"), or "*" for everything.
+func MatchesTopic(topic, eventType string) bool {
+	if topic == "*" || eventType == topic {
+		return true
+	}
+	return len(eventType) > len(topic) && eventType[len(topic)] == '.' && strings.HasPrefix(eventType, topic)
+}
+
+// Subscribed reports whether the manifest's subscriptions include eventType.
+func (m *Manifest) Subscribed(eventType string) bool {
+	return slices.ContainsFunc(m.Subscribes, func(t string) bool { return MatchesTopic(t, eventType) })
+}

@@ -1,39 +1,23 @@
 package main
 
 import (
-	"context"
 	_ "embed"
 	"encoding/json"
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/plugins/demo"
 )
 
 //go:embed demo.html
 var demoPage []byte
 
 // mountDemo adds the demo: a page at / that sends an echo command through
-// the whole flow (handler, durable append, bus) and shows the log's newest
+// the whole flow (the parley.demo plugin decides, the kernel appends, the
+// plugin is delivered the event and counts it) and shows the log's newest
 // events. It grows with the widget in later issues.
 func mountDemo(k *kernel.Kernel, mux *http.ServeMux) error {
-	err := k.Handle("demo.echo", kernel.HandlerFunc(func(_ context.Context, cmd kernel.Command) ([]kernel.NewEvent, error) {
-		var in struct {
-			Text string `json:"text"`
-		}
-		if err := json.Unmarshal(cmd.Payload, &in); err != nil {
-			return nil, kernel.Errorf(kernel.CodeInvalidCommand, "payload: %v", err)
-		}
-		if n := utf8.RuneCountInString(in.Text); n == 0 || n > 500 {
-			return nil, kernel.Errorf(kernel.CodeInvalidCommand, "text must be 1..500 characters, got %d", n)
-		}
-		p, _ := json.Marshal(map[string]any{"text": in.Text, "echo_number": cmd.Version + 1})
-		return []kernel.NewEvent{{Type: "demo.echoed", Payload: p}}, nil
-	}))
-	if err != nil {
-		return err
-	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(demoPage)
@@ -56,7 +40,11 @@ func mountDemo(k *kernel.Kernel, mux *http.ServeMux) error {
 		if err := k.Ready(); err != nil {
 			ready = err.Error()
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"head": head, "ready": ready, "version": kernel.Version, "events": recent})
+		var tally json.RawMessage
+		if v, ok, _ := l.GetState("plugin/"+demo.ID, "tally"); ok {
+			tally = v
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"head": head, "ready": ready, "version": kernel.Version, "events": recent, "plugin_tally": tally})
 	})
 	mux.HandleFunc("POST /demo/echo", func(w http.ResponseWriter, r *http.Request) {
 		body := http.MaxBytesReader(w, r.Body, 4096)

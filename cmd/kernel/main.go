@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/kernel/pluginhost"
 )
 
 func main() {
@@ -36,6 +37,7 @@ commands:
   serve          start the kernel (HTTP, event log, bus); -h lists settings
   audit verify   verify the event log's hash chain (the kernel must be stopped)
   audit export   export events as JSON Lines, with filters
+  plugin         serve, install or list plugins
   version        print the version
 `
 
@@ -50,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "audit":
 		return audit(args[1:], stdout, stderr)
+	case "plugin":
+		return pluginCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
@@ -105,8 +109,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "kernel serve:", err)
 		return 1
 	}
+	host, err := pluginhost.New(k, pluginhost.Config{}, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "kernel serve:", err)
+		k.Close(context.Background(), "plugin host failed")
+		return 1
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", k.HTTPHandler())
+	mux.HandleFunc("GET /admin/plugins", adminPlugins(host))
 	if cfg.Demo {
 		if err := mountDemo(k, mux); err != nil {
 			fmt.Fprintln(stderr, "kernel serve: demo:", err)
@@ -124,6 +135,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "kernel serve:", err)
 		ln.Close()
 		k.Close(context.Background(), "start failed")
+		return 1
+	}
+	if err := startPlugins(ctx, k, cfg, host); err != nil {
+		fmt.Fprintln(stderr, "kernel serve: plugins:", err)
+		ln.Close()
+		host.Close()
+		k.Close(context.Background(), "plugins failed")
 		return 1
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -147,6 +165,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("http shutdown", "err", err)
 	}
+	host.Close() // plugins stop (Stop, then kill) before the log closes
 	if err := k.Close(shutdownCtx, "shutdown"); err != nil {
 		logger.Error("closing the kernel", "err", err)
 		code = 1

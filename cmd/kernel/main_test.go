@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -155,7 +156,7 @@ func TestServeMetricsHealthAndSIGTERM(t *testing.T) {
 		}
 	}
 	_, metrics := get(t, s.base+"/metrics")
-	for _, m := range []string{"parley_eventlog_commit_seconds", "parley_eventlog_batch_events", `parley_eventlog_events_total{type="kernel.started"} 1`, "parley_eventlog_head_seq 1"} {
+	for _, m := range []string{"parley_eventlog_commit_seconds", "parley_eventlog_batch_events", `parley_eventlog_events_total{type="kernel.started"} 1`, `parley_eventlog_events_total{type="plugin.started"} 1`, `parley_plugin_state{plugin="parley.demo",state="running",transport="process"} 1`} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}
@@ -193,15 +194,22 @@ func TestAuditVerifyNamesTamperedSeq(t *testing.T) {
 	if code, _ := s.stop(t); code != 0 {
 		t.Fatalf("stop: %d", code)
 	}
+	// kernel.started, plugin.started, 10 echoes, plugin.stopped, kernel.stopped
 	code, out, _ := kernelCmd(t, "audit", "verify", "--data-dir", dir)
-	if code != 0 || !strings.Contains(out, "ok: 12 events") {
+	if code != 0 || !strings.Contains(out, "ok: 14 events") {
 		t.Fatalf("clean verify: exit %d, %s", code, out)
 	}
-	code, out, _ = kernelCmd(t, "audit", "export", "--data-dir", dir, "--type", "demo.*", "--from-seq", "5")
+	code, out, _ = kernelCmd(t, "audit", "export", "--data-dir", dir, "--type", "demo.*", "--from-seq", "6")
 	if code != 0 || strings.Count(out, "\n") != 7 || !strings.Contains(out, `"text":"marker-04"`) {
 		t.Fatalf("export: exit %d, %s", code, out)
 	}
-	// marker-07 is the 7th echo, after kernel.started: seq 8.
+	var seq7 uint64
+	for _, line := range strings.Split(out, "\n") {
+		var e struct{ Seq uint64 }
+		if strings.Contains(line, "marker-07") && json.Unmarshal([]byte(line), &e) == nil {
+			seq7 = e.Seq
+		}
+	}
 	// bbolt's copy-on-write may leave stale copies of the page: alter them all.
 	b, _ := os.ReadFile(filepath.Join(dir, "events.db"))
 	marker := []byte("marker-07")
@@ -211,7 +219,7 @@ func TestAuditVerifyNamesTamperedSeq(t *testing.T) {
 	b = bytes.ReplaceAll(b, marker, []byte("marker-06"))
 	os.WriteFile(filepath.Join(dir, "events.db"), b, 0o600)
 	code, out, _ = kernelCmd(t, "audit", "verify", "--data-dir", dir)
-	if code != exitBroken || !strings.Contains(out, "BROKEN at seq 8") {
+	if code != exitBroken || !strings.Contains(out, fmt.Sprintf("BROKEN at seq %d:", seq7)) {
 		t.Fatalf("tampered verify: exit %d, %s", code, out)
 	}
 }
@@ -272,4 +280,62 @@ func TestVersion(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "parley kernel ") {
 		t.Fatalf("version: %d %q", code, out)
 	}
+}
+
+// TestExamplePluginInstallAndRun builds the example plugin as its README
+// says, installs it, runs it under `kernel serve` and lists it; then a
+// tampered binary is refused.
+func TestExamplePluginInstallAndRun(t *testing.T) {
+	tmp := t.TempDir()
+	crm := filepath.Join(tmp, "crmlog")
+	build := exec.Command("go", "build", "-o", crm, "../../plugins/examples/crmlog")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	pdir := filepath.Join(tmp, "plugins")
+	code, out, stderr := kernelCmd(t, "plugin", "install", "--plugins-dir", pdir, crm)
+	if code != 0 || !strings.Contains(out, "installed tool.acme.crmlog 0.1.0") || !strings.Contains(out, "sha256:") {
+		t.Fatalf("install: %d %s %s", code, out, stderr)
+	}
+	data := filepath.Join(tmp, "data")
+	s := startServer(t, data, "--demo", "--plugins-dir", pdir)
+	if c := post(t, s.base+"/demo/echo", `{"text":"hello crm"}`); c != 200 {
+		t.Fatalf("echo: %d", c)
+	}
+	var list string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, list, stderr = kernelCmd(t, "plugin", "list", "--addr", s.base)
+		if code == 0 && regexp.MustCompile(`tool\.acme\.crmlog\s+0\.1\.0\s+process\s+running\s+\d+\s+[1-9]\d*\s+0\s+0`).MatchString(list) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin list never showed crmlog running and caught up:\n%s%s", list, stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(list, "parley.demo") {
+		t.Fatalf("built-in demo plugin missing:\n%s", list)
+	}
+	if code, _ := s.stop(t); code != 0 {
+		t.Fatalf("stop: %d\n%s", code, s.stderr)
+	}
+
+	// A binary changed after install is refused.
+	f, _ := os.OpenFile(filepath.Join(pdir, "tool.acme.crmlog"), os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte("tampered"))
+	f.Close()
+	s = startServer(t, data, "--plugins-dir", pdir)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		_, list, _ = kernelCmd(t, "plugin", "list", "--addr", s.base)
+		if strings.Contains(list, "failed") && strings.Contains(list, "checksum") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tampered plugin not refused:\n%s\n%s", list, s.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.stop(t)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/oklog/ulid/v2"
 	"github.com/parleyhq/parley/eventlog"
+	"github.com/parleyhq/parley/plugins"
 )
 
 // Metadata keys of delivered messages.
@@ -34,13 +35,9 @@ const (
 // AllTopics subscribes to every event.
 const AllTopics = "*"
 
-// Matches reports whether an event type belongs to topic.
-func Matches(topic, eventType string) bool {
-	if topic == AllTopics || eventType == topic {
-		return true
-	}
-	return len(eventType) > len(topic) && eventType[len(topic)] == '.' && strings.HasPrefix(eventType, topic)
-}
+// Matches reports whether an event type belongs to topic (the plugin
+// contract's rule, shared by every subscriber).
+func Matches(topic, eventType string) bool { return plugins.MatchesTopic(topic, eventType) }
 
 // Publisher appends Watermill messages to the log.
 type Publisher struct {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 
 	"github.com/parleyhq/parley/eventlog"
-	"github.com/parleyhq/parley/kernel/logbus"
 	"github.com/parleyhq/parley/plugins"
 )
 
@@ -18,31 +17,21 @@ var _ plugins.Kernel = api{}
 // maxRead caps one ReadLog call.
 const maxRead = 1000
 
-func (a api) deny(format string, args ...any) error {
-	err := plugins.Errorf(plugins.CodePermissionDenied, format, args...)
-	a.m.logger.Warn("plugin refused", "reason", err.Message)
+// check logs a refusal, tagged with the plugin id, and returns it.
+func (a api) check(err error) error {
+	if err != nil {
+		a.m.logger.Warn("plugin refused", "reason", plugins.AsCoded(err).Message)
+	}
 	return err
 }
 
-func (a api) need(p plugins.Permission) error {
-	if !a.m.granted.Allows(p) {
-		return a.deny("plugin %s has no %s permission", a.m.id, p)
-	}
-	return nil
-}
+func (a api) need(p plugins.Permission) error { return a.check(a.m.granted.Need(p)) }
 
 func (a api) Append(ctx context.Context, evs []plugins.NewEvent) ([]plugins.Event, error) {
-	if err := a.need(plugins.PermAppend); err != nil {
-		return nil, err
-	}
 	drafts := make([]eventlog.Draft, 0, len(evs))
 	for _, e := range evs {
-		t, ok := a.m.granted.EmitsType(e.Type)
-		switch {
-		case !ok || !t.Durable:
-			return nil, a.deny("plugin %s does not declare durable event type %q", a.m.id, e.Type)
-		case !a.m.granted.OwnsStream(e.Stream):
-			return nil, a.deny("plugin %s does not own stream %q", a.m.id, e.Stream)
+		if err := a.check(a.m.granted.CheckAppend(e)); err != nil {
+			return nil, err
 		}
 		drafts = append(drafts, eventlog.Draft{Type: e.Type, Stream: e.Stream, Actor: a.m.actor(), Audience: e.Audience, Payload: e.Payload})
 	}
@@ -80,11 +69,8 @@ func (a api) ReadLog(ctx context.Context, from uint64, limit int) ([]plugins.Eve
 }
 
 func (a api) Publish(_ context.Context, e plugins.NewEvent) error {
-	if err := a.need(plugins.PermPublish); err != nil {
+	if err := a.check(a.m.granted.CheckPublish(e)); err != nil {
 		return err
-	}
-	if t, ok := a.m.granted.EmitsType(e.Type); !ok || t.Durable {
-		return a.deny("plugin %s does not declare ephemeral event type %q", a.m.id, e.Type)
 	}
 	return a.m.h.k.Bus().PublishEphemeral(eventlog.Event{Type: e.Type, Stream: e.Stream, Actor: a.m.actor(), Audience: e.Audience, Payload: e.Payload})
 }
@@ -126,15 +112,4 @@ func toPluginEvents(evs []eventlog.Event) []plugins.Event {
 		out[i] = toPluginEvent(evs[i])
 	}
 	return out
-}
-
-// subscribed reports whether a plugin with these subscriptions receives
-// an event type.
-func subscribed(topics []string, eventType string) bool {
-	for _, t := range topics {
-		if logbus.Matches(t, eventType) {
-			return true
-		}
-	}
-	return false
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -153,7 +154,11 @@ func launch(path string, args []string, env []string, checksum []byte, startTime
 	rpc, err := client.Client()
 	if err != nil {
 		client.Kill()
-		return nil, fmt.Errorf("start %s: %w", path, err)
+		err = fmt.Errorf("start %s: %w", path, err)
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) { // restarting will not change the file
+			err = permanentError{fmt.Errorf("%w: the binary changed since it was installed; reinstall it to accept the new one", err)}
+		}
+		return nil, err
 	}
 	raw, err := rpc.Dispense("parley")
 	if err != nil {

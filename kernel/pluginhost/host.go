@@ -300,9 +300,9 @@ func (m *managed) supervise(ctx context.Context) {
 			return
 		}
 		if err == nil {
-			m.setState(StateRunning, nil)
 			m.logger.Info("plugin running", "transport", m.spec.Transport, "pid", c.PID())
 			m.record("plugin.started", map[string]any{"version": m.manifest.Version, "transport": m.spec.Transport, "pid": c.PID()})
+			m.setState(StateRunning, nil)
 			err = m.run(ctx, c)
 			if ctx.Err() != nil {
 				m.stop(c)
@@ -503,8 +503,7 @@ func (m *managed) health(ctx context.Context, c conn) error {
 // the events it subscribes to. The cursor is saved after each applied
 // batch, so a crash redelivers at most the batch in flight.
 func (m *managed) deliver(ctx context.Context, c conn) error {
-	subs := m.granted.Subscribes
-	if len(subs) == 0 {
+	if len(m.granted.Subscribes) == 0 {
 		<-ctx.Done()
 		return nil
 	}
@@ -526,7 +525,7 @@ func (m *managed) deliver(ctx context.Context, c conn) error {
 		batch = batch[:0]
 		last := e.Seq
 		for {
-			if subscribed(subs, e.Type) {
+			if m.granted.Subscribed(e.Type) {
 				batch = append(batch, toPluginEvent(e))
 			}
 			last = e.Seq
@@ -569,13 +568,9 @@ func (r commandRoute) Handle(ctx context.Context, cmd kernel.Command) ([]kernel.
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range evs {
-		if _, ok := granted.EmitsType(e.Type); !ok {
-			return nil, kernel.Errorf(kernel.CodePermissionDenied, "plugin %s emitted undeclared event type %q", m.id, e.Type)
-		}
-		if e.Stream != "" && e.Stream != cmd.Stream && !granted.OwnsStream(e.Stream) {
-			return nil, kernel.Errorf(kernel.CodePermissionDenied, "plugin %s may not write stream %q", m.id, e.Stream)
-		}
+	if err := granted.CheckDecided(cmd, evs); err != nil {
+		m.logger.Warn("plugin refused", "reason", plugins.AsCoded(err).Message)
+		return nil, err
 	}
 	return evs, nil
 }

@@ -1,0 +1,238 @@
+// Package plugintest is an in-memory kernel for plugin unit tests: it runs
+// a plugin value the way the real kernel does (manifest checks, command
+// routing, stream versions, delivery of subscribed events, the kernel API
+// with its permission checks) without a log file or a process.
+//
+//	k := plugintest.New(t, &poll.Plugin{})
+//	evs, err := k.Execute(ctx, plugins.Command{Name: "poll.create", Stream: "poll/1", Payload: p})
+//	k.Events()      // everything appended
+//	k.Published()   // ephemeral events
+//
+// Delivery is synchronous: Execute returns after the plugin has applied
+// the events it subscribes to. The real kernel delivers asynchronously and
+// at least once; a plugin must not depend on either difference.
+package plugintest
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/plugins"
+)
+
+// Kernel is the in-memory kernel. It implements plugins.Kernel for the
+// plugin under test.
+type Kernel struct {
+	t        testing.TB
+	p        plugins.Plugin
+	manifest plugins.Manifest
+
+	mu        sync.Mutex
+	events    []plugins.Event
+	versions  map[string]uint64
+	kv        map[string][]byte
+	published []plugins.NewEvent
+}
+
+var _ plugins.Kernel = (*Kernel)(nil)
+
+// New validates p's manifest and starts it (Starter) with this kernel.
+func New(t testing.TB, p plugins.Plugin) *Kernel {
+	t.Helper()
+	k := &Kernel{t: t, p: p, manifest: p.Manifest(), versions: map[string]uint64{}, kv: map[string][]byte{}}
+	if err := k.manifest.Validate(); err != nil {
+		t.Fatalf("plugintest: manifest: %v", err)
+	}
+	if s, ok := p.(plugins.Starter); ok {
+		if err := s.Start(context.Background(), k); err != nil {
+			t.Fatalf("plugintest: Start: %v", err)
+		}
+	}
+	if s, ok := p.(plugins.Stopper); ok {
+		t.Cleanup(func() {
+			if err := s.Stop(context.Background()); err != nil {
+				t.Errorf("plugintest: Stop: %v", err)
+			}
+		})
+	}
+	return k
+}
+
+// Execute routes cmd to the plugin as the kernel would and appends the
+// durable events it decides. Errors are *plugins.Error.
+func (k *Kernel) Execute(ctx context.Context, cmd plugins.Command) ([]plugins.Event, error) {
+	if !slices.Contains(k.manifest.Commands, cmd.Name) {
+		return nil, plugins.Errorf("unknown_command", "plugin %s does not own %q", k.manifest.ID, cmd.Name)
+	}
+	h, ok := k.p.(plugins.CommandHandler)
+	if !ok {
+		return nil, plugins.Errorf(plugins.CodeInternal, "plugin declares commands but handles none")
+	}
+	k.mu.Lock()
+	cmd.Version = k.versions[cmd.Stream]
+	k.mu.Unlock()
+	decided, err := h.HandleCommand(ctx, cmd)
+	if err != nil {
+		return nil, plugins.AsCoded(err)
+	}
+	if err := k.manifest.CheckDecided(cmd, decided); err != nil {
+		return nil, err
+	}
+	var durable []plugins.NewEvent
+	for _, e := range decided {
+		if e.Stream == "" {
+			e.Stream = cmd.Stream
+		}
+		if t, _ := k.manifest.EmitsType(e.Type); t.Durable {
+			durable = append(durable, e)
+		} else {
+			k.mu.Lock()
+			k.published = append(k.published, e)
+			k.mu.Unlock()
+		}
+	}
+	return k.append(ctx, cmd.Company, cmd.Actor, durable)
+}
+
+// Inject appends events as if another part of the system had (a chat
+// message the plugin subscribes to, say) and delivers them.
+func (k *Kernel) Inject(ctx context.Context, events ...plugins.NewEvent) ([]plugins.Event, error) {
+	return k.append(ctx, "", "test", events)
+}
+
+func (k *Kernel) append(ctx context.Context, company, actor string, evs []plugins.NewEvent) ([]plugins.Event, error) {
+	k.mu.Lock()
+	var out []plugins.Event
+	for _, e := range evs {
+		k.versions[e.Stream]++
+		ev := plugins.Event{
+			Seq: uint64(len(k.events) + 1), ID: fmt.Sprintf("test-%d", len(k.events)+1), Time: time.Now().UTC(),
+			Type: e.Type, Stream: e.Stream, Version: k.versions[e.Stream], Company: company, Actor: actor,
+			Audience: e.Audience, Payload: e.Payload,
+		}
+		k.events = append(k.events, ev)
+		out = append(out, ev)
+	}
+	k.mu.Unlock()
+	return out, k.deliver(ctx, out)
+}
+
+func (k *Kernel) deliver(ctx context.Context, evs []plugins.Event) error {
+	a, ok := k.p.(plugins.EventApplier)
+	if !ok {
+		return nil
+	}
+	var batch []plugins.Event
+	for _, e := range evs {
+		if k.manifest.Subscribed(e.Type) {
+			batch = append(batch, e)
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := a.ApplyEvents(ctx, batch); err != nil {
+		return fmt.Errorf("plugintest: ApplyEvents: %w", err)
+	}
+	return nil
+}
+
+// Events returns every event appended so far.
+func (k *Kernel) Events() []plugins.Event {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.events)
+}
+
+// Published returns the ephemeral events published so far.
+func (k *Kernel) Published() []plugins.NewEvent {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.published)
+}
+
+// KV returns a copy of the plugin's key/value store.
+func (k *Kernel) KV() map[string][]byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return maps.Clone(k.kv)
+}
+
+// Append is the kernel API's Append, with the real permission checks.
+func (k *Kernel) Append(ctx context.Context, evs []plugins.NewEvent) ([]plugins.Event, error) {
+	for _, e := range evs {
+		if err := k.manifest.CheckAppend(e); err != nil {
+			return nil, err
+		}
+	}
+	return k.append(ctx, "", "plugin:"+k.manifest.ID, evs)
+}
+
+// ReadLog is the kernel API's ReadLog.
+func (k *Kernel) ReadLog(_ context.Context, from uint64, limit int) ([]plugins.Event, error) {
+	if err := k.manifest.Need(plugins.PermRead); err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if from == 0 {
+		from = 1
+	}
+	if from > uint64(len(k.events)) {
+		return nil, nil
+	}
+	end := min(len(k.events), int(from)-1+max(limit, 1))
+	return slices.Clone(k.events[from-1 : end]), nil
+}
+
+// Publish is the kernel API's Publish.
+func (k *Kernel) Publish(_ context.Context, e plugins.NewEvent) error {
+	if err := k.manifest.CheckPublish(e); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.published = append(k.published, e)
+	return nil
+}
+
+// KVGet is the kernel API's KVGet.
+func (k *Kernel) KVGet(_ context.Context, key string) ([]byte, bool, error) {
+	if err := k.manifest.Need(plugins.PermKV); err != nil {
+		return nil, false, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	v, ok := k.kv[key]
+	return slices.Clone(v), ok, nil
+}
+
+// KVPut is the kernel API's KVPut.
+func (k *Kernel) KVPut(_ context.Context, key string, value []byte) error {
+	if err := k.manifest.Need(plugins.PermKV); err != nil {
+		return err
+	}
+	if len(value) > 64<<10 {
+		return plugins.Errorf("payload_too_large", "value of %d bytes, the limit is 65536", len(value))
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.kv[key] = slices.Clone(value)
+	return nil
+}
+
+// KVDelete is the kernel API's KVDelete.
+func (k *Kernel) KVDelete(_ context.Context, key string) error {
+	if err := k.manifest.Need(plugins.PermKV); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.kv, key)
+	return nil
+}
