@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/parleyhq/parley/plugins"
 )
 
 // scratch is a directory shared by fixtures that outlive one sub-benchmark
@@ -11,6 +13,10 @@ import (
 var scratch string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("BENCH_PLUGIN") == "1" { // re-executed as the out-of-process plugin
+		plugins.Serve(&benchPlugin{})
+		return
+	}
 	var err error
 	scratch, err = os.MkdirTemp("", "parley-bench-")
 	if err != nil {

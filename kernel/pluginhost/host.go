@@ -500,8 +500,8 @@ func (m *managed) health(ctx context.Context, c conn) error {
 }
 
 // deliver tails the log from the plugin's cursor and hands it batches of
-// the events it subscribes to. The cursor is saved after each applied
-// batch, so a crash redelivers at most the batch in flight.
+// the events it subscribes to. The cursor only ever names applied events,
+// so a crash redelivers what came after the last save, never skips.
 func (m *managed) deliver(ctx context.Context, c conn) error {
 	if len(m.granted.Subscribes) == 0 {
 		<-ctx.Done()
@@ -514,6 +514,7 @@ func (m *managed) deliver(ctx context.Context, c conn) error {
 	}
 	tail := l.Tail(cur + 1)
 	batch := make([]plugins.Event, 0, m.h.cfg.BatchSize)
+	saved, lastSave := cur, time.Now()
 	for {
 		e, err := tail.Next(ctx)
 		if err != nil {
@@ -524,6 +525,7 @@ func (m *managed) deliver(ctx context.Context, c conn) error {
 		}
 		batch = batch[:0]
 		last := e.Seq
+		caughtUp := false
 		for {
 			if m.granted.Subscribed(e.Type) {
 				batch = append(batch, toPluginEvent(e))
@@ -534,6 +536,7 @@ func (m *managed) deliver(ctx context.Context, c conn) error {
 			}
 			var ok bool
 			if e, ok, err = tail.TryNext(); err != nil || !ok {
+				caughtUp = err == nil
 				break
 			}
 		}
@@ -545,11 +548,23 @@ func (m *managed) deliver(ctx context.Context, c conn) error {
 				return fmt.Errorf("apply events %d..%d: %w", batch[0].Seq, batch[len(batch)-1].Seq, err)
 			}
 		}
-		if err := l.SaveCursor(context.WithoutCancel(ctx), m.cursorName(), last); err != nil {
-			return fmt.Errorf("save cursor: %w", err)
+		// Save the cursor when caught up, or every cursorEvery events or
+		// cursorPeriod while busy: a crash redelivers at most that much.
+		if caughtUp || last-saved >= cursorEvery || time.Since(lastSave) >= cursorPeriod {
+			if err := l.SaveCursor(context.WithoutCancel(ctx), m.cursorName(), last); err != nil {
+				return fmt.Errorf("save cursor: %w", err)
+			}
+			saved, lastSave = last, time.Now()
 		}
 	}
 }
+
+// How often a busy plugin's cursor is saved. Each save is a durable write;
+// saving per batch would cost a commit per few hundred events.
+const (
+	cursorEvery  = 8192
+	cursorPeriod = 200 * time.Millisecond
+)
 
 // commandRoute is the kernel handler of a plugin-owned command.
 type commandRoute struct{ m *managed }
