@@ -24,11 +24,13 @@ test: deps vet
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench >/dev/null  # the benchmarks still run
 
 # bench runs the hot-path benchmarks; figures go in bench/README.md.
-# Append counts events (b.N appends); Replay counts whole passes over a
-# 200,000-event log.
+# Append and PluginDelivery count events, PluginCommand commands; Replay
+# counts whole passes over a 200,000-event log.
 bench:
 	$(GO) test -run '^$$' -bench Append -benchtime 50000x ./bench
 	$(GO) test -run '^$$' -bench Replay -benchtime 5x ./bench
+	$(GO) test -run '^$$' -bench PluginDelivery -benchtime 200000x ./bench
+	$(GO) test -run '^$$' -bench PluginCommand -benchtime 50000x ./bench
 
 # fuzz runs each decoder fuzz target for a while; new corpus entries land in
 # the Go cache, copy the interesting ones to testdata/fuzz to keep them.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/kernel/pluginhost"
 )
 
 func testConfig(t *testing.T, dir string) kernel.Config {
@@ -346,6 +347,9 @@ func TestDurableTypesAreDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k.Close(context.Background(), "test")
+	if _, err := pluginhost.New(k, pluginhost.Config{}, nil); err != nil { // declares the plugin.* types
+		t.Fatal(err)
+	}
 	for _, et := range k.EventTypes().List() {
 		row := "| `" + et.Name + "` |"
 		if et.Durable != strings.Contains(string(doc), row+" durable") || !strings.Contains(string(doc), row) {
