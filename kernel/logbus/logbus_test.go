@@ -32,21 +32,3 @@ func TestUniversalPubSub(t *testing.T) {
 	tests.TestPubSub(t, features, constructor(""),
 		func(t *testing.T, group string) (message.Publisher, message.Subscriber) { return constructor(group)(t) })
 }
-
-func TestMatches(t *testing.T) {
-	for _, c := range []struct {
-		topic, typ string
-		want       bool
-	}{
-		{"channel", "channel.message.sent", true},
-		{"channel", "channel", true},
-		{"channel", "channels.x", false},
-		{"channel.message", "channel.message.sent", true},
-		{"call", "channel.message.sent", false},
-		{"*", "anything", true},
-	} {
-		if got := logbus.Matches(c.topic, c.typ); got != c.want {
-			t.Errorf("Matches(%q, %q) = %v", c.topic, c.typ, got)
-		}
-	}
-}

@@ -42,6 +42,19 @@ func (p *confPlugin) Manifest() plugins.Manifest {
 
 func (p *confPlugin) Start(_ context.Context, k plugins.Kernel) error {
 	p.k = k
+	fmt.Fprintln(os.Stderr, "conformance plugin started") // must reach the kernel's log, tagged
+	return nil
+}
+
+// slowPlugin applies events slowly, to show it holds up nobody else.
+type slowPlugin struct{}
+
+func (slowPlugin) Manifest() plugins.Manifest {
+	return plugins.Manifest{ID: "test.slow", Version: "1", Protocol: plugins.ProtocolVersion, Subscribes: []string{"conf.added"}}
+}
+
+func (slowPlugin) ApplyEvents(context.Context, []plugins.Event) error {
+	time.Sleep(150 * time.Millisecond)
 	return nil
 }
 

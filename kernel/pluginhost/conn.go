@@ -144,8 +144,13 @@ func launch(path string, args []string, env []string, checksum []byte, startTime
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     startTimeout,
-		Stderr:           &lineLogger{logger: logger},
-		Logger:           hclog.New(&hclog.LoggerOptions{Level: hclog.Off, Output: io.Discard}),
+		// The plugin's own stderr (runtime panics, anything before Serve)
+		// and, once it serves, its os.Stderr and os.Stdout forwarded by
+		// go-plugin: every line lands in the kernel's log with the plugin id.
+		Stderr:     &lineLogger{logger: logger, msg: "plugin stderr"},
+		SyncStderr: &lineLogger{logger: logger, msg: "plugin stderr"},
+		SyncStdout: &lineLogger{logger: logger, msg: "plugin stdout"},
+		Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Off, Output: io.Discard}),
 	}
 	if checksum != nil {
 		cfg.SecureConfig = &plugin.SecureConfig{Checksum: checksum, Hash: sha256.New()}
@@ -200,9 +205,10 @@ func (p *process) PID() int {
 	return p.cmd.Process.Pid
 }
 
-// lineLogger logs each line a plugin writes to stderr, tagged with its id.
+// lineLogger logs each line a plugin writes, tagged with its id.
 type lineLogger struct {
 	logger *slog.Logger
+	msg    string
 	mu     sync.Mutex
 	buf    []byte
 }
@@ -219,7 +225,7 @@ func (l *lineLogger) Write(b []byte) (int, error) {
 		}
 		line := bytes.TrimSpace(l.buf[consumed : consumed+i])
 		if len(line) > 0 {
-			l.logger.Info("plugin stderr", "line", string(line))
+			l.logger.Info(l.msg, "line", string(line))
 		}
 		consumed += i + 1
 	}

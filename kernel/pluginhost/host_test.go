@@ -231,6 +231,9 @@ func TestConformance(t *testing.T) {
 				if !strings.Contains(hs.logs.String(), "does not own stream") {
 					t.Error("refusal not in the kernel log")
 				}
+				if tr == pluginhost.OutOfProcess && !strings.Contains(hs.logs.String(), `msg="plugin stderr" plugin=test.conformance line="conformance plugin started"`) {
+					t.Errorf("plugin stderr not in the kernel log, tagged:\n%s", hs.logs)
+				}
 			})
 			t.Run("event delivery in order", func(t *testing.T) {
 				for i := range 30 {
@@ -419,4 +422,39 @@ func TestNoOrphansWhenKernelDies(t *testing.T) {
 func isZombie(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	return err != nil || strings.Contains(string(b), ") Z ")
+}
+
+// TestSlowPluginHoldsUpNobody: a plugin that applies slowly lags behind
+// while another catches up and appends go on.
+func TestSlowPluginHoldsUpNobody(t *testing.T) {
+	slow := pluginhost.Spec{ID: "test.slow", Transport: pluginhost.InProcess, New: func() plugins.Plugin { return slowPlugin{} }}
+	hs := start(t, t.TempDir(), testCfg, spec(pluginhost.InProcess, ""), slow)
+	ctx := context.Background()
+	for i := range 40 {
+		drafts := make([]eventlog.Draft, 100)
+		for j := range drafts {
+			drafts[j] = eventlog.Draft{Type: "conf.added", Stream: "conf/load", Payload: []byte(strconv.Itoa(i))}
+		}
+		if _, err := hs.k.Log().Append(ctx, drafts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hs.caughtUp()
+	var slowLag uint64
+	for _, s := range hs.h.List() {
+		if s.ID == "test.slow" {
+			slowLag = s.Lag
+		}
+	}
+	if slowLag == 0 {
+		t.Fatal("the slow plugin kept up: the test proves nothing")
+	}
+	eventually(t, "the slow plugin to catch up too", func() bool {
+		for _, s := range hs.h.List() {
+			if s.ID == "test.slow" {
+				return s.Lag == 0
+			}
+		}
+		return false
+	})
 }
