@@ -45,6 +45,10 @@ type Manifest struct {
 	Streams     []string     `json:"streams"`     // stream prefixes it appends to ("poll/")
 }
 
+// ReservedFamilies are event families and stream prefixes only the kernel
+// writes: a plugin can neither declare their types nor own their streams.
+var ReservedFamilies = []string{"kernel", "plugin", "bus", "deadletter", "client", "topic"}
+
 var idPattern = regexp.MustCompile(`^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$`)
 
 // Validate checks the manifest is well formed.
@@ -62,6 +66,17 @@ func (m *Manifest) Validate() error {
 	for _, e := range m.Events {
 		if !strings.Contains(e.Name, ".") {
 			return fmt.Errorf("plugin %s: event type %q must be dotted, family first", m.ID, e.Name)
+		}
+		if slices.Contains(ReservedFamilies, strings.SplitN(e.Name, ".", 2)[0]) {
+			return fmt.Errorf("plugin %s: event type %q is in a family the kernel reserves (%v)", m.ID, e.Name, ReservedFamilies)
+		}
+	}
+	for _, p := range m.Streams {
+		if len(p) < 2 || !strings.HasSuffix(p, "/") {
+			return fmt.Errorf("plugin %s: stream prefix %q must be a name ending in \"/\", like \"poll/\"", m.ID, p)
+		}
+		if slices.Contains(ReservedFamilies, strings.TrimSuffix(p, "/")) {
+			return fmt.Errorf("plugin %s: stream prefix %q is reserved for the kernel", m.ID, p)
 		}
 	}
 	for _, c := range m.Commands {
@@ -175,8 +190,9 @@ type CommandHandler interface {
 
 // EventApplier is implemented by plugins that subscribe to events. Events
 // arrive in seq order, in batches, at least once: after a crash or restart
-// the batch that was in flight is delivered again. Returning an error makes
-// the kernel deliver the batch again later.
+// events since the last saved cursor are delivered again. Returning an
+// error means "not now": the same batch comes again after a pause
+// (doubling from 100 ms to 5 s); the plugin keeps running.
 type EventApplier interface {
 	ApplyEvents(ctx context.Context, events []Event) error
 }
@@ -247,15 +263,20 @@ func (m *Manifest) CheckPublish(e NewEvent) error {
 }
 
 // CheckDecided returns a permission_denied *Error unless the events a
-// command handler decided for cmd are declared and stay in streams the
-// plugin may write (the command's own, or owned ones).
+// command handler decided for cmd are declared and go to streams the
+// plugin owns (an event without a stream goes to the command's, which the
+// caller chose: it must be owned too).
 func (m *Manifest) CheckDecided(cmd Command, evs []NewEvent) error {
 	for _, e := range evs {
 		if _, ok := m.EmitsType(e.Type); !ok {
 			return Errorf(CodePermissionDenied, "plugin %s emitted undeclared event type %q", m.ID, e.Type)
 		}
-		if e.Stream != "" && e.Stream != cmd.Stream && !m.OwnsStream(e.Stream) {
-			return Errorf(CodePermissionDenied, "plugin %s may not write stream %q", m.ID, e.Stream)
+		stream := e.Stream
+		if stream == "" {
+			stream = cmd.Stream
+		}
+		if !m.OwnsStream(stream) {
+			return Errorf(CodePermissionDenied, "plugin %s may not write stream %q", m.ID, stream)
 		}
 	}
 	return nil

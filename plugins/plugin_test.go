@@ -28,6 +28,10 @@ func TestManifestValidate(t *testing.T) {
 		{func(m *plugins.Manifest) { m.ID = "poll" }, false},
 		{func(m *plugins.Manifest) { m.Permissions = append(m.Permissions, "root") }, false},
 		{func(m *plugins.Manifest) { m.Events = append(m.Events, plugins.EventType{Name: "undotted"}) }, false},
+		{func(m *plugins.Manifest) { m.Events = append(m.Events, plugins.EventType{Name: "kernel.stopped"}) }, false},
+		{func(m *plugins.Manifest) { m.Streams = []string{""} }, false},
+		{func(m *plugins.Manifest) { m.Streams = []string{"poll"} }, false},
+		{func(m *plugins.Manifest) { m.Streams = []string{"plugin/"} }, false},
 	} {
 		m := manifest()
 		c.edit(&m)
@@ -73,7 +77,8 @@ func TestChecks(t *testing.T) {
 		{"append ephemeral type", m.CheckAppend(plugins.NewEvent{Type: "poll.typing", Stream: "poll/1"}), plugins.CodePermissionDenied},
 		{"publish without permission", m.CheckPublish(plugins.NewEvent{Type: "poll.typing"}), plugins.CodePermissionDenied},
 		{"read without permission", m.Need(plugins.PermRead), plugins.CodePermissionDenied},
-		{"decided own stream", m.CheckDecided(plugins.Command{Stream: "x/1"}, []plugins.NewEvent{{Type: "poll.created"}}), ""},
+		{"decided into the command's owned stream", m.CheckDecided(plugins.Command{Stream: "poll/1"}, []plugins.NewEvent{{Type: "poll.created"}}), ""},
+		{"decided into a command stream it does not own", m.CheckDecided(plugins.Command{Stream: "kernel"}, []plugins.NewEvent{{Type: "poll.created"}}), plugins.CodePermissionDenied},
 		{"decided undeclared", m.CheckDecided(plugins.Command{Stream: "x/1"}, []plugins.NewEvent{{Type: "poll.closed"}}), plugins.CodePermissionDenied},
 		{"decided foreign stream", m.CheckDecided(plugins.Command{Stream: "x/1"}, []plugins.NewEvent{{Type: "poll.created", Stream: "y/1"}}), plugins.CodePermissionDenied},
 	}

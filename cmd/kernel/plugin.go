@@ -57,8 +57,16 @@ func pluginCmd(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		m := rec.Manifest
-		fmt.Fprintf(stdout, "installed %s %s into %s\n  sha256:      %s\n  commands:    %s\n  subscribes:  %s\n  permissions: %v\n  streams:     %s\nrestart the kernel to run it\n",
-			m.ID, m.Version, *dir, rec.SHA256, strings.Join(m.Commands, " "), strings.Join(m.Subscribes, " "), m.Permissions, strings.Join(m.Streams, " "))
+		var events []string
+		for _, e := range m.Events {
+			kind := "ephemeral"
+			if e.Durable {
+				kind = "durable"
+			}
+			events = append(events, e.Name+" ("+kind+")")
+		}
+		fmt.Fprintf(stdout, "installed %s %s into %s\n  sha256:      %s\n  commands:    %s\n  subscribes:  %s\n  events:      %s\n  permissions: %v\n  streams:     %s\nrestart the kernel to run it\n",
+			m.ID, m.Version, *dir, rec.SHA256, strings.Join(m.Commands, " "), strings.Join(m.Subscribes, " "), strings.Join(events, " "), m.Permissions, strings.Join(m.Streams, " "))
 		return 0
 	case "list":
 		fs := flag.NewFlagSet("kernel plugin list", flag.ContinueOnError)

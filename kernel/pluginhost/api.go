@@ -8,11 +8,26 @@ import (
 	"github.com/parleyhq/parley/plugins"
 )
 
-// api is the kernel API of one plugin: every call is checked against the
-// plugin's granted manifest.
-type api struct{ m *managed }
+// api is the kernel API of one activation of a plugin: every call is
+// checked against the plugin's granted manifest, and refused once that
+// activation has ended.
+type api struct {
+	m *managed
+	c conn
+}
 
 var _ plugins.Kernel = api{}
+
+// grant returns the manifest to check against, or an error once the
+// activation is over.
+func (a api) grant() (*plugins.Manifest, error) {
+	select {
+	case <-a.c.Exited():
+		return nil, plugins.Errorf(plugins.CodeUnavailable, "plugin %s: this activation has ended", a.m.id)
+	default:
+	}
+	return a.m.grant(), nil
+}
 
 // maxRead caps one ReadLog call.
 const maxRead = 1000
@@ -25,12 +40,22 @@ func (a api) check(err error) error {
 	return err
 }
 
-func (a api) need(p plugins.Permission) error { return a.check(a.m.granted.Need(p)) }
+func (a api) need(p plugins.Permission) error {
+	g, err := a.grant()
+	if err != nil {
+		return err
+	}
+	return a.check(g.Need(p))
+}
 
 func (a api) Append(ctx context.Context, evs []plugins.NewEvent) ([]plugins.Event, error) {
+	g, err := a.grant()
+	if err != nil {
+		return nil, err
+	}
 	drafts := make([]eventlog.Draft, 0, len(evs))
 	for _, e := range evs {
-		if err := a.check(a.m.granted.CheckAppend(e)); err != nil {
+		if err := a.check(g.CheckAppend(e)); err != nil {
 			return nil, err
 		}
 		drafts = append(drafts, eventlog.Draft{Type: e.Type, Stream: e.Stream, Actor: a.m.actor(), Audience: e.Audience, Payload: e.Payload})
@@ -69,7 +94,11 @@ func (a api) ReadLog(ctx context.Context, from uint64, limit int) ([]plugins.Eve
 }
 
 func (a api) Publish(_ context.Context, e plugins.NewEvent) error {
-	if err := a.check(a.m.granted.CheckPublish(e)); err != nil {
+	g, err := a.grant()
+	if err != nil {
+		return err
+	}
+	if err := a.check(g.CheckPublish(e)); err != nil {
 		return err
 	}
 	return a.m.h.k.Bus().PublishEphemeral(eventlog.Event{Type: e.Type, Stream: e.Stream, Actor: a.m.actor(), Audience: e.Audience, Payload: e.Payload})

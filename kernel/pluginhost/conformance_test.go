@@ -15,8 +15,9 @@ import (
 // confPlugin is the plugin the conformance suite runs, in process and out
 // of process (the test binary re-executes itself as it).
 type confPlugin struct {
-	mode string
-	k    plugins.Kernel
+	mode    string
+	k       plugins.Kernel
+	refused int
 }
 
 const confID = "test.conformance"
@@ -93,6 +94,10 @@ func (p *confPlugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]
 // ApplyEvents records every batch it is given as a conf.applied event, so
 // the test can check what was applied, in which order, across crashes.
 func (p *confPlugin) ApplyEvents(ctx context.Context, evs []plugins.Event) error {
+	if p.mode == "flaky" && p.refused < 2 { // "not now", twice
+		p.refused++
+		return plugins.Errorf("not_now", "try again later")
+	}
 	seqs := make([]uint64, len(evs))
 	for i, e := range evs {
 		if e.Type != "conf.added" {

@@ -95,23 +95,47 @@ func (c *inproc) HandleCommand(ctx context.Context, cmd plugins.Command) (evs []
 	if err := c.dead(); err != nil {
 		return nil, err
 	}
-	defer c.guard("HandleCommand", &err)
 	h, ok := c.p.(plugins.CommandHandler)
 	if !ok {
 		return nil, plugins.Errorf(plugins.CodeInternal, "plugin handles no commands")
 	}
-	return h.HandleCommand(ctx, cmd)
+	err = c.call(ctx, "HandleCommand", func() (err error) {
+		evs, err = h.HandleCommand(ctx, cmd)
+		return err
+	})
+	return evs, err
 }
 
-func (c *inproc) ApplyEvents(ctx context.Context, evs []plugins.Event) (err error) {
+func (c *inproc) ApplyEvents(ctx context.Context, evs []plugins.Event) error {
 	if err := c.dead(); err != nil {
 		return err
 	}
-	defer c.guard("ApplyEvents", &err)
-	if a, ok := c.p.(plugins.EventApplier); ok {
-		return a.ApplyEvents(ctx, evs)
+	a, ok := c.p.(plugins.EventApplier)
+	if !ok {
+		return nil
 	}
-	return nil
+	return c.call(ctx, "ApplyEvents", func() error { return a.ApplyEvents(ctx, evs) })
+}
+
+// call runs fn with the same promise a process gives: an answer by ctx's
+// deadline, or the activation ends. A plugin that never returns keeps its
+// goroutine: in-process plugins are the kernel's own, trusted code.
+func (c *inproc) call(ctx context.Context, what string, fn func() error) error {
+	done := make(chan error, 1)
+	go func() { // answers on done; outlives the call only if the plugin hangs
+		var err error
+		defer func() { done <- err }()
+		defer c.guard(what, &err)
+		err = fn()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		c.logger.Error("plugin did not answer in time; ending the activation", "call", what)
+		c.Kill()
+		return plugins.Errorf(plugins.CodeUnavailable, "plugin did not answer %s in time", what)
+	}
 }
 
 func (c *inproc) Kill()                   { c.once.Do(func() { close(c.exited) }) }
@@ -205,6 +229,9 @@ func (p *process) PID() int {
 	return p.cmd.Process.Pid
 }
 
+// maxLine is the longest line kept whole from a plugin's output.
+const maxLine = 64 << 10
+
 // lineLogger logs each line a plugin writes, tagged with its id.
 type lineLogger struct {
 	logger *slog.Logger
@@ -230,5 +257,9 @@ func (l *lineLogger) Write(b []byte) (int, error) {
 		consumed += i + 1
 	}
 	l.buf = append(l.buf[:0], l.buf[consumed:]...)
+	if len(l.buf) > maxLine { // a plugin writing without newlines must not grow the kernel
+		l.logger.Info(l.msg, "line", string(l.buf), "truncated", true)
+		l.buf = l.buf[:0]
+	}
 	return len(b), nil
 }

@@ -87,7 +87,8 @@ const (
 	StateStarting State = "starting"
 	StateRunning  State = "running"
 	StateBackoff  State = "backoff" // crashed, waiting to restart
-	StateFailed   State = "failed"  // crash budget spent or a permanent error; not restarted
+	StateStopping State = "stopping"
+	StateFailed   State = "failed" // crash budget spent or a permanent error; not restarted
 	StateStopped  State = "stopped"
 )
 
@@ -121,6 +122,7 @@ type Host struct {
 
 	mu      sync.Mutex
 	plugins map[string]*managed
+	started bool
 	wg      sync.WaitGroup
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -150,8 +152,7 @@ func New(k *kernel.Kernel, cfg Config, logger *slog.Logger) (*Host, error) {
 	return h, nil
 }
 
-// Add registers a plugin; it starts with Start (or at once if the host
-// runs already).
+// Add registers a plugin, before Start.
 func (h *Host) Add(spec Spec) error {
 	if spec.ID == "" {
 		return errors.New("pluginhost: spec without id")
@@ -160,6 +161,9 @@ func (h *Host) Add(spec Spec) error {
 	defer h.mu.Unlock()
 	if _, ok := h.plugins[spec.ID]; ok {
 		return fmt.Errorf("pluginhost: plugin %s added twice", spec.ID)
+	}
+	if h.started {
+		return fmt.Errorf("pluginhost: plugin %s added after Start", spec.ID)
 	}
 	m := &managed{h: h, id: spec.ID, spec: spec, state: StateStopped, logger: h.logger.With("plugin", spec.ID)}
 	h.plugins[spec.ID] = m
@@ -170,6 +174,11 @@ func (h *Host) Add(spec Spec) error {
 // running, failed, or ctx ends.
 func (h *Host) Start(ctx context.Context) error {
 	h.mu.Lock()
+	if h.started {
+		h.mu.Unlock()
+		return errors.New("pluginhost: started twice")
+	}
+	h.started = true
 	ms := make([]*managed, 0, len(h.plugins))
 	for _, m := range h.plugins {
 		ms = append(ms, m)
@@ -246,6 +255,13 @@ type managed struct {
 
 func (m *managed) actor() string { return "plugin:" + m.id }
 
+// grant returns the manifest the plugin was granted (nil before admit).
+func (m *managed) grant() *plugins.Manifest {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.granted
+}
+
 func (m *managed) cursorName() string { return "plugin/" + m.id }
 
 func (m *managed) status(head uint64) Status {
@@ -294,6 +310,7 @@ func (m *managed) supervise(ctx context.Context) {
 		c, err := m.activate(ctx)
 		if ctx.Err() != nil {
 			if c != nil {
+				m.setState(StateStopping, nil)
 				m.stop(c)
 			}
 			m.setState(StateStopped, nil)
@@ -303,18 +320,25 @@ func (m *managed) supervise(ctx context.Context) {
 			m.logger.Info("plugin running", "transport", m.spec.Transport, "pid", c.PID())
 			m.record("plugin.started", map[string]any{"version": m.manifest.Version, "transport": m.spec.Transport, "pid": c.PID()})
 			m.setState(StateRunning, nil)
+			began := time.Now()
 			err = m.run(ctx, c)
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, eventlog.ErrClosed) {
+				m.setState(StateStopping, nil) // commands are refused from here on
 				m.stop(c)
 				m.setState(StateStopped, nil)
 				m.record("plugin.stopped", map[string]any{})
 				return
 			}
+			if err == nil {
+				err = errors.New("activation ended without an error")
+			}
 			c.Kill()
 			m.mu.Lock()
 			m.conn, m.state = nil, StateBackoff // before the restart count moves: no stale "running"
 			m.mu.Unlock()
-			backoff = m.h.cfg.BackoffInitial // it ran: start the backoff over
+			if time.Since(began) > healthyRun {
+				backoff = m.h.cfg.BackoffInitial // it ran well for a while: start the backoff over
+			}
 		}
 		var perm permanentError
 		if errors.As(err, &perm) {
@@ -335,6 +359,10 @@ func (m *managed) supervise(ctx context.Context) {
 		backoff = min(2*backoff, m.h.cfg.BackoffMax)
 	}
 }
+
+// healthyRun is how long an activation must last for the restart backoff
+// to start over.
+const healthyRun = time.Minute
 
 // crashed counts a crash and reports whether the budget is spent (the
 // plugin is then failed).
@@ -383,7 +411,7 @@ func (m *managed) activate(ctx context.Context) (conn, error) {
 		c.Kill()
 		return nil, err
 	}
-	if err := c.Start(startCtx, api{m}); err != nil {
+	if err := c.Start(startCtx, api{m: m, c: c}); err != nil {
 		c.Kill()
 		return nil, fmt.Errorf("start: %w", err)
 	}
@@ -426,6 +454,9 @@ func (m *managed) admit(ctx context.Context, c conn) error {
 	}
 	var types []kernel.EventType
 	for _, e := range granted.Events {
+		if _, taken := m.h.k.EventTypes().Lookup(e.Name); taken {
+			return permanentError{fmt.Errorf("event type %s is already declared by the kernel or another plugin", e.Name)}
+		}
 		types = append(types, kernel.EventType{Name: e.Name, Durable: e.Durable, Doc: "declared by plugin " + m.id})
 	}
 	if err := m.h.k.EventTypes().Declare(types...); err != nil {
@@ -503,7 +534,8 @@ func (m *managed) health(ctx context.Context, c conn) error {
 // the events it subscribes to. The cursor only ever names applied events,
 // so a crash redelivers what came after the last save, never skips.
 func (m *managed) deliver(ctx context.Context, c conn) error {
-	if len(m.granted.Subscribes) == 0 {
+	granted := m.grant()
+	if len(granted.Subscribes) == 0 {
 		<-ctx.Done()
 		return nil
 	}
@@ -514,24 +546,37 @@ func (m *managed) deliver(ctx context.Context, c conn) error {
 	}
 	tail := l.Tail(cur + 1)
 	batch := make([]plugins.Event, 0, m.h.cfg.BatchSize)
-	saved, lastSave := cur, time.Now()
+	applied, saved, lastSave := cur, cur, time.Now()
+	save := func() error {
+		if applied == saved {
+			return nil
+		}
+		if err := l.SaveCursor(context.WithoutCancel(ctx), m.cursorName(), applied); err != nil {
+			return fmt.Errorf("save cursor: %w", err)
+		}
+		saved, lastSave = applied, time.Now()
+		return nil
+	}
+	defer save() // a clean stop keeps what was applied
 	for {
 		e, err := tail.Next(ctx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, eventlog.ErrClosed) {
+			if ctx.Err() != nil {
 				return nil
 			}
-			return err
+			return err // ErrClosed included: the caller tells it from a crash
 		}
 		batch = batch[:0]
 		last := e.Seq
 		caughtUp := false
-		for {
-			if m.granted.Subscribed(e.Type) {
+		// Gather what is already durable, up to a batch of subscribed events
+		// or scanScale batches of others (sparse subscriptions).
+		for scanned := 1; ; scanned++ {
+			if granted.Subscribed(e.Type) {
 				batch = append(batch, toPluginEvent(e))
 			}
 			last = e.Seq
-			if len(batch) == cap(batch) {
+			if len(batch) == cap(batch) || scanned >= scanScale*cap(batch) {
 				break
 			}
 			var ok bool
@@ -541,21 +586,52 @@ func (m *managed) deliver(ctx context.Context, c conn) error {
 			}
 		}
 		if len(batch) > 0 {
-			actx, cancel := context.WithTimeout(ctx, m.h.cfg.CallTimeout)
-			err := c.ApplyEvents(actx, batch)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("apply events %d..%d: %w", batch[0].Seq, batch[len(batch)-1].Seq, err)
+			if err := m.apply(ctx, c, batch); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
 			}
 		}
+		applied = last // only now may the cursor pass this batch
 		// Save the cursor when caught up, or every cursorEvery events or
 		// cursorPeriod while busy: a crash redelivers at most that much.
-		if caughtUp || last-saved >= cursorEvery || time.Since(lastSave) >= cursorPeriod {
-			if err := l.SaveCursor(context.WithoutCancel(ctx), m.cursorName(), last); err != nil {
-				return fmt.Errorf("save cursor: %w", err)
+		if caughtUp || applied-saved >= cursorEvery || time.Since(lastSave) >= cursorPeriod {
+			if err := save(); err != nil {
+				return err
 			}
-			saved, lastSave = last, time.Now()
 		}
+	}
+}
+
+// scanScale bounds how many unsubscribed events one pass looks at, in
+// batches, so a sparse subscription still saves its cursor and honours ctx.
+const scanScale = 8
+
+// apply hands one batch to the plugin until it takes it. An error the
+// plugin returns means "not now": the same batch comes again after a pause
+// (doubling from 100 ms to 5 s). A dead activation ends delivery (a crash).
+func (m *managed) apply(ctx context.Context, c conn, batch []plugins.Event) error {
+	pause := 100 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, m.h.cfg.CallTimeout)
+		err := c.ApplyEvents(actx, batch)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-c.Exited():
+			return fmt.Errorf("apply events %d..%d: %w", batch[0].Seq, batch[len(batch)-1].Seq, err)
+		default:
+		}
+		m.logger.Warn("plugin refused a batch; delivering it again", "first_seq", batch[0].Seq, "last_seq", batch[len(batch)-1].Seq, "err", err, "pause", pause)
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return ctx.Err() // not applied: the cursor must not move past it
+		}
+		pause = min(2*pause, 5*time.Second)
 	}
 }
 

@@ -458,3 +458,56 @@ func TestSlowPluginHoldsUpNobody(t *testing.T) {
 		return false
 	})
 }
+
+// TestRefusedBatchIsRedeliveredNotACrash: a plugin returning an error from
+// ApplyEvents gets the same batch again and is not restarted.
+func TestRefusedBatchIsRedeliveredNotACrash(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(string(tr), func(t *testing.T) {
+			hs := start(t, t.TempDir(), testCfg, spec(tr, "flaky"))
+			for i := range 5 {
+				if _, err := hs.exec("conf.add", strconv.Itoa(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hs.checkDelivery()
+			if s := hs.status(); s.Restarts != 0 || s.State != pluginhost.StateRunning {
+				t.Fatalf("status %+v", s)
+			}
+			if !strings.Contains(hs.logs.String(), "plugin refused a batch") {
+				t.Fatal("refusals not logged")
+			}
+		})
+	}
+}
+
+// copycat declares an event type the conformance plugin already declared.
+type copycat struct{}
+
+func (copycat) Manifest() plugins.Manifest {
+	return plugins.Manifest{
+		ID: "test.copycat", Version: "1", Protocol: plugins.ProtocolVersion,
+		Events: []plugins.EventType{{Name: "conf.added", Durable: true}}, Streams: []string{"copy/"},
+	}
+}
+
+// TestEventTypesAreOwned: a plugin cannot declare another plugin's types.
+func TestEventTypesAreOwned(t *testing.T) {
+	cc := pluginhost.Spec{ID: "test.copycat", Transport: pluginhost.InProcess, New: func() plugins.Plugin { return copycat{} }}
+	hs2 := start(t, t.TempDir(), testCfg, spec(pluginhost.InProcess, ""), cc)
+	var st pluginhost.Status
+	for _, s := range hs2.h.List() {
+		if s.ID == "test.copycat" {
+			st = s
+		}
+	}
+	if st.State != pluginhost.StateFailed || !strings.Contains(st.Error, "already declared") {
+		// The two start in parallel: whichever admits second fails.
+		for _, s := range hs2.h.List() {
+			if s.State == pluginhost.StateFailed && strings.Contains(s.Error, "already declared") {
+				return
+			}
+		}
+		t.Fatalf("status %+v", hs2.h.List())
+	}
+}

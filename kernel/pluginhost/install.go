@@ -28,12 +28,13 @@ type Installed struct {
 }
 
 // Inspect starts a plugin executable, reads its manifest and stops it.
-func Inspect(ctx context.Context, path string, timeout time.Duration) (plugins.Manifest, error) {
+// checksum, when set, is verified before the binary runs.
+func Inspect(ctx context.Context, path string, checksum []byte, timeout time.Duration) (plugins.Manifest, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return plugins.Manifest{}, err
 	}
-	p, err := launch(abs, nil, PluginEnv(), nil, timeout, slog.New(slog.DiscardHandler))
+	p, err := launch(abs, nil, PluginEnv(), checksum, timeout, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return plugins.Manifest{}, err
 	}
@@ -47,14 +48,12 @@ func Inspect(ctx context.Context, path string, timeout time.Duration) (plugins.M
 	return m, m.Validate()
 }
 
-// Install inspects the executable at path, copies it into dir and records
-// its manifest and SHA-256. The kernel later refuses to run a binary whose
-// checksum changed.
+// Install copies the executable at path into dir, hashes the copy, runs
+// the copy (checked against that hash) to read its manifest, and records
+// manifest and SHA-256 next to it. The kernel later refuses to run a
+// binary whose checksum changed. Install while the kernel is stopped: a
+// running kernel keeps the grant it loaded.
 func Install(ctx context.Context, dir, path string) (Installed, error) {
-	m, err := Inspect(ctx, path, 10*time.Second)
-	if err != nil {
-		return Installed{}, fmt.Errorf("install %s: %w", path, err)
-	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Installed{}, err
 	}
@@ -63,26 +62,46 @@ func Install(ctx context.Context, dir, path string) (Installed, error) {
 		return Installed{}, err
 	}
 	defer src.Close()
-	dst := filepath.Join(dir, m.ID)
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	staged, err := os.CreateTemp(dir, ".installing-*")
 	if err != nil {
 		return Installed{}, err
 	}
+	defer os.Remove(staged.Name())
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(out, h), src); err != nil {
-		out.Close()
+	_, err = io.Copy(io.MultiWriter(staged, h), src)
+	if err = errors.Join(err, staged.Chmod(0o755), staged.Sync(), staged.Close()); err != nil {
 		return Installed{}, err
 	}
-	if err := errors.Join(out.Sync(), out.Close(), os.Rename(tmp, dst)); err != nil {
-		return Installed{}, err
+	sum := h.Sum(nil)
+	m, err := Inspect(ctx, staged.Name(), sum, 10*time.Second)
+	if err != nil {
+		return Installed{}, fmt.Errorf("install %s: %w", path, err)
 	}
-	rec := Installed{ID: m.ID, Binary: m.ID, SHA256: hex.EncodeToString(h.Sum(nil)), Manifest: m, InstalledAt: time.Now().UTC()}
+	dst := filepath.Join(dir, m.ID)
+	rec := Installed{ID: m.ID, Binary: m.ID, SHA256: hex.EncodeToString(sum), Manifest: m, InstalledAt: time.Now().UTC()}
 	b, _ := json.MarshalIndent(rec, "", "  ")
-	if err := os.WriteFile(dst+".json", append(b, '\n'), 0o644); err != nil {
+	// The record first, then the binary: a crash in between leaves a record
+	// whose binary is missing or old, which the checksum refuses.
+	if err := writeFileAtomic(dst+".json", append(b, '\n')); err != nil {
+		return Installed{}, err
+	}
+	if err := os.Rename(staged.Name(), dst); err != nil {
 		return Installed{}, err
 	}
 	return rec, nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // LoadInstalled returns a Spec for every plugin installed in dir. A missing
