@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -118,6 +119,18 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	mux := http.NewServeMux()
 	mux.Handle("/", k.HTTPHandler())
 	mux.HandleFunc("GET /admin/plugins", adminPlugins(host))
+	var pluginsUp atomic.Bool
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		err := k.Ready()
+		if err == nil && !pluginsUp.Load() {
+			err = errors.New("plugins are starting")
+		}
+		if err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
 	if cfg.Demo {
 		if err := mountDemo(k, mux); err != nil {
 			fmt.Fprintln(stderr, "kernel serve: demo:", err)
@@ -137,28 +150,39 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		k.Close(context.Background(), "start failed")
 		return 1
 	}
-	if err := startPlugins(ctx, k, cfg, host); err != nil {
-		fmt.Fprintln(stderr, "kernel serve: plugins:", err)
-		ln.Close()
-		host.Close()
-		k.Close(context.Background(), "plugins failed")
-		return 1
-	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }() // owned here: Shutdown below ends it
 	fmt.Fprintf(stdout, "Parley kernel %s listening on http://%s (data in %s)\n", kernel.Version, displayAddr(ln.Addr()), cfg.DataDir)
-	if cfg.Demo {
-		fmt.Fprintf(stdout, "Demo: open http://%s/ in a browser\n", displayAddr(ln.Addr()))
-	}
 
+	// Plugins start while HTTP already answers (a slow plugin must not make
+	// the kernel look hung); their commands answer "unavailable" until then.
 	code := 0
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
-	case err := <-served:
-		logger.Error("http server stopped", "err", err)
+	if err := startPlugins(ctx, k, cfg, host); err != nil && ctx.Err() == nil {
+		logger.Error("plugins could not start", "err", err)
+		fmt.Fprintln(stderr, "kernel serve: plugins:", err)
 		code = 1
+	} else if ctx.Err() == nil {
+		pluginsUp.Store(true)
+		list, running := host.List(), 0
+		for _, st := range list {
+			if st.State == pluginhost.StateRunning {
+				running++
+			}
+		}
+		fmt.Fprintf(stdout, "Ready: %d of %d plugins running (kernel plugin list shows them)\n", running, len(list))
+		if cfg.Demo {
+			fmt.Fprintf(stdout, "Demo: open http://%s/ in a browser\n", displayAddr(ln.Addr()))
+		}
+	}
+	if code == 0 {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+		case err := <-served:
+			logger.Error("http server stopped", "err", err)
+			code = 1
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()

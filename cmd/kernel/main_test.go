@@ -62,7 +62,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string)
+	lines := make(chan string, 64)
 	go func() { // reads stdout until the process exits
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
@@ -84,6 +84,8 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 		case line := <-lines:
 			if m := listening.FindStringSubmatch(line); m != nil {
 				s.base = m[1]
+			}
+			if strings.HasPrefix(line, "Ready:") && s.base != "" {
 				return s
 			}
 		case err := <-s.done:
