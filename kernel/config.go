@@ -28,6 +28,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	PluginsDir      string
 	PluginTransport string
+	Region          string
+	Environment     string
+	CORSOrigins     string
 	EventLog        EventLogConfig
 }
 
@@ -43,6 +46,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir: "./data", HTTPAddr: ":8080", LogLevel: "info", LogFormat: "text",
 		ShutdownTimeout: 4 * time.Second, PluginsDir: "./plugins-installed", PluginTransport: "process",
+		Region: "eu", Environment: "sandbox",
 		EventLog: EventLogConfig{QueueSize: 8192, MaxBatch: 1024, MaxPayloadBytes: 1 << 20},
 	}
 }
@@ -106,6 +110,9 @@ func (c *Config) settings() []setting {
 		{"shutdown_timeout", "how long SIGTERM waits for in-flight work", duration(&c.ShutdownTimeout)},
 		{"plugins_dir", "directory of installed plugins (kernel plugin install)", str(&c.PluginsDir)},
 		{"plugin_transport", "how built-in plugins run: process (isolated) or inproc", str(&c.PluginTransport)},
+		{"region", "the region this kernel serves: eu, in, us or me", str(&c.Region)},
+		{"environment", "the environment this kernel serves: sandbox or production", str(&c.Environment)},
+		{"cors_origins", "comma-separated origins allowed to call the REST API from browsers (none by default)", str(&c.CORSOrigins)},
 		{"eventlog.queue_size", "appends that may wait for the writer before callers get busy", integer(&c.EventLog.QueueSize)},
 		{"eventlog.max_batch", "appends committed in one transaction at most", integer(&c.EventLog.MaxBatch)},
 		{"eventlog.max_payload_bytes", "largest event payload accepted", integer(&c.EventLog.MaxPayloadBytes)},
@@ -255,6 +262,14 @@ func (c *Config) Validate() error {
 	}
 	if c.PluginTransport != "process" && c.PluginTransport != "inproc" {
 		return bad("plugin_transport", "%q is not process or inproc", c.PluginTransport)
+	}
+	switch c.Region {
+	case "eu", "in", "us", "me":
+	default:
+		return bad("region", "%q is not eu, in, us or me", c.Region)
+	}
+	if c.Environment != "sandbox" && c.Environment != "production" {
+		return bad("environment", "%q is not sandbox or production", c.Environment)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return bad("shutdown_timeout", "must be positive")

@@ -17,6 +17,7 @@ type Code = plugins.Code
 const (
 	CodeUnknownCommand   Code = "unknown_command"            // no handler owns the command name
 	CodeInvalidCommand        = plugins.CodeInvalidCommand   // the command is malformed (no stream, bad payload)
+	CodeValidation       Code = "validation_error"           // an argument is invalid (the widget reference's code)
 	CodeConflict         Code = "conflict"                   // the stream moved on while the command was decided
 	CodeBusy             Code = "busy"                       // the append queue is full; retry later
 	CodePayloadTooLarge  Code = "payload_too_large"          // a payload over the configured limit

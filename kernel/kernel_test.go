@@ -16,6 +16,7 @@ import (
 	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
 	"github.com/parleyhq/parley/kernel/pluginhost"
+	"github.com/parleyhq/parley/sdkapi"
 )
 
 func testConfig(t *testing.T, dir string) kernel.Config {
@@ -348,6 +349,9 @@ func TestDurableTypesAreDocumented(t *testing.T) {
 	}
 	defer k.Close(context.Background(), "test")
 	if _, err := pluginhost.New(k, pluginhost.Config{}, nil); err != nil { // declares the plugin.* types
+		t.Fatal(err)
+	}
+	if _, err := sdkapi.New(k, testConfig(t, "")); err != nil { // declares the company.* and user.* types
 		t.Fatal(err)
 	}
 	for _, et := range k.EventTypes().List() {

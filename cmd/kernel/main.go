@@ -26,6 +26,7 @@ import (
 
 	"github.com/parleyhq/parley/kernel"
 	"github.com/parleyhq/parley/kernel/pluginhost"
+	"github.com/parleyhq/parley/sdkapi"
 )
 
 func main() {
@@ -116,8 +117,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		k.Close(context.Background(), "plugin host failed")
 		return 1
 	}
+	svc, err := sdkapi.New(k, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "kernel serve:", err)
+		k.Close(context.Background(), "sdkapi failed")
+		return 1
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", k.HTTPHandler())
+	svc.Mount(mux)
 	mux.HandleFunc("GET /admin/plugins", adminPlugins(host))
 	var pluginsUp atomic.Bool
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -149,6 +157,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		ln.Close()
 		k.Close(context.Background(), "start failed")
 		return 1
+	}
+	svcCtx, stopSvc := context.WithCancel(context.Background())
+	svcDone := make(chan error, 1)
+	go func() { svcDone <- svc.Run(svcCtx) }() // owned here: stopSvc below ends it
+	stopService := func() { stopSvc(); <-svcDone }
+	if c, key, err := svc.Bootstrap(ctx); err != nil && ctx.Err() == nil {
+		fmt.Fprintln(stderr, "kernel serve: first company:", err)
+	} else if key != "" {
+		fmt.Fprintf(stdout, "Created the first company. Keep these, the API key is not shown again:\n  app_id:  %s\n  apikey:  %s\n", c.AppID, key)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -189,6 +206,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("http shutdown", "err", err)
 	}
+	stopService()
 	host.Close() // plugins stop (Stop, then kill) before the log closes
 	if err := k.Close(shutdownCtx, "shutdown"); err != nil {
 		logger.Error("closing the kernel", "err", err)

@@ -196,13 +196,14 @@ func TestAuditVerifyNamesTamperedSeq(t *testing.T) {
 	if code, _ := s.stop(t); code != 0 {
 		t.Fatalf("stop: %d", code)
 	}
-	// kernel.started, plugin.started, 10 echoes, plugin.stopped, kernel.stopped
+	// kernel.started, company.created, company.apikey.created, plugin.started,
+	// 10 echoes, plugin.stopped, kernel.stopped
 	code, out, _ := kernelCmd(t, "audit", "verify", "--data-dir", dir)
-	if code != 0 || !strings.Contains(out, "ok: 14 events") {
+	if code != 0 || !strings.Contains(out, "ok: 16 events") {
 		t.Fatalf("clean verify: exit %d, %s", code, out)
 	}
-	code, out, _ = kernelCmd(t, "audit", "export", "--data-dir", dir, "--type", "demo.*", "--from-seq", "6")
-	if code != 0 || strings.Count(out, "\n") != 7 || !strings.Contains(out, `"text":"marker-04"`) {
+	code, out, _ = kernelCmd(t, "audit", "export", "--data-dir", dir, "--type", "demo.*", "--from-seq", "8")
+	if code != 0 || strings.Count(out, "\n") != 7 || !strings.Contains(out, `"text":"marker-04"`) || strings.Contains(out, `"text":"marker-03"`) {
 		t.Fatalf("export: exit %d, %s", code, out)
 	}
 	var seq7 uint64

@@ -1,0 +1,91 @@
+package sdkapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/sdkapi/directory"
+	"github.com/parleyhq/parley/sdkapi/rest"
+	"github.com/parleyhq/parley/sdkapi/token"
+)
+
+// Service wires the directory, the token issuer and the REST API to a
+// kernel.
+type Service struct {
+	k      *kernel.Kernel
+	cfg    kernel.Config
+	Dir    *directory.Directory
+	Tokens *token.Issuer
+	API    *rest.API
+}
+
+// New registers the directory's commands on k (before k.Start) and builds
+// the API.
+func New(k *kernel.Kernel, cfg kernel.Config) (*Service, error) {
+	dir, err := directory.New(k)
+	if err != nil {
+		return nil, err
+	}
+	tokens := token.New(k.Log())
+	var origins []string
+	for _, o := range strings.Split(cfg.CORSOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	return &Service{k: k, cfg: cfg, Dir: dir, Tokens: tokens, API: rest.New(k, dir, tokens, rest.Config{CORSOrigins: origins})}, nil
+}
+
+// Run keeps the directory's projection current until ctx ends.
+func (s *Service) Run(ctx context.Context) error { return s.Dir.Run(ctx) }
+
+// Mount adds the REST API to mux.
+func (s *Service) Mount(mux *http.ServeMux) { s.API.Mount(mux) }
+
+// CreateCompany creates a company in the kernel's region and environment
+// with a first API key and token secret, and returns the key: it is shown
+// only here, the log keeps its hash.
+func (s *Service) CreateCompany(ctx context.Context, name string) (directory.Company, string, error) {
+	appID := directory.NewAppID()
+	run := func(name string, payload any) error {
+		p, err := json.Marshal(payload)
+		if err != nil {
+			return err
+		}
+		evs, err := s.k.Execute(ctx, kernel.Command{Name: name, Stream: directory.CompanyStream(appID), Company: appID, Actor: "operator", Payload: p})
+		if err != nil {
+			return err
+		}
+		return s.Dir.WaitFor(ctx, evs[len(evs)-1].Seq)
+	}
+	err := run(directory.CmdCompanyCreate, directory.CompanyCreate{AppID: appID, Name: name, Region: s.cfg.Region, Environment: s.cfg.Environment})
+	if err != nil {
+		return directory.Company{}, "", fmt.Errorf("create company: %w", err)
+	}
+	key, keyID, hash := directory.NewAPIKey()
+	if err := run(directory.CmdAPIKeyCreate, directory.APIKeyCreate{KeyID: keyID, SHA256: hash}); err != nil {
+		return directory.Company{}, "", fmt.Errorf("create api key: %w", err)
+	}
+	if err := s.Tokens.Rotate(ctx, appID); err != nil {
+		return directory.Company{}, "", fmt.Errorf("create token secret: %w", err)
+	}
+	c, _ := s.Dir.Company(appID)
+	return c, key, nil
+}
+
+// Bootstrap waits for the directory to read the log and, when the kernel
+// has no company yet, creates one. It returns the new company and its key
+// (zero values when companies exist).
+func (s *Service) Bootstrap(ctx context.Context) (directory.Company, string, error) {
+	if err := s.Dir.WaitFor(ctx, s.k.Log().Head()); err != nil {
+		return directory.Company{}, "", err
+	}
+	if len(s.Dir.Companies()) > 0 {
+		return directory.Company{}, "", nil
+	}
+	return s.CreateCompany(ctx, "First company")
+}
