@@ -131,8 +131,14 @@ const EnvConfigFile = "PARLEY_CONFIG"
 // LoadConfig reads the configuration: defaults, then the YAML file (from
 // --config or PARLEY_CONFIG), then PARLEY_* variables of environ, then the
 // flags in args. Every error names the offending key.
-func LoadConfig(fs *flag.FlagSet, args, environ []string) (Config, error) {
+//
+// extra names string flags of the calling command (not settings) to
+// define on fs before parsing, such as "name".
+func LoadConfig(fs *flag.FlagSet, args, environ []string, extra ...string) (Config, error) {
 	c := DefaultConfig()
+	for _, name := range extra {
+		fs.String(name, "", "")
+	}
 	settings := c.settings()
 	byKey := map[string]setting{}
 	byEnv := map[string]setting{}

@@ -40,6 +40,7 @@ commands:
   audit verify   verify the event log's hash chain (the kernel must be stopped)
   audit export   export events as JSON Lines, with filters
   plugin         serve, install or list plugins
+  company        create or list companies (tenants), with the kernel stopped
   version        print the version
 `
 
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return audit(args[1:], stdout, stderr)
 	case "plugin":
 		return pluginCmd(args[1:], stdout, stderr)
+	case "company":
+		return companyCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

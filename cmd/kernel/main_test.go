@@ -45,6 +45,7 @@ func TestMain(m *testing.M) {
 type server struct {
 	cmd    *exec.Cmd
 	base   string
+	apikey string // printed once when serve creates the first company
 	stderr *bytes.Buffer
 	done   chan error
 }
@@ -84,6 +85,9 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 		case line := <-lines:
 			if m := listening.FindStringSubmatch(line); m != nil {
 				s.base = m[1]
+			}
+			if k, ok := strings.CutPrefix(strings.TrimSpace(line), "apikey:"); ok {
+				s.apikey = strings.TrimSpace(k)
 			}
 			if strings.HasPrefix(line, "Ready:") && s.base != "" {
 				return s
@@ -339,6 +343,45 @@ func TestExamplePluginInstallAndRun(t *testing.T) {
 			t.Fatalf("tampered plugin not refused:\n%s\n%s", list, s.stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	s.stop(t)
+}
+
+// TestRESTWithThePrintedKey follows the README: the key serve prints on a
+// fresh data directory creates a user and an access token; a restart
+// prints no new key, and the old one still works.
+func TestRESTWithThePrintedKey(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	if !strings.HasPrefix(s.apikey, "pk_") {
+		t.Fatalf("no API key printed:\n%s", s.stderr)
+	}
+	call := func(s *server, method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, s.base+path, strings.NewReader(body))
+		req.Header.Set("apikey", s.apikey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if c, body := call(s, "POST", "/v2/users", `{"id":"dr.alice","role":"plus"}`); c != 201 {
+		t.Fatalf("create user: %d %s", c, body)
+	}
+	if c, body := call(s, "POST", "/v2/sdk/credentials", `{"user_id":"dr.alice","expires_in":3600}`); c != 200 || !strings.Contains(body, `"access_token":"ey`) {
+		t.Fatalf("credentials: %d %s", c, body)
+	}
+	key := s.apikey
+	s.stop(t)
+	s = startServer(t, dir)
+	if s.apikey != "" {
+		t.Fatal("a restart printed a new key")
+	}
+	s.apikey = key
+	if c, body := call(s, "GET", "/v2/users/dr.alice", ""); c != 200 || !strings.Contains(body, `"role":"plus"`) {
+		t.Fatalf("after restart: %d %s", c, body)
 	}
 	s.stop(t)
 }

@@ -153,4 +153,3 @@ func (i *Issuer) Verify(appID, raw string) (Claims, error) {
 	}
 	return Claims{UserID: rc.Subject, AppID: tokenApp, ExpiresAt: rc.ExpiresAt.Time}, nil
 }
-
