@@ -3,48 +3,88 @@ package sdkapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/kernel/hub"
 	"github.com/parleyhq/parley/sdkapi/directory"
 	"github.com/parleyhq/parley/sdkapi/rest"
+	"github.com/parleyhq/parley/sdkapi/session"
 	"github.com/parleyhq/parley/sdkapi/token"
 )
 
-// Service wires the directory, the token issuer and the REST API to a
-// kernel.
+// Service wires the directory, the token issuer, the session hub, the
+// WebSocket sessions and the REST API to a kernel.
 type Service struct {
-	k      *kernel.Kernel
-	cfg    kernel.Config
-	Dir    *directory.Directory
-	Tokens *token.Issuer
-	API    *rest.API
+	k        *kernel.Kernel
+	cfg      kernel.Config
+	Dir      *directory.Directory
+	Tokens   *token.Issuer
+	API      *rest.API
+	Hub      *hub.Hub
+	Sessions *session.Manager
+}
+
+// Options tune a Service; the zero value is what `kernel serve` runs.
+type Options struct {
+	Session session.Config
+	Clock   func() time.Time // token issuing and expiry (default time.Now)
+	Logger  *slog.Logger
 }
 
 // New registers the directory's commands on k (before k.Start) and builds
 // the API.
 func New(k *kernel.Kernel, cfg kernel.Config) (*Service, error) {
+	return NewWith(k, cfg, Options{})
+}
+
+// NewWith is New with options.
+func NewWith(k *kernel.Kernel, cfg kernel.Config, opts Options) (*Service, error) {
 	dir, err := directory.New(k)
 	if err != nil {
 		return nil, err
 	}
-	tokens := token.New(k.Log())
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	tokens := token.NewWithClock(k.Log(), opts.Clock)
+	h := hub.New(k.Log(), 0)
+	sessions, err := session.New(k, dir, tokens, h, opts.Session, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
 	var origins []string
 	for _, o := range strings.Split(cfg.CORSOrigins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			origins = append(origins, o)
 		}
 	}
-	return &Service{k: k, cfg: cfg, Dir: dir, Tokens: tokens, API: rest.New(k, dir, tokens, rest.Config{CORSOrigins: origins})}, nil
+	return &Service{
+		k: k, cfg: cfg, Dir: dir, Tokens: tokens, Hub: h, Sessions: sessions,
+		API: rest.New(k, dir, tokens, rest.Config{CORSOrigins: origins}),
+	}, nil
 }
 
-// Run keeps the directory's projection current until ctx ends.
-func (s *Service) Run(ctx context.Context) error { return s.Dir.Run(ctx) }
+// Run keeps the directory's projection and the hub running until ctx
+// ends, then waits for the sessions to close.
+func (s *Service) Run(ctx context.Context) error {
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- s.Hub.Run(ctx) }() // ends with ctx
+	err := s.Dir.Run(ctx)
+	s.Sessions.Close()
+	return errors.Join(err, <-hubDone)
+}
 
-// Mount adds the REST API to mux.
-func (s *Service) Mount(mux *http.ServeMux) { s.API.Mount(mux) }
+// Mount adds the REST API and the WebSocket endpoint to mux.
+func (s *Service) Mount(mux *http.ServeMux) {
+	s.API.Mount(mux)
+	mux.Handle("GET /v2/ws", s.Sessions)
+}
 
 // CreateCompany creates a company in the kernel's region and environment
 // with a first API key and token secret, and returns the key: it is shown

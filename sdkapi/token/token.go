@@ -50,7 +50,13 @@ type Issuer struct {
 }
 
 // New returns an issuer keeping its secrets in log's state store.
-func New(log *eventlog.Log) *Issuer { return &Issuer{log: log, now: time.Now} }
+func New(log *eventlog.Log) *Issuer { return NewWithClock(log, time.Now) }
+
+// NewWithClock is New with a clock for issuing and checking expiry; tests
+// use a clock in the past to get tokens that expire within seconds.
+func NewWithClock(log *eventlog.Log, now func() time.Time) *Issuer {
+	return &Issuer{log: log, now: now}
+}
 
 type secret struct {
 	ID  string `json:"id"`

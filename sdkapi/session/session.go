@@ -1,0 +1,313 @@
+// Package session is the WebSocket session the browser SDK speaks, at
+// /v2/ws. Frames are JSON: requests {id, method, params}, responses
+// {id, result} or {id, error: {code, message}}, pushes {event, data, seq}.
+//
+// # Connecting
+//
+// The first frame must be connect {appId, userId, accessToken, sdkVersion,
+// lastSeq?}; anything else, or a refusal, closes the socket after the coded
+// answer (app_id_invalid, user_not_found, access_token_expired,
+// access_token_invalid, access_token_invalid_signature,
+// access_token_invalid_user, sdk_version_invalid, sdk_version_unsupported,
+// too_many_sessions). The answer carries the user's expiresAt, the log
+// position and the online users. With lastSeq, the events since then whose
+// audience includes the user are pushed before live ones, each once, in
+// seq order; too far back, the answer says resync: true instead.
+//
+// # Afterwards
+//
+// Methods: updateAccessToken {accessToken} → {expiresAt}; getOnlineUsers
+// → {users}; disconnect. Pushes: every durable event whose audience
+// includes the user (event = its type, seq = its seq),
+// client:access_token:about_to_expire {expiresAt} a configurable lead
+// before expiry, client:access_token:expired (then the socket closes),
+// client:force_disconnect when the user is deactivated or deleted (on every
+// device), user:status:changed {userId, status} when another user of the
+// company comes online or goes offline (offline only after a grace period,
+// so flapping connections stay quiet).
+//
+// Connect, disconnect, token refresh, expiry and force-disconnect are
+// durable client.* events in stream client/<app_id>/<user_id>.
+//
+// # Limits
+//
+// Frames over MaxFrame close the socket (1009); requests beyond the rate
+// get rate_limited; malformed frames get malformed_frame; unknown methods
+// method_unknown. A client too slow to take its pushes is disconnected
+// with reason slow_consumer and can resume with lastSeq.
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/parleyhq/parley/eventlog"
+	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/kernel/hub"
+	"github.com/parleyhq/parley/sdkapi/directory"
+	"github.com/parleyhq/parley/sdkapi/token"
+	"golang.org/x/time/rate"
+)
+
+// Connect error codes of the widget reference not defined elsewhere.
+const (
+	CodeAppIDInvalid          kernel.Code = "app_id_invalid"
+	CodeSDKVersionInvalid     kernel.Code = "sdk_version_invalid"
+	CodeSDKVersionUnsupported kernel.Code = "sdk_version_unsupported"
+)
+
+// Config sets the limits and timings. Zero values take the defaults.
+type Config struct {
+	MaxFrame           int64         // bytes (default 64 KiB)
+	RequestsPerSecond  float64       // per session (default 20, burst twice that)
+	MaxSessionsPerUser int           // devices (default 10)
+	TokenLead          time.Duration // about_to_expire this long before expiry (default 60 s)
+	PresenceGrace      time.Duration // offline announced after this (default 2 s)
+	ResyncLimit        uint64        // a resume further back than this many events answers resync (default 10,000)
+	MinSDKMajor        int           // oldest SDK major version accepted (default 2)
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = 64 << 10
+	}
+	if c.RequestsPerSecond <= 0 {
+		c.RequestsPerSecond = 20
+	}
+	if c.MaxSessionsPerUser <= 0 {
+		c.MaxSessionsPerUser = 10
+	}
+	if c.TokenLead <= 0 {
+		c.TokenLead = time.Minute
+	}
+	if c.PresenceGrace <= 0 {
+		c.PresenceGrace = 2 * time.Second
+	}
+	if c.ResyncLimit == 0 {
+		c.ResyncLimit = 10_000
+	}
+	if c.MinSDKMajor <= 0 {
+		c.MinSDKMajor = 2
+	}
+	return c
+}
+
+// EventTypes are the session's durable event types.
+var EventTypes = []kernel.EventType{
+	{Name: "client.connected", Durable: true, Doc: "a device connected (payload: user_id, sdk_version, remote)"},
+	{Name: "client.disconnected", Durable: true, Doc: "a device disconnected (payload: user_id, reason)"},
+	{Name: "client.token.refreshed", Durable: true, Doc: "a session took a new access token (payload: user_id, expires_at)"},
+	{Name: "client.token.expired", Durable: true, Doc: "a session's access token expired and it was closed (payload: user_id)"},
+	{Name: "client.force_disconnected", Durable: true, Doc: "a device was disconnected because its user was deactivated or deleted (payload: user_id)"},
+}
+
+type userKey struct{ app, user string }
+
+// Manager accepts sessions and keeps presence.
+type Manager struct {
+	k      *kernel.Kernel
+	dir    *directory.Directory
+	tokens *token.Issuer
+	hub    *hub.Hub
+	cfg    Config
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[userKey]map[*session]struct{}
+	offline  map[userKey]*time.Timer // pending offline announcements
+	wg       sync.WaitGroup
+	base     context.Context // every session ends when it does
+	stop     context.CancelFunc
+}
+
+// New declares the session's event types and returns a manager. The hub
+// must be running.
+func New(k *kernel.Kernel, dir *directory.Directory, tokens *token.Issuer, h *hub.Hub, cfg Config, logger *slog.Logger) (*Manager, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := k.EventTypes().Declare(EventTypes...); err != nil {
+		return nil, err
+	}
+	base, stop := context.WithCancel(context.Background())
+	return &Manager{
+		k: k, dir: dir, tokens: tokens, hub: h, cfg: cfg.withDefaults(), logger: logger,
+		sessions: map[userKey]map[*session]struct{}{}, offline: map[userKey]*time.Timer{},
+		base: base, stop: stop,
+	}, nil
+}
+
+// Close ends every session (code 1001, server_shutdown; each records its
+// disconnection) and waits for them. The HTTP server does not track
+// upgraded connections, so shutdown must call this.
+func (m *Manager) Close() {
+	m.stop()
+	m.wg.Wait()
+}
+
+// ServeHTTP upgrades to a WebSocket and runs the session.
+func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Any origin: the widget runs on the integrator's pages; the access
+	// token, not a cookie, authenticates, so there is nothing to forge.
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{"*"}})
+	if err != nil {
+		return
+	}
+	m.wg.Add(1)
+	defer m.wg.Done()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(m.base, cancel)()
+	c.SetReadLimit(m.cfg.MaxFrame)
+	s := &session{m: m, c: c, remote: r.RemoteAddr, control: make(chan Push, 64), limiter: rate.NewLimiter(rate.Limit(m.cfg.RequestsPerSecond), int(2*m.cfg.RequestsPerSecond))}
+	s.run(ctx)
+}
+
+// ConnectParams are connect's params.
+type ConnectParams struct {
+	AppID       string  `json:"appId"`
+	UserID      string  `json:"userId"`
+	AccessToken string  `json:"accessToken"`
+	SDKVersion  string  `json:"sdkVersion"`
+	LastSeq     *uint64 `json:"lastSeq"`
+}
+
+// authenticate checks connect's params in the reference's order.
+func (m *Manager) authenticate(p ConnectParams) (token.Claims, error) {
+	major, ok := sdkMajor(p.SDKVersion)
+	switch {
+	case !ok:
+		return token.Claims{}, kernel.Errorf(CodeSDKVersionInvalid, "sdkVersion %q is not a version like 3.1.0", p.SDKVersion)
+	case major < m.cfg.MinSDKMajor:
+		return token.Claims{}, kernel.Errorf(CodeSDKVersionUnsupported, "sdk %s is too old; %d.0.0 or newer is needed", p.SDKVersion, m.cfg.MinSDKMajor)
+	}
+	if _, ok := m.dir.Company(p.AppID); !ok {
+		return token.Claims{}, kernel.Errorf(CodeAppIDInvalid, "no company %q here", p.AppID)
+	}
+	claims, err := m.tokens.Verify(p.AppID, p.AccessToken)
+	if err != nil {
+		return token.Claims{}, err
+	}
+	if claims.UserID != p.UserID {
+		return token.Claims{}, kernel.Errorf(token.CodeInvalidUser, "the access token is not %q's", p.UserID)
+	}
+	u, ok := m.dir.User(p.AppID, p.UserID)
+	if !ok || !u.Active {
+		return token.Claims{}, kernel.Errorf(directory.CodeUserNotFound, "no active user %q", p.UserID)
+	}
+	return claims, nil
+}
+
+func sdkMajor(v string) (int, bool) {
+	parts := strings.Split(strings.TrimPrefix(v, "v"), ".")
+	if len(parts) != 3 {
+		return 0, false
+	}
+	var nums [3]int
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return 0, false
+		}
+		nums[i] = n
+	}
+	return nums[0], true
+}
+
+// join registers a session for presence; it reports whether the user was
+// offline (and so others must hear it came online).
+func (m *Manager) join(s *session) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := userKey{s.app, s.user}
+	if len(m.sessions[k]) >= m.cfg.MaxSessionsPerUser {
+		return kernel.Errorf(CodeTooManySessions, "user %q has %d sessions open, the limit", s.user, m.cfg.MaxSessionsPerUser)
+	}
+	if m.sessions[k] == nil {
+		m.sessions[k] = map[*session]struct{}{}
+	}
+	first := len(m.sessions[k]) == 0
+	m.sessions[k][s] = struct{}{}
+	if t, pending := m.offline[k]; pending {
+		t.Stop() // came back within the grace period: nobody heard it left
+		delete(m.offline, k)
+	} else if first {
+		m.announceLocked(s.app, s.user, "online")
+	}
+	return nil
+}
+
+// leave unregisters a session; the last one of a user starts the grace
+// period after which the user is announced offline.
+func (m *Manager) leave(s *session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := userKey{s.app, s.user}
+	if _, ok := m.sessions[k][s]; !ok {
+		return
+	}
+	delete(m.sessions[k], s)
+	if len(m.sessions[k]) > 0 {
+		return
+	}
+	delete(m.sessions, k)
+	m.offline[k] = time.AfterFunc(m.cfg.PresenceGrace, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.offline[k] == nil || len(m.sessions[k]) > 0 {
+			return
+		}
+		delete(m.offline, k)
+		m.announceLocked(k.app, k.user, "offline")
+	})
+}
+
+// announceLocked tells the other users of the company; m.mu is held.
+func (m *Manager) announceLocked(app, user, status string) {
+	p := Push{Event: "user:status:changed", Data: map[string]string{"userId": user, "status": status}}
+	for k, ss := range m.sessions {
+		if k.app != app || k.user == user {
+			continue
+		}
+		for s := range ss {
+			select {
+			case s.control <- p:
+			default: // a client this far behind is about to be dropped anyway
+			}
+		}
+	}
+}
+
+// OnlineUsers lists the users of a company with a session open.
+func (m *Manager) OnlineUsers(app string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	users := []string{}
+	for k := range m.sessions {
+		if k.app == app {
+			users = append(users, k.user)
+		}
+	}
+	slices.Sort(users)
+	return users
+}
+
+// record appends a client.* event.
+func (m *Manager) record(app, user, typ string, fields map[string]any) {
+	fields["user_id"] = user
+	p, _ := json.Marshal(fields)
+	_, err := m.k.Log().Append(context.Background(), eventlog.Draft{
+		Type: typ, Stream: "client/" + app + "/" + user, Company: app, Actor: user, Payload: p,
+	})
+	if err != nil {
+		m.logger.Error("recording a client event", "type", typ, "err", err)
+	}
+}
