@@ -31,6 +31,8 @@ bench:
 	$(GO) test -run '^$$' -bench Replay -benchtime 5x ./bench
 	$(GO) test -run '^$$' -bench PluginDelivery -benchtime 200000x ./bench
 	$(GO) test -run '^$$' -bench PluginCommand -benchtime 50000x ./bench
+	$(GO) test -run '^$$' -bench SessionsIdle -benchtime 1x ./bench
+	$(GO) test -run '^$$' -bench FanOut -benchtime 50x ./bench
 
 # fuzz runs each decoder fuzz target for a while; new corpus entries land in
 # the Go cache, copy the interesting ones to testdata/fuzz to keep them.

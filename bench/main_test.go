@@ -17,6 +17,10 @@ func TestMain(m *testing.M) {
 		plugins.Serve(&benchPlugin{})
 		return
 	}
+	if dir := os.Getenv("BENCH_SESSION_SERVER"); dir != "" { // re-executed as the kernel of BenchmarkSessionsIdle
+		serveSessionsChild(dir)
+		return
+	}
 	var err error
 	scratch, err = os.MkdirTemp("", "parley-bench-")
 	if err != nil {

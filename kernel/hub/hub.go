@@ -34,13 +34,13 @@ type userKey struct{ app, user string }
 // Subscription is one session's feed.
 type Subscription struct {
 	AppID, UserID string
-	ch            chan eventlog.Event
+	ch            chan *eventlog.Event
 	gone          chan struct{}
 	reason        error
 }
 
-// C delivers the events.
-func (s *Subscription) C() <-chan eventlog.Event { return s.ch }
+// C delivers the events. They are shared by every subscriber: read-only.
+func (s *Subscription) C() <-chan *eventlog.Event { return s.ch }
 
 // Gone closes when the hub dropped the subscription; Reason says why.
 func (s *Subscription) Gone() <-chan struct{} { return s.gone }
@@ -81,11 +81,12 @@ func (h *Hub) Run(ctx context.Context) error {
 			}
 			return err
 		}
+		ev := &e // one copy shared by every subscriber
 		h.mu.Lock()
 		for _, u := range e.Audience {
 			for s := range h.byUser[userKey{e.Company, u}] {
 				select {
-				case s.ch <- e:
+				case s.ch <- ev:
 				default:
 					h.drop(s, ErrSlow)
 				}
@@ -99,7 +100,7 @@ func (h *Hub) Run(ctx context.Context) error {
 // Subscribe registers a feed for a user of a company and returns the
 // position after which events will arrive on it.
 func (h *Hub) Subscribe(appID, userID string) (*Subscription, uint64) {
-	s := &Subscription{AppID: appID, UserID: userID, ch: make(chan eventlog.Event, h.buffer), gone: make(chan struct{})}
+	s := &Subscription{AppID: appID, UserID: userID, ch: make(chan *eventlog.Event, h.buffer), gone: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	k := userKey{appID, userID}

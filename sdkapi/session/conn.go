@@ -164,13 +164,13 @@ func (s *session) loop(ctx context.Context, claims token.Claims, sub *hub.Subscr
 	for {
 		select {
 		case e := <-sub.C():
-			if forced(e, s.user) {
+			if forced(*e, s.user) {
 				s.write(ctx, Push{Event: "client:force_disconnect", Data: map[string]string{"reason": e.Type}, Seq: e.Seq})
 				s.m.record(s.app, s.user, "client.force_disconnected", map[string]any{"cause": e.Type})
 				s.c.Close(closeForced, "force_disconnect")
 				return "force_disconnect"
 			}
-			if err := s.write(ctx, pushOf(e)); err != nil {
+			if err := s.write(ctx, pushOf(*e)); err != nil {
 				return "write_failed"
 			}
 		case <-sub.Gone():

@@ -1,0 +1,262 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+	"github.com/parleyhq/parley/eventlog"
+	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/sdkapi"
+	"github.com/parleyhq/parley/sdkapi/session"
+)
+
+// sessionServer runs a kernel with the session API in this process: for
+// the child process of BenchmarkSessionsIdle, and in-process for fan-out.
+func sessionServer(dir string) (*kernel.Kernel, *sdkapi.Service, *httptest.Server, string, string, func()) {
+	cfg := kernel.DefaultConfig()
+	cfg.DataDir = dir
+	k, err := kernel.Open(cfg, nil)
+	if err != nil {
+		panic(err)
+	}
+	svc, err := sdkapi.NewWith(k, cfg, sdkapi.Options{Session: session.Config{MaxSessionsPerUser: 20}})
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	k.Start(ctx)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	c, key, err := svc.Bootstrap(ctx)
+	if err != nil {
+		panic(err)
+	}
+	mux := http.NewServeMux()
+	svc.Mount(mux)
+	srv := httptest.NewServer(mux)
+	return k, svc, srv, c.AppID, key, func() {
+		srv.Close()
+		cancel()
+		<-done
+		k.Close(context.Background(), "bench")
+	}
+}
+
+// serveSessionsChild is the child process of BenchmarkSessionsIdle.
+func serveSessionsChild(dir string) {
+	_, _, srv, app, key, stop := sessionServer(dir)
+	defer stop()
+	fmt.Printf("%s %s %s %d\n", srv.URL, app, key, os.Getpid())
+	bufio.NewReader(os.Stdin).ReadString('\n') // until the parent is done
+}
+
+func rssKiB(pid int) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			return v
+		}
+	}
+	return 0
+}
+
+type benchClient struct {
+	base, app, key string
+	http           *http.Client
+}
+
+func (c benchClient) post(path, body string, out any) {
+	req, _ := http.NewRequest("POST", c.base+path, strings.NewReader(body))
+	req.Header.Set("apikey", c.key)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+}
+
+// users creates n users and returns an access token for each.
+func (c benchClient) users(prefix string, n int) []string {
+	toks := make([]string, n)
+	for i := range n {
+		id := fmt.Sprintf("%s%d", prefix, i)
+		c.post("/v2/users", `{"id":"`+id+`"}`, nil)
+		var out struct{ AccessToken string `json:"access_token"` }
+		c.post("/v2/sdk/credentials", `{"user_id":"`+id+`","expires_in":86400}`, &out)
+		toks[i] = out.AccessToken
+	}
+	return toks
+}
+
+// dialSession connects one session and waits for connect's answer.
+func dialSession(ctx context.Context, base, app, user, tok string) (*websocket.Conn, error) {
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/v2/ws", nil)
+	if err != nil {
+		return nil, err
+	}
+	wsjson.Write(ctx, c, map[string]any{"id": 1, "method": "connect", "params": map[string]any{"appId": app, "userId": user, "accessToken": tok, "sdkVersion": "3.0.0"}})
+	var ans map[string]any
+	if err := wsjson.Read(ctx, c, &ans); err != nil || ans["error"] != nil {
+		c.CloseNow()
+		return nil, fmt.Errorf("connect %s: %v %v", user, err, ans)
+	}
+	return c, nil
+}
+
+// BenchmarkSessionsIdle opens 5,000 idle sessions to a kernel in a child
+// process and reports the kernel's memory per session (RSS growth) and the
+// connect rate (64 concurrent dialers, each connect answered: token checked,
+// hub subscription, presence, a durable client.connected event).
+func BenchmarkSessionsIdle(b *testing.B) {
+	const sessions, perUser, dialers = 5000, 10, 64
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < 2*sessions+1000 {
+		b.Skipf("needs %d open files, the limit is %d", 2*sessions+1000, lim.Cur)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "BENCH_SESSION_SERVER="+b.TempDir())
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(line)
+	pid, _ := strconv.Atoi(f[3])
+	c := benchClient{base: f[0], app: f[1], key: f[2], http: &http.Client{Timeout: 10 * time.Second}}
+	toks := c.users("u", sessions/perUser)
+
+	for range b.N {
+		time.Sleep(200 * time.Millisecond) // let the child settle before the baseline reading
+		before := rssKiB(pid)
+		conns := make([]*websocket.Conn, sessions)
+		b.ResetTimer()
+		start := time.Now()
+		var wg sync.WaitGroup
+		errs := make(chan error, sessions)
+		for w := range dialers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < sessions; i += dialers {
+					u := i / perUser
+					conn, err := dialSession(context.Background(), c.base, c.app, fmt.Sprintf("u%d", u), toks[u])
+					if err != nil {
+						errs <- err
+						return
+					}
+					conns[i] = conn
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		b.StopTimer()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		after := rssKiB(pid)
+		b.ReportMetric((after-before)/sessions, "KiB/session")
+		b.ReportMetric(sessions/elapsed.Seconds(), "connects/s")
+		for _, conn := range conns {
+			conn.Close(websocket.StatusNormalClosure, "")
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkFanOut measures the time from an append to its delivery on
+// 1,000 sessions (100 users, 10 devices each), p50 and p99 over every
+// session and event.
+func BenchmarkFanOut(b *testing.B) {
+	const users, perUser = 100, 10
+	k, _, srv, app, key, stop := sessionServer(b.TempDir())
+	defer stop()
+	c := benchClient{base: srv.URL, app: app, key: key, http: srv.Client()}
+	toks := c.users("f", users)
+	audience := make([]string, users)
+	for i := range audience {
+		audience[i] = fmt.Sprintf("f%d", i)
+	}
+	type arrival struct {
+		seq uint64
+		at  time.Time
+	}
+	arrivals := make(chan arrival, users*perUser*4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range users * perUser {
+		conn, err := dialSession(ctx, srv.URL, app, audience[i/perUser], toks[i/perUser])
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { // reads until ctx ends
+			defer wg.Done()
+			defer conn.CloseNow()
+			for {
+				var m struct {
+					Event string
+					Seq   uint64
+				}
+				if err := wsjson.Read(ctx, conn, &m); err != nil {
+					return
+				}
+				if m.Event == "bench.fanout" {
+					arrivals <- arrival{m.Seq, time.Now()}
+				}
+			}
+		}()
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		sent := time.Now()
+		evs, err := k.Log().Append(ctx, eventlog.Draft{Type: "bench.fanout", Stream: "bench/fanout", Company: app, Audience: audience, Payload: payload})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range users * perUser {
+			a := <-arrivals
+			if a.seq != evs[0].Seq {
+				b.Fatalf("seq %d, want %d", a.seq, evs[0].Seq)
+			}
+			lat = append(lat, a.at.Sub(sent))
+		}
+	}
+	b.StopTimer()
+	cancel()
+	wg.Wait()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
+	b.ReportMetric(float64(users*perUser*b.N)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
