@@ -100,7 +100,9 @@ func (c benchClient) users(prefix string, n int) []string {
 	for i := range n {
 		id := fmt.Sprintf("%s%d", prefix, i)
 		c.post("/v2/users", `{"id":"`+id+`"}`, nil)
-		var out struct{ AccessToken string `json:"access_token"` }
+		var out struct {
+			AccessToken string `json:"access_token"`
+		}
 		c.post("/v2/sdk/credentials", `{"user_id":"`+id+`","expires_in":86400}`, &out)
 		toks[i] = out.AccessToken
 	}
@@ -259,4 +261,3 @@ func BenchmarkFanOut(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
 	b.ReportMetric(float64(users*perUser*b.N)/b.Elapsed().Seconds(), "deliveries/s")
 }
-
