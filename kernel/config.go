@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,6 +41,12 @@ type EventLogConfig struct {
 	MaxBatch        int
 	MaxPayloadBytes int
 }
+
+// The regions and environments a kernel (and its companies) may serve.
+var (
+	Regions      = []string{"eu", "in", "us", "me"}
+	Environments = []string{"sandbox", "production"}
+)
 
 // DefaultConfig is what `kernel serve` runs with when nothing is set.
 func DefaultConfig() Config {
@@ -258,24 +265,19 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return bad("http_addr", "%q is not host:port: %v", c.HTTPAddr, err)
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return bad("log_level", "%q is not debug, info, warn or error", c.LogLevel)
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return bad("log_format", "%q is not text or json", c.LogFormat)
-	}
-	if c.PluginTransport != "process" && c.PluginTransport != "inproc" {
-		return bad("plugin_transport", "%q is not process or inproc", c.PluginTransport)
-	}
-	switch c.Region {
-	case "eu", "in", "us", "me":
-	default:
-		return bad("region", "%q is not eu, in, us or me", c.Region)
-	}
-	if c.Environment != "sandbox" && c.Environment != "production" {
-		return bad("environment", "%q is not sandbox or production", c.Environment)
+	for _, e := range []struct {
+		key, value string
+		allowed    []string
+	}{
+		{"log_level", c.LogLevel, []string{"debug", "info", "warn", "error"}},
+		{"log_format", c.LogFormat, []string{"text", "json"}},
+		{"plugin_transport", c.PluginTransport, []string{"process", "inproc"}},
+		{"region", c.Region, Regions},
+		{"environment", c.Environment, Environments},
+	} {
+		if !slices.Contains(e.allowed, e.value) {
+			return bad(e.key, "%q is not one of %s", e.value, strings.Join(e.allowed, ", "))
+		}
 	}
 	if c.ShutdownTimeout <= 0 {
 		return bad("shutdown_timeout", "must be positive")

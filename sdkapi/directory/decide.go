@@ -29,10 +29,10 @@ func (d *Directory) decideCompanyCreate(_ context.Context, cmd kernel.Command) (
 		return nil, invalid("company.create on stream %q, want %q", cmd.Stream, CompanyStream(c.AppID))
 	case c.Name == "" || len(c.Name) > 200:
 		return nil, invalid("name must be 1..200 bytes")
-	case !slices.Contains(Regions, c.Region):
-		return nil, kernel.Errorf(CodeRegionUnsupported, "region %q is not one of %v", c.Region, Regions)
-	case !slices.Contains(Environments, c.Environment):
-		return nil, invalid("environment %q is not one of %v", c.Environment, Environments)
+	case !slices.Contains(kernel.Regions, c.Region):
+		return nil, kernel.Errorf(CodeRegionUnsupported, "region %q is not one of %v", c.Region, kernel.Regions)
+	case !slices.Contains(kernel.Environments, c.Environment):
+		return nil, invalid("environment %q is not one of %v", c.Environment, kernel.Environments)
 	case cmd.Version != 0:
 		return nil, kernel.Errorf(CodeCompanyExists, "company %s already exists", c.AppID)
 	}

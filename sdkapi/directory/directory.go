@@ -46,12 +46,8 @@ const (
 	CodeRegionUnsupported kernel.Code = "region_unsupported"
 )
 
-// Regions and environments a company may have.
-var (
-	Regions      = []string{"eu", "in", "us", "me"}
-	Environments = []string{"sandbox", "production"}
-	Roles        = []string{"basic", "plus"}
-)
+// Roles a user may have.
+var Roles = []string{"basic", "plus"}
 
 // Company is a tenant.
 type Company struct {
