@@ -47,7 +47,7 @@ type Manifest struct {
 
 // ReservedFamilies are event families and stream prefixes only the kernel
 // writes: a plugin can neither declare their types nor own their streams.
-var ReservedFamilies = []string{"kernel", "plugin", "bus", "deadletter", "client", "topic"}
+var ReservedFamilies = []string{"kernel", "plugin", "bus", "deadletter", "client", "topic", "company", "user"}
 
 var idPattern = regexp.MustCompile(`^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$`)
 

@@ -109,6 +109,9 @@ func TestUsersLifecycle(t *testing.T) {
 		{"get", "GET", "/v2/users/alice", e.keyX, "", 200, "role=plus"},
 		{"update", "PUT", "/v2/users/alice", e.keyX, `{"display_name":"Dr. Alice"}`, 200, "display_name=Dr. Alice"},
 		{"update nothing", "PUT", "/v2/users/alice", e.keyX, `{"display_name":"Dr. Alice"}`, 400, "code=nothing_to_update"},
+		{"set language", "PUT", "/v2/users/alice", e.keyX, `{"language":"fr"}`, 200, "language=fr"},
+		{"clear language", "PUT", "/v2/users/alice", e.keyX, `{"language":""}`, 200, "language="},
+		{"cleared stays cleared", "PUT", "/v2/users/alice", e.keyX, `{"can_video":false}`, 200, "language="},
 		{"deactivate", "PUT", "/v2/users/bob", e.keyX, `{"active":false}`, 200, "active=false"},
 		{"update inactive", "PUT", "/v2/users/bob", e.keyX, `{"role":"plus"}`, 400, "code=user_inactive"},
 		{"token for inactive", "POST", "/v2/sdk/credentials", e.keyX, `{"user_id":"bob","expires_in":3600}`, 400, "code=user_inactive"},
@@ -203,7 +206,7 @@ func TestCredentials(t *testing.T) {
 	if !regexp.MustCompile(`^[\w-]+\.[\w-]+\.[\w-]+$`).MatchString(out["access_token"].(string)) {
 		t.Fatalf("not a JWT: %v", out["access_token"])
 	}
-	for _, body := range []string{`{"user_id":"alice","expires_in":359}`, `{"user_id":"alice","expires_in":86401}`} {
+	for _, body := range []string{`{"user_id":"alice","expires_in":359}`, `{"user_id":"alice","expires_in":86401}`, `{"user_id":"alice","expires_in":18446744434}`, `{"user_id":"alice","expires_in":9223372036}`} {
 		if s, out := e.do("POST", "/v2/sdk/credentials", e.keyX, body); s != 400 || out["code"] != "validation_error" {
 			t.Errorf("%s: %d %v", body, s, out)
 		}

@@ -18,6 +18,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/parleyhq/parley/eventlog"
@@ -83,7 +84,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 		ev := &e // one copy shared by every subscriber
 		h.mu.Lock()
-		for _, u := range e.Audience {
+		for i, u := range e.Audience {
+			if slices.Contains(e.Audience[:i], u) { // each user once, even if listed twice
+				continue
+			}
 			for s := range h.byUser[userKey{e.Company, u}] {
 				select {
 				case s.ch <- ev:

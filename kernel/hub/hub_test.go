@@ -37,7 +37,7 @@ func TestDeliveryByAudienceAndCompany(t *testing.T) {
 	laptop, _ := h.Subscribe("acme", "alice")
 	bob, _ := h.Subscribe("acme", "bob")
 	foreign, _ := h.Subscribe("other", "alice")
-	want := []uint64{appendFor(t, l, "acme", "alice"), appendFor(t, l, "acme", "alice", "bob")}
+	want := []uint64{appendFor(t, l, "acme", "alice", "alice"), appendFor(t, l, "acme", "alice", "bob")} // alice listed twice: delivered once
 	appendFor(t, l, "other", "bob")
 	if pos != 0 {
 		t.Fatalf("position %d on an empty log", pos)

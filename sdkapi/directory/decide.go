@@ -129,7 +129,10 @@ func (d *Directory) current(ctx context.Context, cmd kernel.Command) (User, erro
 	for _, e := range evs {
 		switch e.Type {
 		case "user.created", "user.updated":
-			exists = json.Unmarshal(e.Payload, &u) == nil
+			var next User // each event carries the whole user: absent fields are empty
+			if json.Unmarshal(e.Payload, &next) == nil {
+				u, exists = next, true
+			}
 		case "user.deactivated":
 			u.Active = false
 		case "user.deleted":

@@ -174,7 +174,11 @@ func (d *Directory) Run(ctx context.Context) error {
 // WaitFor blocks until the projection has applied seq (or Run stopped), so
 // a read after a write sees the write.
 func (d *Directory) WaitFor(ctx context.Context, seq uint64) error {
-	stop := context.AfterFunc(ctx, d.cond.Broadcast)
+	stop := context.AfterFunc(ctx, func() {
+		d.mu.Lock() // taken so the wake-up cannot fall between the check and Wait
+		defer d.mu.Unlock()
+		d.cond.Broadcast()
+	})
 	defer stop()
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -188,10 +192,18 @@ func (d *Directory) WaitFor(ctx context.Context, seq uint64) error {
 }
 
 func (d *Directory) apply(e eventlog.Event) {
+	// Only events the directory's own commands decided count: the kernel
+	// stamps the company on them and the streams are the directory's.
+	switch {
+	case strings.HasPrefix(e.Type, "company.") && e.Stream != CompanyStream(e.Company):
+		return
+	case strings.HasPrefix(e.Type, "user.") && !strings.HasPrefix(e.Stream, "user/"+e.Company+"/"):
+		return
+	}
 	switch e.Type {
 	case "company.created":
 		var c Company
-		if json.Unmarshal(e.Payload, &c) == nil {
+		if json.Unmarshal(e.Payload, &c) == nil && c.AppID == e.Company && d.companies[c.AppID] == nil {
 			c.CreatedAt = e.Time
 			d.companies[c.AppID] = &c
 			d.users[c.AppID] = map[string]*User{}

@@ -280,6 +280,10 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c directory.Co
 		writeError(w, kernel.Errorf(directory.CodeUserInactive, "user %q is deactivated", in.UserID))
 		return
 	}
+	if in.ExpiresIn < int(token.MinTTL.Seconds()) || in.ExpiresIn > int(token.MaxTTL.Seconds()) { // before multiplying: no overflow
+		writeError(w, kernel.Errorf(kernel.CodeValidation, "expires_in must be %d..%d seconds", int(token.MinTTL.Seconds()), int(token.MaxTTL.Seconds())))
+		return
+	}
 	tok, exp, err := a.tokens.Issue(r.Context(), c.AppID, u.ID, time.Duration(in.ExpiresIn)*time.Second)
 	if err != nil {
 		writeError(w, err)

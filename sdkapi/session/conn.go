@@ -12,6 +12,7 @@ import (
 	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
 	"github.com/parleyhq/parley/kernel/hub"
+	"github.com/parleyhq/parley/sdkapi/directory"
 	"github.com/parleyhq/parley/sdkapi/token"
 	"golang.org/x/time/rate"
 )
@@ -82,7 +83,12 @@ func (s *session) run(ctx context.Context) {
 	}
 	var p ConnectParams
 	if err := params(req, &p); err != nil {
-		s.refuse(ctx, req.ID, kernel.Errorf(CodeSDKVersionInvalid, "connect: %s", kernel.AsError(err).Message))
+		code := kernel.CodeValidation
+		var ute *json.UnmarshalTypeError
+		if errors.As(json.Unmarshal(req.Params, new(ConnectParams)), &ute) && ute.Field == "sdkVersion" {
+			code = CodeSDKVersionInvalid // the reference's code for a parameter of the wrong type
+		}
+		s.refuse(ctx, req.ID, kernel.Errorf(code, "%s", kernel.AsError(err).Message))
 		return
 	}
 	claims, err := s.m.authenticate(p)
@@ -98,6 +104,15 @@ func (s *session) run(ctx context.Context) {
 	defer s.m.leave(s)
 	sub, pos := s.m.hub.Subscribe(s.app, s.user)
 	defer s.m.hub.Unsubscribe(sub)
+	// A deactivation logged before pos will not come through the hub: make
+	// sure the directory has seen everything up to pos, then check again.
+	if err := s.m.dir.WaitFor(ctx, pos); err != nil {
+		return
+	}
+	if u, ok := s.m.dir.User(s.app, s.user); !ok || !u.Active {
+		s.refuse(ctx, req.ID, kernel.Errorf(directory.CodeUserNotFound, "no active user %q", s.user))
+		return
+	}
 	s.m.record(s.app, s.user, "client.connected", map[string]any{"sdk_version": p.SDKVersion, "remote": s.remote})
 
 	resync := p.LastSeq != nil && pos > *p.LastSeq && pos-*p.LastSeq > s.m.cfg.ResyncLimit
@@ -135,16 +150,20 @@ func pushOf(e eventlog.Event) Push {
 func (s *session) loop(ctx context.Context, claims token.Claims, sub *hub.Subscription) string {
 	reqs := make(chan []byte)
 	readErr := make(chan error, 1)
-	go func() { // ends when the socket closes or ctx ends (run's deferred cancel)
+	// The reader has its own context: coder/websocket drops the connection
+	// when a read's context ends, which would beat our close frame.
+	readCtx, stopReading := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReading() // after the loop sent its close frame
+	go func() {         // ends when the socket closes or stopReading runs
 		for {
-			_, b, err := s.c.Read(ctx)
+			_, b, err := s.c.Read(readCtx)
 			if err != nil {
 				readErr <- err
 				return
 			}
 			select {
 			case reqs <- b:
-			case <-ctx.Done():
+			case <-readCtx.Done():
 				return
 			}
 		}
@@ -230,11 +249,11 @@ func forced(e eventlog.Event, user string) bool {
 // handle answers one request; done is true after disconnect.
 func (s *session) handle(ctx context.Context, b []byte, expiresAt *time.Time, arm func(time.Time)) (done bool, err error) {
 	req, derr := DecodeRequest(b)
+	if !s.limiter.Allow() { // every frame counts, malformed ones too
+		return false, s.reply(ctx, req.ID, nil, kernel.Errorf(CodeRateLimited, "more than %.0f requests a second", s.m.cfg.RequestsPerSecond))
+	}
 	if derr != nil {
 		return false, s.reply(ctx, req.ID, nil, derr)
-	}
-	if !s.limiter.Allow() {
-		return false, s.reply(ctx, req.ID, nil, kernel.Errorf(CodeRateLimited, "more than %.0f requests a second", s.m.cfg.RequestsPerSecond))
 	}
 	switch req.Method {
 	case "disconnect":
@@ -251,6 +270,9 @@ func (s *session) handle(ctx context.Context, b []byte, expiresAt *time.Time, ar
 		claims, err := s.m.tokens.Verify(s.app, p.AccessToken)
 		if err == nil && claims.UserID != s.user {
 			err = kernel.Errorf(token.CodeInvalidUser, "the access token is not %q's", s.user)
+		}
+		if u, ok := s.m.dir.User(s.app, s.user); err == nil && (!ok || !u.Active) {
+			err = kernel.Errorf(directory.CodeUserNotFound, "no active user %q", s.user)
 		}
 		if err != nil {
 			return false, s.reply(ctx, req.ID, nil, err)

@@ -126,6 +126,7 @@ type Manager struct {
 	wg       sync.WaitGroup
 	base     context.Context // every session ends when it does
 	stop     context.CancelFunc
+	closed   bool // guarded by mu: no session starts after Close
 }
 
 // New declares the session's event types and returns a manager. The hub
@@ -149,6 +150,9 @@ func New(k *kernel.Kernel, dir *directory.Directory, tokens *token.Issuer, h *hu
 // disconnection) and waits for them. The HTTP server does not track
 // upgraded connections, so shutdown must call this.
 func (m *Manager) Close() {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
 	m.stop()
 	m.wg.Wait()
 }
@@ -157,12 +161,19 @@ func (m *Manager) Close() {
 func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Any origin: the widget runs on the integrator's pages; the access
 	// token, not a cookie, authenticates, so there is nothing to forge.
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	m.wg.Add(1) // under mu, so Close's Wait never races an Add
+	m.mu.Unlock()
+	defer m.wg.Done()
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{"*"}})
 	if err != nil {
 		return
 	}
-	m.wg.Add(1)
-	defer m.wg.Done()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	defer context.AfterFunc(m.base, cancel)()
@@ -259,15 +270,17 @@ func (m *Manager) leave(s *session) {
 		return
 	}
 	delete(m.sessions, k)
-	m.offline[k] = time.AfterFunc(m.cfg.PresenceGrace, func() {
+	var t *time.Timer
+	t = time.AfterFunc(m.cfg.PresenceGrace, func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if m.offline[k] == nil || len(m.sessions[k]) > 0 {
+		if m.offline[k] != t || len(m.sessions[k]) > 0 { // rejoined, or a newer timer owns it
 			return
 		}
 		delete(m.offline, k)
 		m.announceLocked(k.app, k.user, "offline")
 	})
+	m.offline[k] = t
 }
 
 // announceLocked tells the other users of the company; m.mu is held.
@@ -292,6 +305,11 @@ func (m *Manager) OnlineUsers(app string) []string {
 	defer m.mu.Unlock()
 	users := []string{}
 	for k := range m.sessions {
+		if k.app == app {
+			users = append(users, k.user)
+		}
+	}
+	for k := range m.offline { // within the grace period: still online to everyone else
 		if k.app == app {
 			users = append(users, k.user)
 		}

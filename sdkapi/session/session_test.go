@@ -226,6 +226,7 @@ func TestConnectErrors(t *testing.T) {
 		{"bad sdk version", "connect", withParams(func(p map[string]any) { p["sdkVersion"] = "latest" }), "sdk_version_invalid"},
 		{"sdk version of the wrong type", "connect", withParams(func(p map[string]any) { p["sdkVersion"] = 3 }), "sdk_version_invalid"},
 		{"old sdk", "connect", withParams(func(p map[string]any) { p["sdkVersion"] = "1.9.0" }), "sdk_version_unsupported"},
+		{"user id of the wrong type", "connect", withParams(func(p map[string]any) { p["userId"] = 5 }), "validation_error"},
 		{"not connect first", "getOnlineUsers", nil, "not_connected"},
 	}
 	for _, c := range cases {

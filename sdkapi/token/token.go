@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -47,6 +48,7 @@ type Claims struct {
 type Issuer struct {
 	log *eventlog.Log
 	now func() time.Time
+	mu  sync.Mutex // serialises changes to the secrets (read, change, write)
 }
 
 // New returns an issuer keeping its secrets in log's state store.
@@ -77,6 +79,12 @@ func (i *Issuer) secrets(appID string) ([]secret, error) {
 // Rotate makes a new signing secret for a company (the first one if it has
 // none) and keeps the previous one for verification only.
 func (i *Issuer) Rotate(ctx context.Context, appID string) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.rotateLocked(ctx, appID)
+}
+
+func (i *Issuer) rotateLocked(ctx context.Context, appID string) error {
 	old, err := i.secrets(appID)
 	if err != nil {
 		return err
@@ -102,11 +110,15 @@ func (i *Issuer) Issue(ctx context.Context, appID, userID string, ttl time.Durat
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	if len(s) == 0 {
-		if err := i.Rotate(ctx, appID); err != nil {
-			return "", time.Time{}, err
+	if len(s) == 0 { // the company's first token: make its secret, once
+		i.mu.Lock()
+		if s, err = i.secrets(appID); err == nil && len(s) == 0 {
+			if err = i.rotateLocked(ctx, appID); err == nil {
+				s, err = i.secrets(appID)
+			}
 		}
-		if s, err = i.secrets(appID); err != nil {
+		i.mu.Unlock()
+		if err != nil {
 			return "", time.Time{}, err
 		}
 	}
