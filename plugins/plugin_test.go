@@ -33,7 +33,9 @@ func TestManifestValidate(t *testing.T) {
 		{func(m *plugins.Manifest) { m.Streams = []string{"poll"} }, false},
 		{func(m *plugins.Manifest) { m.Streams = []string{"plugin/"} }, false},
 		{func(m *plugins.Manifest) { m.Streams = []string{"company/"} }, false},
-		{func(m *plugins.Manifest) { m.Events = []plugins.EventType{{Name: "company.apikey.created", Durable: true}} }, false},
+		{func(m *plugins.Manifest) {
+			m.Events = []plugins.EventType{{Name: "company.apikey.created", Durable: true}}
+		}, false},
 		{func(m *plugins.Manifest) { m.Events = []plugins.EventType{{Name: "user.deleted", Durable: true}} }, false},
 	} {
 		m := manifest()
