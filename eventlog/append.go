@@ -255,7 +255,16 @@ func (l *Log) commit(batch []*request, waits []time.Duration) []time.Duration {
 	seq, prev := l.seq, l.last
 	clear(l.staged)
 	var committed []Event
-	arena := make([]byte, 0, 64*1024)
+	// One allocation holds every record, key and index entry of the batch.
+	// Events in the in-memory window point into it, so it must be sized to
+	// the batch: a fixed-size arena would pin its whole size per event.
+	size := 0
+	for _, r := range batch {
+		for i := range r.drafts {
+			size += sizeHint(&r.drafts[i])
+		}
+	}
+	arena := make([]byte, 0, size)
 	conflicts := 0
 	err := l.db.Update(func(tx *bolt.Tx) error {
 		events := tx.Bucket(bucketEvents)
@@ -378,6 +387,19 @@ func (l *Log) commit(batch []*request, waits []time.Duration) []time.Duration {
 		})
 	}
 	return waits
+}
+
+// sizeHint bounds the bytes commit writes into the arena for d: the
+// record (fields, varints, both hashes), its key and its index entry.
+func sizeHint(d *Draft) int {
+	n := 2*(len(d.Stream)+len(d.Type)) + len(d.Company) + len(d.Actor) + len(d.Payload) + 192
+	for _, a := range d.Audience {
+		n += len(a) + binary.MaxVarintLen64
+	}
+	for k, v := range d.Meta {
+		n += len(k) + len(v) + 2*binary.MaxVarintLen64
+	}
+	return n
 }
 
 // checkExpectations checks a request's drafts against the current stream

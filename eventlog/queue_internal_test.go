@@ -56,3 +56,23 @@ func TestFullQueueFailsFast(t *testing.T) {
 		t.Fatalf("head %d, want 5", l.Head())
 	}
 }
+
+// TestArenaFitsTheBatch: every record of a batch fits the arena sized by
+// sizeHint, so appends never reallocate it (and the in-memory window pins
+// only the bytes it needs).
+func TestArenaFitsTheBatch(t *testing.T) {
+	drafts := []Draft{
+		{Type: "t.x", Stream: "s/1"},
+		{ID: [16]byte{1}, Type: "channel.message.sent", Stream: "channel/" + string(make([]byte, 200)), Company: "acme", Actor: "alice",
+			Audience: []string{"alice", "bob", "carol"}, Meta: map[string]string{"k": "v", "watermill_uuid": "0d1b0e2c-1f4a-4c4b-9f0e-6c1b3e6f9a11"},
+			Payload: make([]byte, 3000)},
+	}
+	for i := range drafts {
+		d := &drafts[i]
+		e := Event{Seq: 1 << 40, Version: 1 << 40, Type: d.Type, Stream: d.Stream, Company: d.Company, Actor: d.Actor, Audience: d.Audience, Meta: d.Meta, Payload: d.Payload}
+		used := 8 + len(sealRecord(nil, &e)) + len(d.Stream) + 1 + 16
+		if hint := sizeHint(d); used > hint {
+			t.Errorf("draft %d needs %d bytes, hint %d", i, used, hint)
+		}
+	}
+}
