@@ -22,9 +22,11 @@
 // client:access_token:about_to_expire {expiresAt} a configurable lead
 // before expiry, client:access_token:expired (then the socket closes),
 // client:force_disconnect when the user is deactivated or deleted (on every
-// device), user:status:changed {userId, status} when another user of the
-// company comes online or goes offline (offline only after a grace period,
-// so flapping connections stay quiet).
+// device), user:status:changed [{userId, status}, ...] when other users of
+// the company come online or go offline. Presence changes are coalesced
+// over PresenceBatch into one frame (the SDK emits one widget event per
+// entry), and offline is announced only after a grace period, so flapping
+// connections stay quiet.
 //
 // Connect, disconnect, token refresh, expiry and force-disconnect are
 // durable client.* events in stream client/<app_id>/<user_id>.
@@ -71,6 +73,7 @@ type Config struct {
 	MaxSessionsPerUser int           // devices (default 10)
 	TokenLead          time.Duration // about_to_expire this long before expiry (default 60 s)
 	PresenceGrace      time.Duration // offline announced after this (default 2 s)
+	PresenceBatch      time.Duration // presence changes are coalesced over this (default 200 ms)
 	ResyncLimit        uint64        // a resume further back than this many events answers resync (default 10,000)
 	MinSDKMajor        int           // oldest SDK major version accepted (default 2)
 }
@@ -90,6 +93,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PresenceGrace <= 0 {
 		c.PresenceGrace = 2 * time.Second
+	}
+	if c.PresenceBatch <= 0 {
+		c.PresenceBatch = 200 * time.Millisecond
 	}
 	if c.ResyncLimit == 0 {
 		c.ResyncLimit = 10_000
@@ -126,7 +132,9 @@ type Manager struct {
 	wg       sync.WaitGroup
 	base     context.Context // every session ends when it does
 	stop     context.CancelFunc
-	closed   bool // guarded by mu: no session starts after Close
+	closed   bool                         // guarded by mu: no session starts after Close
+	changes  map[string]map[string]string // app -> user -> status, not yet announced
+	flushed  chan struct{}                // closed when the presence flusher stops
 }
 
 // New declares the session's event types and returns a manager. The hub
@@ -139,11 +147,13 @@ func New(k *kernel.Kernel, dir *directory.Directory, tokens *token.Issuer, h *hu
 		return nil, err
 	}
 	base, stop := context.WithCancel(context.Background())
-	return &Manager{
+	m := &Manager{
 		k: k, dir: dir, tokens: tokens, hub: h, cfg: cfg.withDefaults(), logger: logger,
 		sessions: map[userKey]map[*session]struct{}{}, offline: map[userKey]*time.Timer{},
-		base: base, stop: stop,
-	}, nil
+		base: base, stop: stop, changes: map[string]map[string]string{}, flushed: make(chan struct{}),
+	}
+	go m.flushPresence() // owned by the Manager: Close stops it
+	return m, nil
 }
 
 // Close ends every session (code 1001, server_shutdown; each records its
@@ -155,6 +165,7 @@ func (m *Manager) Close() {
 	m.mu.Unlock()
 	m.stop()
 	m.wg.Wait()
+	<-m.flushed
 }
 
 // ServeHTTP upgrades to a WebSocket and runs the session.
@@ -283,19 +294,58 @@ func (m *Manager) leave(s *session) {
 	m.offline[k] = t
 }
 
-// announceLocked tells the other users of the company; m.mu is held.
+// announceLocked queues a presence change for the other users of the
+// company; m.mu is held. Changes are coalesced (the last status of a user
+// wins) and sent every PresenceBatch, one frame per session: when many
+// users come online at once, each session gets one frame, not one per user.
 func (m *Manager) announceLocked(app, user, status string) {
-	p := Push{Event: "user:status:changed", Data: map[string]string{"userId": user, "status": status}}
-	for k, ss := range m.sessions {
-		if k.app != app || k.user == user {
-			continue
+	if m.changes[app] == nil {
+		m.changes[app] = map[string]string{}
+	}
+	m.changes[app][user] = status
+}
+
+// flushPresence sends the queued presence changes until the Manager closes.
+func (m *Manager) flushPresence() {
+	defer close(m.flushed)
+	t := time.NewTicker(m.cfg.PresenceBatch)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.base.Done():
+			return
+		case <-t.C:
 		}
-		for s := range ss {
-			select {
-			case s.control <- p:
-			default: // a client this far behind is about to be dropped anyway
+		m.mu.Lock()
+		for app, changes := range m.changes {
+			users := make([]string, 0, len(changes))
+			for u := range changes {
+				users = append(users, u)
+			}
+			slices.Sort(users)
+			for k, ss := range m.sessions {
+				if k.app != app {
+					continue
+				}
+				var list []map[string]string // every change but the session's own user's
+				for _, u := range users {
+					if u != k.user {
+						list = append(list, map[string]string{"userId": u, "status": changes[u]})
+					}
+				}
+				if len(list) == 0 {
+					continue
+				}
+				for s := range ss {
+					select {
+					case s.control <- Push{Event: "user:status:changed", Data: list}:
+					default: // a client this far behind is about to be dropped anyway
+					}
+				}
 			}
 		}
+		clear(m.changes)
+		m.mu.Unlock()
 	}
 }
 

@@ -383,8 +383,13 @@ func TestPresence(t *testing.T) {
 	bob := e.connect("bob")
 	status := func(user, s string) func(map[string]any) bool {
 		return func(m map[string]any) bool {
-			d, _ := m["data"].(map[string]any)
-			return m["event"] == "user:status:changed" && d["userId"] == user && d["status"] == s
+			list, _ := m["data"].([]any)
+			for _, c := range list {
+				if d := c.(map[string]any); d["userId"] == user && d["status"] == s {
+					return m["event"] == "user:status:changed"
+				}
+			}
+			return false
 		}
 	}
 	phone := e.connect("alice")
