@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,7 +63,19 @@ func serveSessionsChild(dir string) {
 	_, _, srv, app, key, stop := sessionServer(dir)
 	defer stop()
 	fmt.Printf("%s %s %s %d\n", srv.URL, app, key, os.Getpid())
-	bufio.NewReader(os.Stdin).ReadString('\n') // until the parent is done
+	in := bufio.NewReader(os.Stdin)
+	for { // "live" asks for the live heap and stacks after a GC; EOF ends the child
+		line, err := in.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if strings.TrimSpace(line) == "live" {
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			fmt.Println(m.HeapInuse + m.StackInuse)
+		}
+	}
 }
 
 func rssKiB(pid int) float64 {
@@ -125,7 +138,8 @@ func dialSession(ctx context.Context, base, app, user, tok string) (*websocket.C
 }
 
 // BenchmarkSessionsIdle opens 5,000 idle sessions to a kernel in a child
-// process and reports the kernel's memory per session (RSS growth) and the
+// process and reports the kernel's memory per session (RSS growth, and the
+// live heap and stacks after a GC, which leaves out the GC's headroom) and the
 // connect rate (64 concurrent dialers, each connect answered: token checked,
 // hub subscription, presence, a durable client.connected event).
 func BenchmarkSessionsIdle(b *testing.B) {
@@ -143,9 +157,16 @@ func BenchmarkSessionsIdle(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { stdin.Close(); cmd.Wait() }()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
 	if err != nil {
 		b.Fatal(err)
+	}
+	live := func() float64 {
+		fmt.Fprintln(stdin, "live")
+		l, _ := out.ReadString('\n')
+		v, _ := strconv.ParseFloat(strings.TrimSpace(l), 64)
+		return v / 1024
 	}
 	f := strings.Fields(line)
 	pid, _ := strconv.Atoi(f[3])
@@ -154,7 +175,7 @@ func BenchmarkSessionsIdle(b *testing.B) {
 
 	for range b.N {
 		time.Sleep(200 * time.Millisecond) // let the child settle before the baseline reading
-		before := rssKiB(pid)
+		before, liveBefore := rssKiB(pid), live()
 		conns := make([]*websocket.Conn, sessions)
 		b.ResetTimer()
 		start := time.Now()
@@ -183,8 +204,9 @@ func BenchmarkSessionsIdle(b *testing.B) {
 			b.Fatal(err)
 		}
 		time.Sleep(500 * time.Millisecond)
-		after := rssKiB(pid)
-		b.ReportMetric((after-before)/sessions, "KiB/session")
+		after, liveAfter := rssKiB(pid), live()
+		b.ReportMetric((after-before)/sessions, "KiB-rss/session")
+		b.ReportMetric((liveAfter-liveBefore)/sessions, "KiB-live/session")
 		b.ReportMetric(sessions/elapsed.Seconds(), "connects/s")
 		for _, conn := range conns {
 			conn.Close(websocket.StatusNormalClosure, "")

@@ -25,7 +25,7 @@ import (
 )
 
 // Buffer is the default number of events a subscription may hold.
-const Buffer = 256
+const Buffer = 128
 
 // ErrSlow is the Reason of a subscription dropped for a full buffer.
 var ErrSlow = errors.New("hub: the client did not keep up (slow consumer)")

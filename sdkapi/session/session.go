@@ -189,7 +189,7 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	defer context.AfterFunc(m.base, cancel)()
 	c.SetReadLimit(m.cfg.MaxFrame)
-	s := &session{m: m, c: c, remote: r.RemoteAddr, control: make(chan Push, 64), limiter: rate.NewLimiter(rate.Limit(m.cfg.RequestsPerSecond), int(2*m.cfg.RequestsPerSecond))}
+	s := &session{m: m, c: c, remote: r.RemoteAddr, control: make(chan Push, 16), limiter: rate.NewLimiter(rate.Limit(m.cfg.RequestsPerSecond), int(2*m.cfg.RequestsPerSecond))}
 	s.run(ctx)
 }
 
