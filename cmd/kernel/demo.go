@@ -8,6 +8,7 @@ import (
 	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
 	"github.com/parleyhq/parley/plugins/demo"
+	"github.com/parleyhq/parley/sdkapi/rest"
 )
 
 //go:embed demo.html
@@ -32,7 +33,7 @@ func mountDemo(k *kernel.Kernel, mux *http.ServeMux) error {
 		}
 		if head > 0 {
 			if err := l.Read(r.Context(), from, head, func(e eventlog.Event) error { recent = append(recent, e); return nil }); err != nil {
-				writeJSON(w, http.StatusInternalServerError, kernel.AsError(err))
+				rest.WriteError(w, err)
 				return
 			}
 		}
@@ -44,46 +45,21 @@ func mountDemo(k *kernel.Kernel, mux *http.ServeMux) error {
 		if v, ok, _ := l.GetState("plugin/"+demo.ID, "tally"); ok {
 			tally = v
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"head": head, "ready": ready, "version": kernel.Version, "events": recent, "plugin_tally": tally})
+		rest.WriteJSON(w, http.StatusOK, map[string]any{"head": head, "ready": ready, "version": kernel.Version, "events": recent, "plugin_tally": tally})
 	})
 	mux.HandleFunc("POST /demo/echo", func(w http.ResponseWriter, r *http.Request) {
 		body := http.MaxBytesReader(w, r.Body, 4096)
 		var payload json.RawMessage
 		if err := json.NewDecoder(body).Decode(&payload); err != nil {
-			writeJSON(w, http.StatusBadRequest, kernel.Errorf(kernel.CodeInvalidCommand, "body: %v", err))
+			rest.WriteError(w, kernel.Errorf(kernel.CodeInvalidCommand, "body: %v", err))
 			return
 		}
 		evs, err := k.Execute(r.Context(), kernel.Command{Name: "demo.echo", Stream: "demo/echo", Company: "demo", Actor: "demo-page", Payload: payload})
 		if err != nil {
-			ke := kernel.AsError(err)
-			writeJSON(w, statusOf(ke.Code), ke)
+			rest.WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+		rest.WriteJSON(w, http.StatusOK, map[string]any{"events": evs})
 	})
 	return nil
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-// statusOf maps an error code to an HTTP status.
-func statusOf(c kernel.Code) int {
-	switch c {
-	case kernel.CodeInvalidCommand, kernel.CodeUnknownCommand:
-		return http.StatusBadRequest
-	case kernel.CodePayloadTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case kernel.CodeConflict:
-		return http.StatusConflict
-	case kernel.CodePermissionDenied:
-		return http.StatusForbidden
-	case kernel.CodeBusy, kernel.CodeUnavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
 }

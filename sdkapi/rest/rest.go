@@ -112,7 +112,7 @@ func (a *API) authenticated(h func(*API, http.ResponseWriter, *http.Request, dir
 		key := r.Header.Get("apikey")
 		c, ok := a.dir.CompanyByAPIKey(key)
 		if key == "" || !ok {
-			writeError(w, kernel.Errorf(CodeUnauthorized, "a valid apikey header is required"))
+			WriteError(w, kernel.Errorf(CodeUnauthorized, "a valid apikey header is required"))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
@@ -120,8 +120,10 @@ func (a *API) authenticated(h func(*API, http.ResponseWriter, *http.Request, dir
 	})
 }
 
-// status maps codes to HTTP statuses.
-func status(c kernel.Code) int {
+// Status maps an error code to its HTTP status: the one mapping every
+// HTTP surface of the kernel uses. Codes it does not name (a plugin's own)
+// are the client's to fix: 400.
+func Status(c kernel.Code) int {
 	switch c {
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
@@ -142,15 +144,17 @@ func status(c kernel.Code) int {
 	}
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// WriteJSON writes v as a JSON response with status code.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
 }
 
-func writeError(w http.ResponseWriter, err error) {
+// WriteError writes err as a coded JSON error with its HTTP status.
+func WriteError(w http.ResponseWriter, err error) {
 	e := kernel.AsError(err)
-	writeJSON(w, status(e.Code), e)
+	WriteJSON(w, Status(e.Code), e)
 }
 
 // decode reads a JSON body strictly.
@@ -197,66 +201,66 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c directory.Com
 		DisplayName string `json:"display_name"`
 	}
 	if err := decode(r, &in); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	if in.ID == "" {
 		in.ID = "u-" + strings.TrimPrefix(directory.NewAppID(), "app-")
 	}
 	if !directory.ValidUserID(in.ID) {
-		writeError(w, kernel.Errorf(kernel.CodeValidation, "id %q: 1..128 of a-z A-Z 0-9 . _ -", in.ID))
+		WriteError(w, kernel.Errorf(kernel.CodeValidation, "id %q: 1..128 of a-z A-Z 0-9 . _ -", in.ID))
 		return
 	}
 	cmd := directory.UserCreate{UserID: in.ID, Role: in.Role, CanVideo: in.CanVideo, Language: in.Language, DisplayName: in.DisplayName}
 	if _, err := a.execute(r.Context(), c, directory.CmdUserCreate, directory.UserStream(c.AppID, in.ID), cmd); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	u, _ := a.dir.User(c.AppID, in.ID)
-	writeJSON(w, http.StatusCreated, u)
+	WriteJSON(w, http.StatusCreated, u)
 }
 
 func (a *API) listUsers(w http.ResponseWriter, _ *http.Request, c directory.Company) {
-	writeJSON(w, http.StatusOK, map[string]any{"users": a.dir.Users(c.AppID)})
+	WriteJSON(w, http.StatusOK, map[string]any{"users": a.dir.Users(c.AppID)})
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request, c directory.Company) {
 	u, ok := a.dir.User(c.AppID, r.PathValue("id"))
 	if !ok {
-		writeError(w, kernel.Errorf(directory.CodeUserNotFound, "no user %q", r.PathValue("id")))
+		WriteError(w, kernel.Errorf(directory.CodeUserNotFound, "no user %q", r.PathValue("id")))
 		return
 	}
-	writeJSON(w, http.StatusOK, u)
+	WriteJSON(w, http.StatusOK, u)
 }
 
 func (a *API) updateUser(w http.ResponseWriter, r *http.Request, c directory.Company) {
 	var in directory.UserUpdate
 	if err := decode(r, &in); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	id := r.PathValue("id")
 	if !directory.ValidUserID(id) {
-		writeError(w, kernel.Errorf(directory.CodeUserNotFound, "no user %q", id))
+		WriteError(w, kernel.Errorf(directory.CodeUserNotFound, "no user %q", id))
 		return
 	}
 	in.UserID = id
 	if _, err := a.execute(r.Context(), c, directory.CmdUserUpdate, directory.UserStream(c.AppID, id), in); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	u, _ := a.dir.User(c.AppID, id)
-	writeJSON(w, http.StatusOK, u)
+	WriteJSON(w, http.StatusOK, u)
 }
 
 func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c directory.Company) {
 	id := r.PathValue("id")
 	if !directory.ValidUserID(id) {
-		writeError(w, kernel.Errorf(directory.CodeUserNotFound, "no user %q", id))
+		WriteError(w, kernel.Errorf(directory.CodeUserNotFound, "no user %q", id))
 		return
 	}
 	if _, err := a.execute(r.Context(), c, directory.CmdUserDelete, directory.UserStream(c.AppID, id), map[string]string{"user_id": id}); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -268,26 +272,26 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request, c directory.Co
 		ExpiresIn int    `json:"expires_in"`
 	}
 	if err := decode(r, &in); err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
 	u, ok := a.dir.User(c.AppID, in.UserID)
 	if !ok {
-		writeError(w, kernel.Errorf(directory.CodeUserNotFound, "no user %q", in.UserID))
+		WriteError(w, kernel.Errorf(directory.CodeUserNotFound, "no user %q", in.UserID))
 		return
 	}
 	if !u.Active {
-		writeError(w, kernel.Errorf(directory.CodeUserInactive, "user %q is deactivated", in.UserID))
+		WriteError(w, kernel.Errorf(directory.CodeUserInactive, "user %q is deactivated", in.UserID))
 		return
 	}
 	if in.ExpiresIn < int(token.MinTTL.Seconds()) || in.ExpiresIn > int(token.MaxTTL.Seconds()) { // before multiplying: no overflow
-		writeError(w, kernel.Errorf(kernel.CodeValidation, "expires_in must be %d..%d seconds", int(token.MinTTL.Seconds()), int(token.MaxTTL.Seconds())))
+		WriteError(w, kernel.Errorf(kernel.CodeValidation, "expires_in must be %d..%d seconds", int(token.MinTTL.Seconds()), int(token.MaxTTL.Seconds())))
 		return
 	}
 	tok, exp, err := a.tokens.Issue(r.Context(), c.AppID, u.ID, time.Duration(in.ExpiresIn)*time.Second)
 	if err != nil {
-		writeError(w, err)
+		WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"access_token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "user_id": u.ID})
+	WriteJSON(w, http.StatusOK, map[string]string{"access_token": tok, "expires_at": exp.UTC().Format(time.RFC3339), "user_id": u.ID})
 }
