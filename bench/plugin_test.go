@@ -10,6 +10,7 @@ import (
 
 	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/kernel/kerneltest"
 	"github.com/parleyhq/parley/kernel/pluginhost"
 	"github.com/parleyhq/parley/plugins"
 )
@@ -47,20 +48,14 @@ func benchSpec(tr pluginhost.Transport) pluginhost.Spec {
 
 // startHost opens a kernel in dir and runs the bench plugin on it.
 func startHost(b *testing.B, dir string, tr pluginhost.Transport, cfg pluginhost.Config) (*kernel.Kernel, *pluginhost.Host) {
-	kc := kernel.DefaultConfig()
-	kc.DataDir = dir
-	k, err := kernel.Open(kc, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := pluginhost.New(k, cfg, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h.Add(benchSpec(tr))
-	if err := k.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
+	var h *pluginhost.Host
+	k := kerneltest.Start(b, kerneltest.Config(dir), nil, func(k *kernel.Kernel) {
+		var err error
+		if h, err = pluginhost.New(k, cfg, nil); err != nil {
+			b.Fatal(err)
+		}
+		h.Add(benchSpec(tr))
+	})
 	if err := h.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/kernel/kerneltest"
 	"github.com/parleyhq/parley/kernel/pluginhost"
 	"github.com/parleyhq/parley/sdkapi"
 )
@@ -26,32 +27,10 @@ func testConfig(t *testing.T, dir string) kernel.Config {
 }
 
 func start(t *testing.T, dir string, setup func(k *kernel.Kernel)) *kernel.Kernel {
-	t.Helper()
-	k, err := kernel.Open(testConfig(t, dir), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if setup != nil {
-		setup(k)
-	}
-	if err := k.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close(context.Background(), "test") })
-	return k
+	return kerneltest.Start(t, kerneltest.Config(dir), nil, setup)
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var eventually = kerneltest.Eventually
 
 var noteTypes = []kernel.EventType{
 	{Name: "note.added", Durable: true},

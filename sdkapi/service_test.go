@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/kernel/kerneltest"
 	"github.com/parleyhq/parley/sdkapi"
 	"github.com/parleyhq/parley/sdkapi/rest"
+	"github.com/parleyhq/parley/sdkapi/sdkapitest"
 )
 
 type env struct {
@@ -31,28 +33,10 @@ type env struct {
 // server, and two companies, X and Y.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	cfg := kernel.DefaultConfig()
-	cfg.DataDir = t.TempDir()
+	cfg := kerneltest.Config(t.TempDir())
 	cfg.CORSOrigins = "https://app.example"
-	k, err := kernel.Open(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := sdkapi.New(k, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	if err := k.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		k.Close(context.Background(), "test")
-	})
+	s := sdkapitest.Start(t, cfg, sdkapi.Options{})
+	svc, ctx := s.Svc, context.Background()
 	x, keyX, err := svc.Bootstrap(ctx)
 	if err != nil || keyX == "" {
 		t.Fatalf("bootstrap: %v", err)
@@ -60,15 +44,8 @@ func newEnv(t *testing.T) *env {
 	if _, again, _ := svc.Bootstrap(ctx); again != "" {
 		t.Fatal("bootstrap created a second first company")
 	}
-	_, keyY, err := svc.CreateCompany(ctx, "Other clinic")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	svc.Mount(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, svc: svc, keyX: keyX, keyY: keyY, appX: x.AppID}
+	_, keyY := s.Company(t, "Other clinic")
+	return &env{t: t, srv: s.HTTP, svc: svc, keyX: keyX, keyY: keyY, appX: x.AppID}
 }
 
 // do sends a request and decodes the JSON answer.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/kernel/kerneltest"
 	"github.com/parleyhq/parley/kernel/pluginhost"
 	"github.com/parleyhq/parley/plugins"
 )
@@ -74,30 +75,23 @@ func start(t *testing.T, dir string, cfg pluginhost.Config, specs ...pluginhost.
 	t.Helper()
 	logs := &logBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
-	kc := kernel.DefaultConfig()
-	kc.DataDir = dir
-	k, err := kernel.Open(kc, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := pluginhost.New(k, cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range specs {
-		if err := h.Add(s); err != nil {
+	var h *pluginhost.Host
+	k := kerneltest.Start(t, kerneltest.Config(dir), logger, func(k *kernel.Kernel) {
+		var err error
+		if h, err = pluginhost.New(k, cfg, logger); err != nil {
 			t.Fatal(err)
 		}
-	}
-	ctx := context.Background()
-	if err := k.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Start(ctx); err != nil {
+		for _, s := range specs {
+			if err := h.Add(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	hs := &harness{t: t, dir: dir, k: k, h: h, logs: logs}
-	t.Cleanup(hs.stop)
+	t.Cleanup(hs.stop) // before the kernel closes
 	return hs
 }
 
@@ -116,16 +110,7 @@ func (hs *harness) status() pluginhost.Status {
 	return pluginhost.Status{}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = kerneltest.Eventually
 
 func (hs *harness) exec(name, payload string) ([]eventlog.Event, error) {
 	return hs.k.Execute(context.Background(), kernel.Command{Name: name, Stream: "conf/s", Actor: "alice", Payload: json.RawMessage(payload)})

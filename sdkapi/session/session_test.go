@@ -13,7 +13,9 @@ import (
 	"github.com/coder/websocket/wsjson"
 	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/kernel/kerneltest"
 	"github.com/parleyhq/parley/sdkapi"
+	"github.com/parleyhq/parley/sdkapi/sdkapitest"
 	"github.com/parleyhq/parley/sdkapi/session"
 	"github.com/parleyhq/parley/sdkapi/token"
 )
@@ -31,35 +33,14 @@ type env struct {
 
 func newEnv(t *testing.T, opts sdkapi.Options) *env {
 	t.Helper()
-	cfg := kernel.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	k, err := kernel.Open(cfg, nil)
+	s := sdkapitest.Start(t, kerneltest.Config(t.TempDir()), opts)
+	k, svc, srv := s.K, s.Svc, s.HTTP
+	c, key, err := svc.Bootstrap(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := sdkapi.NewWith(k, cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	k.Start(ctx)
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	c, key, err := svc.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, okey, _ := svc.CreateCompany(ctx, "Other")
-	mux := http.NewServeMux()
-	svc.Mount(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		<-done
-		k.Close(context.Background(), "test")
-	})
-	e := &env{t: t, k: k, svc: svc, srv: srv, app: c.AppID, key: key, otherApp: o.AppID, otherKey: okey}
+	otherApp, okey := s.Company(t, "Other")
+	e := &env{t: t, k: k, svc: svc, srv: srv, app: c.AppID, key: key, otherApp: otherApp, otherKey: okey}
 	for _, u := range []string{"alice", "bob", "carol"} {
 		e.rest(key, "POST", "/v2/users", `{"id":"`+u+`"}`)
 		e.rest(okey, "POST", "/v2/users", `{"id":"`+u+`"}`)
