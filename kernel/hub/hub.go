@@ -8,11 +8,21 @@
 //   - No gap at subscription: Subscribe returns the hub's position P; every
 //     event after P that concerns the user arrives on the subscription, and
 //     the caller replays events up to P from the log if it needs them.
-//   - Back-pressure: each subscription has a bounded buffer. A subscriber
-//     that lets it fill is dropped (Gone closes, Reason says why) rather
-//     than slowing the hub or anyone else; it can reconnect and resume.
+//   - Back-pressure: each subscription queues at most a bounded number of
+//     events. A subscriber that lets the queue fill is dropped (Take
+//     returns ErrSlow) rather than slowing the hub or anyone else; it can
+//     reconnect and resume.
 //   - Isolation: the company of the event must be the subscription's; an
 //     audience is a list of user ids, which are only unique per company.
+//
+// # No goroutine per subscriber
+//
+// An idle subscription holds no goroutine and no buffer: the hub appends
+// to its queue and calls its notify function when the queue goes from
+// empty to non-empty (or the subscription is dropped). The subscriber
+// then drains it with Take from a goroutine of its own, typically one it
+// starts on demand. This is what lets a kernel hold tens of thousands of
+// idle sessions.
 package hub
 
 import (
@@ -27,45 +37,105 @@ import (
 // Buffer is the default number of events a subscription may hold.
 const Buffer = 128
 
-// ErrSlow is the Reason of a subscription dropped for a full buffer.
+// ErrSlow is the error of a subscription dropped for a full queue.
 var ErrSlow = errors.New("hub: the client did not keep up (slow consumer)")
+
+// ErrUnsubscribed is Take's error after Unsubscribe.
+var ErrUnsubscribed = errors.New("hub: unsubscribed")
 
 type userKey struct{ app, user string }
 
 // Subscription is one session's feed.
 type Subscription struct {
 	AppID, UserID string
-	ch            chan *eventlog.Event
-	gone          chan struct{}
-	reason        error
+	limit         int
+	notify        func()
+
+	mu     sync.Mutex
+	queue  []*eventlog.Event
+	reason error // set when dropped; Take returns it once the queue is empty
 }
 
-// C delivers the events. They are shared by every subscriber: read-only.
-func (s *Subscription) C() <-chan *eventlog.Event { return s.ch }
+// push queues e, or drops s when its queue is full; it reports whether s
+// must be removed from the hub. h.mu is held.
+func (s *Subscription) push(e *eventlog.Event) (dropped bool) {
+	s.mu.Lock()
+	if s.reason != nil {
+		s.mu.Unlock()
+		return false
+	}
+	if len(s.queue) >= s.limit {
+		s.queue, s.reason = nil, ErrSlow // the client resumes from its last seq
+		s.mu.Unlock()
+		s.notify()
+		return true
+	}
+	s.queue = append(s.queue, e)
+	first := len(s.queue) == 1
+	s.mu.Unlock()
+	if first {
+		s.notify()
+	}
+	return false
+}
 
-// Gone closes when the hub dropped the subscription; Reason says why.
-func (s *Subscription) Gone() <-chan struct{} { return s.gone }
+// Take returns the queued events (shared by every subscriber: read-only),
+// oldest first, and empties the queue. With nothing queued it returns
+// nil, or the reason the subscription ended (ErrSlow, ErrUnsubscribed).
+func (s *Subscription) Take() ([]*eventlog.Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) > 0 {
+		q := s.queue
+		s.queue = nil // an idle subscription keeps no buffer
+		return q, nil
+	}
+	return nil, s.reason
+}
 
-// Reason is why the subscription was dropped.
-func (s *Subscription) Reason() error { return s.reason }
+// Pending reports whether Take would return events or an end.
+func (s *Subscription) Pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) > 0 || s.reason != nil
+}
+
+func (s *Subscription) end(reason error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reason == nil {
+		s.reason = reason
+	}
+}
 
 // Hub fans events out to subscriptions.
 type Hub struct {
 	log    *eventlog.Log
 	buffer int
+	open   func(*eventlog.Event) (*eventlog.Event, bool)
 
 	mu     sync.Mutex
 	pos    uint64
 	byUser map[userKey]map[*Subscription]struct{}
 }
 
+// Options tune a Hub.
+type Options struct {
+	// Buffer is the queue limit per subscription (default Buffer).
+	Buffer int
+	// Open, when set, is applied once to each event before it is fanned
+	// out: it may return a different event (a sealed payload opened) or
+	// false to deliver nothing (a payload that can no longer be read).
+	Open func(*eventlog.Event) (*eventlog.Event, bool)
+}
+
 // New returns a hub that will deliver events appended after the current
-// head. buffer <= 0 takes Buffer.
-func New(log *eventlog.Log, buffer int) *Hub {
-	if buffer <= 0 {
-		buffer = Buffer
+// head.
+func New(log *eventlog.Log, opts Options) *Hub {
+	if opts.Buffer <= 0 {
+		opts.Buffer = Buffer
 	}
-	return &Hub{log: log, buffer: buffer, pos: log.Head(), byUser: map[userKey]map[*Subscription]struct{}{}}
+	return &Hub{log: log, buffer: opts.Buffer, open: opts.Open, pos: log.Head(), byUser: map[userKey]map[*Subscription]struct{}{}}
 }
 
 // Run delivers events until ctx ends or the log closes. The caller owns the
@@ -82,29 +152,49 @@ func (h *Hub) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		ev := &e // one copy shared by every subscriber
+		ev, deliver := &e, len(e.Audience) > 0 // one copy shared by every subscriber
+		if deliver {
+			ev, deliver = h.Open(ev)
+		}
 		h.mu.Lock()
-		for i, u := range e.Audience {
-			if slices.Contains(e.Audience[:i], u) { // each user once, even if listed twice
-				continue
-			}
-			for s := range h.byUser[userKey{e.Company, u}] {
-				select {
-				case s.ch <- ev:
-				default:
-					h.drop(s, ErrSlow)
-				}
-			}
+		if deliver {
+			h.fanOut(ev)
 		}
 		h.pos = e.Seq
 		h.mu.Unlock()
 	}
 }
 
+// fanOut queues ev for every subscription of its audience; h.mu is held.
+func (h *Hub) fanOut(ev *eventlog.Event) {
+	for i, u := range ev.Audience {
+		if slices.Contains(ev.Audience[:i], u) { // each user once, even if listed twice
+			continue
+		}
+		for s := range h.byUser[userKey{ev.Company, u}] {
+			if s.push(ev) {
+				h.remove(s)
+			}
+		}
+	}
+}
+
+// Open applies Options.Open to an event read from the log (a session
+// replaying what it missed uses it, as Run does).
+func (h *Hub) Open(e *eventlog.Event) (*eventlog.Event, bool) {
+	if h.open == nil {
+		return e, true
+	}
+	return h.open(e)
+}
+
 // Subscribe registers a feed for a user of a company and returns the
-// position after which events will arrive on it.
-func (h *Hub) Subscribe(appID, userID string) (*Subscription, uint64) {
-	s := &Subscription{AppID: appID, UserID: userID, ch: make(chan *eventlog.Event, h.buffer), gone: make(chan struct{})}
+// position after which events will arrive on it. notify is called, from
+// the hub's goroutine, whenever the queue becomes non-empty or the
+// subscription is dropped; it must not block (start a goroutine, or signal
+// one) and must not call back into the hub.
+func (h *Hub) Subscribe(appID, userID string, notify func()) (*Subscription, uint64) {
+	s := &Subscription{AppID: appID, UserID: userID, limit: h.buffer, notify: notify}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	k := userKey{appID, userID}
@@ -115,23 +205,19 @@ func (h *Hub) Subscribe(appID, userID string) (*Subscription, uint64) {
 	return s, h.pos
 }
 
-// Unsubscribe removes a feed.
+// Unsubscribe removes a feed; its Take returns ErrUnsubscribed once empty.
 func (h *Hub) Unsubscribe(s *Subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.drop(s, nil)
+	h.remove(s)
+	s.end(ErrUnsubscribed)
 }
 
-// drop removes s; h.mu is held.
-func (h *Hub) drop(s *Subscription, reason error) {
+// remove deletes s from the index; h.mu is held.
+func (h *Hub) remove(s *Subscription) {
 	k := userKey{s.AppID, s.UserID}
-	if _, ok := h.byUser[k][s]; !ok {
-		return
-	}
 	delete(h.byUser[k], s)
 	if len(h.byUser[k]) == 0 {
 		delete(h.byUser, k)
 	}
-	s.reason = reason
-	close(s.gone)
 }

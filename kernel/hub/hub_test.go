@@ -10,12 +10,12 @@ import (
 	"github.com/parleyhq/parley/kernel/hub"
 )
 
-func setup(t *testing.T, buffer int) (*eventlog.Log, *hub.Hub) {
+func setup(t *testing.T, opts hub.Options) (*eventlog.Log, *hub.Hub) {
 	l, err := eventlog.Open(t.TempDir(), eventlog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hub.New(l, buffer)
+	h := hub.New(l, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
@@ -24,60 +24,103 @@ func setup(t *testing.T, buffer int) (*eventlog.Log, *hub.Hub) {
 }
 
 func appendFor(t *testing.T, l *eventlog.Log, company string, audience ...string) uint64 {
-	evs, err := l.Append(context.Background(), eventlog.Draft{Type: "t.x", Stream: "s/1", Company: company, Audience: audience})
+	evs, err := l.Append(context.Background(), eventlog.Draft{Type: "t.x", Stream: "s/1", Company: company, Audience: audience, Payload: []byte(`{"n":1}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return evs[0].Seq
 }
 
+// feed is a subscriber: notify signals; next takes what is queued.
+type feed struct {
+	sub  *hub.Subscription
+	wake chan struct{}
+	got  []*eventlog.Event
+}
+
+func subscribe(h *hub.Hub, app, user string) (*feed, uint64) {
+	f := &feed{wake: make(chan struct{}, 1)}
+	var pos uint64
+	f.sub, pos = h.Subscribe(app, user, func() {
+		select {
+		case f.wake <- struct{}{}:
+		default:
+		}
+	})
+	return f, pos
+}
+
+// next returns the next event, or the subscription's end, within 5 s.
+func (f *feed) next(t *testing.T) (*eventlog.Event, error) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for len(f.got) == 0 {
+		evs, err := f.sub.Take()
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) > 0 {
+			f.got = evs
+			break
+		}
+		select {
+		case <-f.wake:
+		case <-deadline:
+			t.Fatal("nothing delivered")
+		}
+	}
+	e := f.got[0]
+	f.got = f.got[1:]
+	return e, nil
+}
+
 func TestDeliveryByAudienceAndCompany(t *testing.T) {
-	l, h := setup(t, 16)
-	phone, pos := h.Subscribe("acme", "alice")
-	laptop, _ := h.Subscribe("acme", "alice")
-	bob, _ := h.Subscribe("acme", "bob")
-	foreign, _ := h.Subscribe("other", "alice")
+	l, h := setup(t, hub.Options{Buffer: 16})
+	phone, pos := subscribe(h, "acme", "alice")
+	laptop, _ := subscribe(h, "acme", "alice")
+	bob, _ := subscribe(h, "acme", "bob")
+	foreign, _ := subscribe(h, "other", "alice")
 	want := []uint64{appendFor(t, l, "acme", "alice", "alice"), appendFor(t, l, "acme", "alice", "bob")} // alice listed twice: delivered once
 	appendFor(t, l, "other", "bob")
 	if pos != 0 {
 		t.Fatalf("position %d on an empty log", pos)
 	}
-	for _, s := range []*hub.Subscription{phone, laptop} {
+	for _, f := range []*feed{phone, laptop} {
 		for _, w := range want {
-			select {
-			case e := <-s.C():
-				if e.Seq != w {
-					t.Fatalf("got %d, want %d", e.Seq, w)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("not delivered")
+			e, err := f.next(t)
+			if err != nil || e.Seq != w {
+				t.Fatalf("got %v %v, want seq %d", e, err, w)
 			}
 		}
 	}
-	select {
-	case e := <-bob.C():
-		if e.Seq != want[1] {
-			t.Fatalf("bob got %d", e.Seq)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("bob got nothing")
+	if e, err := bob.next(t); err != nil || e.Seq != want[1] {
+		t.Fatalf("bob got %v %v", e, err)
 	}
-	select {
-	case e := <-foreign.C():
-		t.Fatalf("another company's alice got seq %d", e.Seq)
-	case <-time.After(100 * time.Millisecond):
+	// A later event for bob only proves the hub moved past every event above.
+	last := appendFor(t, l, "acme", "bob")
+	if e, err := bob.next(t); err != nil || e.Seq != last {
+		t.Fatalf("bob got %v %v", e, err)
+	}
+	if evs, err := foreign.sub.Take(); len(evs) != 0 || err != nil {
+		t.Fatalf("another company's alice got %d events (%v)", len(evs), err)
+	}
+	if evs, _ := phone.sub.Take(); len(evs) != 0 {
+		t.Fatalf("alice got an event that was not hers: seq %d", evs[0].Seq)
 	}
 }
 
-// TestSlowSubscriberIsDropped: a full buffer drops that subscriber only.
+// TestSlowSubscriberIsDropped: a full queue drops that subscriber only.
 func TestSlowSubscriberIsDropped(t *testing.T) {
-	l, h := setup(t, 4)
-	slow, _ := h.Subscribe("acme", "alice")
-	fast, _ := h.Subscribe("acme", "bob")
+	l, h := setup(t, hub.Options{Buffer: 4})
+	slow, _ := subscribe(h, "acme", "alice")
+	fast, _ := subscribe(h, "acme", "bob")
 	got := make(chan int)
 	go func() {
 		n := 0
-		for range fast.C() {
+		for {
+			if _, err := fast.next(t); err != nil {
+				return
+			}
 			if n++; n == 20 {
 				got <- n
 				return
@@ -88,16 +131,44 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 		appendFor(t, l, "acme", "alice", "bob")
 	}
 	select {
-	case <-slow.Gone():
-		if !errors.Is(slow.Reason(), hub.ErrSlow) {
-			t.Fatalf("reason %v", slow.Reason())
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("slow subscriber not dropped")
-	}
-	select {
 	case <-got:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the fast subscriber was held up")
+	}
+	if _, err := slow.sub.Take(); !errors.Is(err, hub.ErrSlow) {
+		t.Fatalf("slow subscriber: %v, want ErrSlow", err)
+	}
+	h.Unsubscribe(fast.sub)
+	if _, err := fast.sub.Take(); !errors.Is(err, hub.ErrUnsubscribed) {
+		t.Fatalf("after Unsubscribe: %v", err)
+	}
+}
+
+// TestOpenFiltersAndTransforms: Open runs once per event; false skips it.
+func TestOpenFiltersAndTransforms(t *testing.T) {
+	var calls int
+	l, h := setup(t, hub.Options{Open: func(e *eventlog.Event) (*eventlog.Event, bool) {
+		calls++
+		if e.Type == "t.hidden" {
+			return nil, false
+		}
+		c := *e
+		c.Payload = []byte(`{"opened":true}`)
+		return &c, true
+	}})
+	a, _ := subscribe(h, "acme", "alice")
+	b, _ := subscribe(h, "acme", "bob")
+	if _, err := l.Append(context.Background(), eventlog.Draft{Type: "t.hidden", Stream: "s/1", Company: "acme", Audience: []string{"alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	seq := appendFor(t, l, "acme", "alice", "bob")
+	for _, f := range []*feed{a, b} {
+		e, err := f.next(t)
+		if err != nil || e.Seq != seq || string(e.Payload) != `{"opened":true}` {
+			t.Fatalf("got %+v %v", e, err)
+		}
+	}
+	if calls != 2 {
+		t.Fatalf("Open ran %d times for 2 events", calls)
 	}
 }

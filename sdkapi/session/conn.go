@@ -1,10 +1,16 @@
 package session
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -31,55 +37,171 @@ const (
 	writeTimeout   = 5 * time.Second
 )
 
-// session is one device's connection. Only run's goroutine writes.
+// Buffer sizes of an upgraded connection. net/http hands a hijacked
+// connection 4 KiB read and write buffers, held for the connection's
+// life; the session protocol's frames are mostly a few hundred bytes, and
+// bufio passes larger reads and writes straight through, so small buffers
+// cost a syscall now and then and save 6 KiB per idle session.
+const (
+	readBuffer  = 1 << 10
+	writeBuffer = 1 << 10
+)
+
+// smallBuffers gives a hijacked connection smaller buffers (see
+// readBuffer).
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(conn, readBuffer)
+	if n := brw.Reader.Buffered(); n > 0 { // bytes the client sent right after the upgrade request
+		b, _ := brw.Reader.Peek(n)
+		// They must sit in br's buffer, not in a reader behind it:
+		// coder/websocket re-points br at the connection after Hijack.
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn), max(n, readBuffer))
+		if _, err := br.Peek(n); err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+	}
+	// brw.Writer is empty: net/http flushed the 101 response before hijacking.
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, writeBuffer)), nil
+}
+
+// session is one device's connection.
+//
+// It runs on one goroutine, which reads requests and answers them. Pushes
+// (hub events, presence, token warnings) are written by a drain goroutine
+// started on demand and gone when there is nothing left to write; token
+// timers are time.AfterFunc. An idle session therefore holds one goroutine
+// blocked in a read, and no buffers of its own.
 type session struct {
 	m       *Manager
 	c       *websocket.Conn
 	remote  string
 	app     string
 	user    string
-	control chan Push
 	limiter *rate.Limiter
+	sub     *hub.Subscription
+
+	mu        sync.Mutex
+	closing   bool // no worker starts after this
+	live      bool // pushes flow (after connect's answer and replay)
+	draining  bool // a drain goroutine runs
+	control   []Push
+	reason    string // why the session ended; the first cause wins
+	expiresAt time.Time
+	warn      *time.Timer
+	expire    *time.Timer
+	workers   sync.WaitGroup // drains and timer callbacks
 }
 
-func (s *session) write(ctx context.Context, v any) error {
-	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	return wsjson.Write(wctx, s.c, v)
-}
-
-func (s *session) reply(ctx context.Context, id json.RawMessage, result any, err error) error {
-	if err != nil {
-		return s.write(ctx, Response{ID: id, Error: kernel.AsError(err)})
+// enter registers a worker (a drain, a timer callback) unless the session
+// is closing; the worker calls s.workers.Done when it ends.
+func (s *session) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
 	}
-	return s.write(ctx, Response{ID: id, Result: result})
+	s.workers.Add(1)
+	return true
 }
 
-// refuse answers with err and closes the socket.
-func (s *session) refuse(ctx context.Context, id json.RawMessage, err error) {
+func (s *session) write(v any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	return wsjson.Write(ctx, s.c, v)
+}
+
+func (s *session) reply(id json.RawMessage, result any, err error) error {
+	if err != nil {
+		return s.write(Response{ID: id, Error: kernel.AsError(err)})
+	}
+	return s.write(Response{ID: id, Result: result})
+}
+
+// finish records why the session ends (the first cause wins) and closes
+// the socket with code and the reason; the read loop then returns.
+func (s *session) finish(reason string, code websocket.StatusCode) {
+	s.mu.Lock()
+	if s.reason != "" {
+		s.mu.Unlock()
+		return
+	}
+	s.reason = reason
+	s.mu.Unlock()
+	s.c.Close(code, reason)
+}
+
+// refuse answers a connect with err and closes the socket.
+func (s *session) refuse(id json.RawMessage, err error) {
 	e := kernel.AsError(err)
-	s.reply(ctx, id, nil, e)
+	s.reply(id, nil, e)
 	s.c.Close(closeRefused, string(e.Code))
 }
 
-func (s *session) run(ctx context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// run serves the session until it ends. It owns every goroutine the
+// session starts and returns after they have all ended.
+func (s *session) run() {
+	defer s.c.CloseNow()
+	claims, req, ok := s.connect()
+	if !ok {
+		return
+	}
+	if err := s.m.join(s); err != nil {
+		s.refuse(req.ID, err)
+		return
+	}
+	defer s.m.leave(s)
+	var pos uint64
+	s.sub, pos = s.m.hub.Subscribe(s.app, s.user, s.wake)
+	defer s.m.hub.Unsubscribe(s.sub)
+	// A deactivation logged before pos will not come through the hub: make
+	// sure the directory has seen everything up to pos, then check again.
+	if err := s.m.dir.WaitFor(s.m.base, pos); err != nil {
+		return
+	}
+	if u, ok := s.m.dir.User(s.app, s.user); !ok || !u.Active {
+		s.refuse(req.ID, kernel.Errorf(directory.CodeUserNotFound, "no active user %q", s.user))
+		return
+	}
+	var p ConnectParams
+	json.Unmarshal(req.Params, &p) // checked by connect
+	s.m.record(s.app, s.user, "client.connected", map[string]any{"sdk_version": p.SDKVersion, "remote": s.remote})
 
-	rctx, rcancel := context.WithTimeout(ctx, connectTimeout)
-	_, b, err := s.c.Read(rctx)
-	rcancel()
+	resync := p.LastSeq != nil && pos > *p.LastSeq && pos-*p.LastSeq > s.m.cfg.ResyncLimit
+	result := map[string]any{
+		"userId": s.user, "expiresAt": claims.ExpiresAt.UTC().Format(time.RFC3339), "seq": pos,
+		"onlineUsers": s.m.OnlineUsers(s.app), "resync": resync,
+	}
+	reason := "write_failed"
+	if err := s.reply(req.ID, result, nil); err == nil &&
+		(p.LastSeq == nil || resync || *p.LastSeq >= pos || s.replay(*p.LastSeq+1, pos) == nil) {
+		reason = s.serve(claims)
+	}
+	s.m.record(s.app, s.user, "client.disconnected", map[string]any{"reason": reason})
+}
+
+// connect reads and checks the connect request.
+func (s *session) connect() (token.Claims, Request, bool) {
+	ctx, cancel := context.WithTimeout(s.m.base, connectTimeout)
+	_, b, err := s.c.Read(ctx)
+	cancel()
 	if err != nil {
 		s.c.Close(websocket.StatusPolicyViolation, "connect expected")
-		return
+		return token.Claims{}, Request{}, false
 	}
 	req, err := DecodeRequest(b)
 	if err == nil && req.Method != "connect" {
 		err = kernel.Errorf(CodeNotConnected, "the first request must be connect, not %q", req.Method)
 	}
 	if err != nil {
-		s.refuse(ctx, req.ID, err)
-		return
+		s.refuse(req.ID, err)
+		return token.Claims{}, req, false
 	}
 	var p ConnectParams
 	if err := params(req, &p); err != nil {
@@ -88,155 +210,203 @@ func (s *session) run(ctx context.Context) {
 		if errors.As(json.Unmarshal(req.Params, new(ConnectParams)), &ute) && ute.Field == "sdkVersion" {
 			code = CodeSDKVersionInvalid // the reference's code for a parameter of the wrong type
 		}
-		s.refuse(ctx, req.ID, kernel.Errorf(code, "%s", kernel.AsError(err).Message))
-		return
+		s.refuse(req.ID, kernel.Errorf(code, "%s", kernel.AsError(err).Message))
+		return token.Claims{}, req, false
 	}
 	claims, err := s.m.authenticate(p)
 	if err != nil {
-		s.refuse(ctx, req.ID, err)
-		return
+		s.refuse(req.ID, err)
+		return token.Claims{}, req, false
 	}
 	s.app, s.user = p.AppID, p.UserID
-	if err := s.m.join(s); err != nil {
-		s.refuse(ctx, req.ID, err)
-		return
-	}
-	defer s.m.leave(s)
-	sub, pos := s.m.hub.Subscribe(s.app, s.user)
-	defer s.m.hub.Unsubscribe(sub)
-	// A deactivation logged before pos will not come through the hub: make
-	// sure the directory has seen everything up to pos, then check again.
-	if err := s.m.dir.WaitFor(ctx, pos); err != nil {
-		return
-	}
-	if u, ok := s.m.dir.User(s.app, s.user); !ok || !u.Active {
-		s.refuse(ctx, req.ID, kernel.Errorf(directory.CodeUserNotFound, "no active user %q", s.user))
-		return
-	}
-	s.m.record(s.app, s.user, "client.connected", map[string]any{"sdk_version": p.SDKVersion, "remote": s.remote})
-
-	resync := p.LastSeq != nil && pos > *p.LastSeq && pos-*p.LastSeq > s.m.cfg.ResyncLimit
-	result := map[string]any{
-		"userId": s.user, "expiresAt": claims.ExpiresAt.UTC().Format(time.RFC3339), "seq": pos,
-		"onlineUsers": s.m.OnlineUsers(s.app), "resync": resync,
-	}
-	if err := s.reply(ctx, req.ID, result, nil); err != nil {
-		return
-	}
-	if p.LastSeq != nil && !resync && *p.LastSeq < pos {
-		if err := s.replay(ctx, *p.LastSeq+1, pos); err != nil {
-			return
-		}
-	}
-	reason := s.loop(ctx, claims, sub)
-	s.m.record(s.app, s.user, "client.disconnected", map[string]any{"reason": reason})
+	return claims, req, true
 }
 
 // replay pushes the logged events in [from, to] that concern the user.
-func (s *session) replay(ctx context.Context, from, to uint64) error {
-	return s.m.k.Log().Read(ctx, from, to, func(e eventlog.Event) error {
+func (s *session) replay(from, to uint64) error {
+	return s.m.k.Log().Read(s.m.base, from, to, func(e eventlog.Event) error {
 		if e.Company != s.app || !slices.Contains(e.Audience, s.user) {
 			return nil
 		}
-		return s.write(ctx, pushOf(e))
+		ev, ok := s.m.hub.Open(&e)
+		if !ok {
+			return nil
+		}
+		return s.write(pushOf(ev))
 	})
 }
 
-func pushOf(e eventlog.Event) Push {
+func pushOf(e *eventlog.Event) Push {
 	return Push{Event: e.Type, Data: json.RawMessage(e.Payload), Seq: e.Seq}
 }
 
-// loop serves the connected session; it returns why it ended.
-func (s *session) loop(ctx context.Context, claims token.Claims, sub *hub.Subscription) string {
-	reqs := make(chan []byte)
-	readErr := make(chan error, 1)
-	// The reader has its own context: coder/websocket drops the connection
-	// when a read's context ends, which would beat our close frame.
-	readCtx, stopReading := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopReading() // after the loop sent its close frame
-	go func() {         // ends when the socket closes or stopReading runs
-		for {
-			_, b, err := s.c.Read(readCtx)
-			if err != nil {
-				readErr <- err
-				return
-			}
-			select {
-			case reqs <- b:
-			case <-readCtx.Done():
-				return
-			}
+// serve reads and answers requests until the session ends, and returns why
+// it ended.
+func (s *session) serve(claims token.Claims) string {
+	s.mu.Lock()
+	s.live = true
+	s.expiresAt = claims.ExpiresAt
+	s.warn = time.AfterFunc(time.Until(claims.ExpiresAt.Add(-s.m.cfg.TokenLead)), s.warnExpiry)
+	s.expire = time.AfterFunc(time.Until(claims.ExpiresAt), s.expireToken)
+	s.mu.Unlock()
+	stopShutdown := context.AfterFunc(s.m.base, func() {
+		if s.enter() {
+			defer s.workers.Done()
+			s.finish("server_shutdown", websocket.StatusGoingAway)
 		}
-	}()
-	warn, expire := time.NewTimer(0), time.NewTimer(0)
-	defer warn.Stop()
-	defer expire.Stop()
-	arm := func(expiresAt time.Time) {
-		warn.Reset(time.Until(expiresAt.Add(-s.m.cfg.TokenLead)))
-		expire.Reset(time.Until(expiresAt))
-	}
-	<-warn.C
-	<-expire.C
-	arm(claims.ExpiresAt)
-	expiresAt := claims.ExpiresAt
+	})
+	s.wake() // events that arrived during the replay
 
+	var readErr error
 	for {
-		select {
-		case e := <-sub.C():
-			if forced(*e, s.user) {
-				s.write(ctx, Push{Event: "client:force_disconnect", Data: map[string]string{"reason": e.Type}, Seq: e.Seq})
-				s.m.record(s.app, s.user, "client.force_disconnected", map[string]any{"cause": e.Type})
-				s.c.Close(closeForced, "force_disconnect")
-				return "force_disconnect"
-			}
-			if err := s.write(ctx, pushOf(*e)); err != nil {
-				return "write_failed"
-			}
-		case <-sub.Gone():
-			s.c.Close(closeSlow, "slow_consumer")
-			return "slow_consumer"
-		case p := <-s.control:
-			if err := s.write(ctx, p); err != nil {
-				return "write_failed"
-			}
-		case b := <-reqs:
-			done, err := s.handle(ctx, b, &expiresAt, arm)
-			if err != nil {
-				return "write_failed"
-			}
-			if done {
-				s.c.Close(websocket.StatusNormalClosure, "disconnect")
-				return "client_disconnect"
-			}
-		case err := <-readErr:
-			switch {
-			case websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
-				return "frame_too_large"
-			case websocket.CloseStatus(err) != -1:
-				return "client_closed"
-			default:
-				var ce websocket.CloseError
-				if errors.As(err, &ce) {
-					return "client_closed"
-				}
-				return "connection_lost"
-			}
-		case <-warn.C:
-			s.write(ctx, Push{Event: "client:access_token:about_to_expire", Data: map[string]string{"expiresAt": expiresAt.UTC().Format(time.RFC3339)}})
-		case <-expire.C:
-			s.write(ctx, Push{Event: "client:access_token:expired", Data: map[string]string{}})
-			s.m.record(s.app, s.user, "client.token.expired", map[string]any{})
-			s.c.Close(closeTokenExpired, "access_token_expired")
-			return "access_token_expired"
-		case <-ctx.Done():
-			s.c.Close(websocket.StatusGoingAway, "server_shutdown")
-			return "server_shutdown"
+		_, b, err := s.c.Read(context.Background()) // the socket's close ends it
+		if err != nil {
+			readErr = err
+			break
 		}
+		if s.handle(b) {
+			s.finish("client_disconnect", websocket.StatusNormalClosure)
+			break
+		}
+	}
+
+	s.mu.Lock()
+	s.closing = true
+	s.warn.Stop()
+	s.expire.Stop()
+	s.mu.Unlock()
+	stopShutdown()
+	s.c.CloseNow() // unblocks a drain stuck writing to a client that stopped reading
+	s.workers.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reason == "" {
+		s.reason = readEndReason(readErr)
+	}
+	return s.reason
+}
+
+func readEndReason(err error) string {
+	switch {
+	case websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
+		return "frame_too_large"
+	case websocket.CloseStatus(err) != -1:
+		return "client_closed"
+	default:
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			return "client_closed"
+		}
+		return "connection_lost"
 	}
 }
 
+// push queues a server-initiated frame (presence, token warning).
+func (s *session) push(p Push) {
+	s.mu.Lock()
+	if len(s.control) >= 16 { // a client this far behind is about to be dropped anyway
+		s.mu.Unlock()
+		return
+	}
+	s.control = append(s.control, p)
+	s.mu.Unlock()
+	s.wake()
+}
+
+// wake starts a drain unless one runs or the session is not live. It is
+// the hub's notify: it never blocks.
+func (s *session) wake() {
+	s.mu.Lock()
+	if !s.live || s.closing || s.draining {
+		s.mu.Unlock()
+		return
+	}
+	s.draining = true
+	s.workers.Add(1)
+	s.mu.Unlock()
+	go s.drain() // owned by the session: serve waits for workers
+}
+
+// drain writes queued pushes until there are none, then ends. After an
+// error or a terminal event it ends with draining still set, so no other
+// drain starts on a session that is going away.
+func (s *session) drain() {
+	defer s.workers.Done()
+	for {
+		s.mu.Lock()
+		ctrl := s.control
+		s.control = nil
+		s.mu.Unlock()
+		for _, p := range ctrl {
+			if s.write(p) != nil {
+				s.finish("write_failed", websocket.StatusInternalError)
+				return
+			}
+		}
+		evs, err := s.sub.Take()
+		if errors.Is(err, hub.ErrSlow) {
+			s.finish("slow_consumer", closeSlow)
+			return
+		}
+		for _, e := range evs {
+			if forced(e, s.user) {
+				s.write(Push{Event: "client:force_disconnect", Data: map[string]string{"reason": e.Type}, Seq: e.Seq})
+				s.m.record(s.app, s.user, "client.force_disconnected", map[string]any{"cause": e.Type})
+				s.finish("force_disconnect", closeForced)
+				return
+			}
+			if s.write(pushOf(e)) != nil {
+				s.finish("write_failed", websocket.StatusInternalError)
+				return
+			}
+		}
+		if len(ctrl) > 0 || len(evs) > 0 {
+			continue
+		}
+		s.mu.Lock()
+		if len(s.control) == 0 && !s.sub.Pending() || s.closing {
+			s.draining = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+}
+
+// warnExpiry pushes about_to_expire, unless the token was renewed since.
+func (s *session) warnExpiry() {
+	if !s.enter() {
+		return
+	}
+	defer s.workers.Done()
+	s.mu.Lock()
+	exp := s.expiresAt
+	s.mu.Unlock()
+	if time.Now().Before(exp.Add(-s.m.cfg.TokenLead)) { // renewed: a newer timer fires
+		return
+	}
+	s.push(Push{Event: "client:access_token:about_to_expire", Data: map[string]string{"expiresAt": exp.UTC().Format(time.RFC3339)}})
+}
+
+// expireToken ends the session when its token expires, unless renewed.
+func (s *session) expireToken() {
+	if !s.enter() {
+		return
+	}
+	defer s.workers.Done()
+	s.mu.Lock()
+	exp := s.expiresAt
+	s.mu.Unlock()
+	if time.Now().Before(exp) {
+		return
+	}
+	s.write(Push{Event: "client:access_token:expired", Data: map[string]string{}})
+	s.m.record(s.app, s.user, "client.token.expired", map[string]any{})
+	s.finish("access_token_expired", closeTokenExpired)
+}
+
 // forced reports whether e deactivates or deletes the session's user.
-func forced(e eventlog.Event, user string) bool {
+func forced(e *eventlog.Event, user string) bool {
 	if e.Type != "user.deactivated" && e.Type != "user.deleted" {
 		return false
 	}
@@ -246,45 +416,58 @@ func forced(e eventlog.Event, user string) bool {
 	return json.Unmarshal(e.Payload, &p) == nil && p.UserID == user
 }
 
-// handle answers one request; done is true after disconnect.
-func (s *session) handle(ctx context.Context, b []byte, expiresAt *time.Time, arm func(time.Time)) (done bool, err error) {
+// handle answers one request; it returns true after disconnect.
+func (s *session) handle(b []byte) (done bool) {
 	req, derr := DecodeRequest(b)
 	if !s.limiter.Allow() { // every frame counts, malformed ones too
-		return false, s.reply(ctx, req.ID, nil, kernel.Errorf(CodeRateLimited, "more than %.0f requests a second", s.m.cfg.RequestsPerSecond))
+		s.reply(req.ID, nil, kernel.Errorf(CodeRateLimited, "more than %.0f requests a second", s.m.cfg.RequestsPerSecond))
+		return false
 	}
 	if derr != nil {
-		return false, s.reply(ctx, req.ID, nil, derr)
+		s.reply(req.ID, nil, derr)
+		return false
 	}
 	switch req.Method {
 	case "disconnect":
-		return true, s.reply(ctx, req.ID, map[string]any{}, nil)
+		s.reply(req.ID, map[string]any{}, nil)
+		return true
 	case "getOnlineUsers":
-		return false, s.reply(ctx, req.ID, map[string]any{"users": s.m.OnlineUsers(s.app)}, nil)
+		s.reply(req.ID, map[string]any{"users": s.m.OnlineUsers(s.app)}, nil)
 	case "updateAccessToken":
-		var p struct {
-			AccessToken string `json:"accessToken"`
-		}
-		if err := params(req, &p); err != nil {
-			return false, s.reply(ctx, req.ID, nil, err)
-		}
-		claims, err := s.m.tokens.Verify(s.app, p.AccessToken)
-		if err == nil && claims.UserID != s.user {
-			err = kernel.Errorf(token.CodeInvalidUser, "the access token is not %q's", s.user)
-		}
-		if u, ok := s.m.dir.User(s.app, s.user); err == nil && (!ok || !u.Active) {
-			err = kernel.Errorf(directory.CodeUserNotFound, "no active user %q", s.user)
-		}
-		if err != nil {
-			return false, s.reply(ctx, req.ID, nil, err)
-		}
-		*expiresAt = claims.ExpiresAt
-		arm(claims.ExpiresAt)
-		exp := claims.ExpiresAt.UTC().Format(time.RFC3339)
-		s.m.record(s.app, s.user, "client.token.refreshed", map[string]any{"expires_at": exp})
-		return false, s.reply(ctx, req.ID, map[string]string{"expiresAt": exp}, nil)
+		res, err := s.updateToken(req)
+		s.reply(req.ID, res, err)
 	case "connect":
-		return false, s.reply(ctx, req.ID, nil, kernel.Errorf(kernel.CodeValidation, "already connected"))
+		s.reply(req.ID, nil, kernel.Errorf(kernel.CodeValidation, "already connected"))
 	default:
-		return false, s.reply(ctx, req.ID, nil, kernel.Errorf(CodeUnknownMethod, "no method %q", req.Method))
+		s.reply(req.ID, nil, kernel.Errorf(CodeUnknownMethod, "no method %q", req.Method))
 	}
+	return false
+}
+
+// updateToken takes a fresh access token and re-arms the expiry timers.
+func (s *session) updateToken(req Request) (any, error) {
+	var p struct {
+		AccessToken string `json:"accessToken"`
+	}
+	if err := params(req, &p); err != nil {
+		return nil, err
+	}
+	claims, err := s.m.tokens.Verify(s.app, p.AccessToken)
+	if err == nil && claims.UserID != s.user {
+		err = kernel.Errorf(token.CodeInvalidUser, "the access token is not %q's", s.user)
+	}
+	if u, ok := s.m.dir.User(s.app, s.user); err == nil && (!ok || !u.Active) {
+		err = kernel.Errorf(directory.CodeUserNotFound, "no active user %q", s.user)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.expiresAt = claims.ExpiresAt
+	s.warn.Reset(time.Until(claims.ExpiresAt.Add(-s.m.cfg.TokenLead)))
+	s.expire.Reset(time.Until(claims.ExpiresAt))
+	s.mu.Unlock()
+	exp := claims.ExpiresAt.UTC().Format(time.RFC3339)
+	s.m.record(s.app, s.user, "client.token.refreshed", map[string]any{"expires_at": exp})
+	return map[string]string{"expiresAt": exp}, nil
 }

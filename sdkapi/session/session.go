@@ -168,7 +168,9 @@ func (m *Manager) Close() {
 	<-m.flushed
 }
 
-// ServeHTTP upgrades to a WebSocket and runs the session.
+// ServeHTTP upgrades to a WebSocket and starts the session on a goroutine
+// of its own (owned by the Manager: Close waits for it), so that net/http's
+// request state is released once the connection is upgraded.
 func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Any origin: the widget runs on the integrator's pages; the access
 	// token, not a cookie, authenticates, so there is nothing to forge.
@@ -180,17 +182,17 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	m.wg.Add(1) // under mu, so Close's Wait never races an Add
 	m.mu.Unlock()
-	defer m.wg.Done()
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{"*"}})
+	c, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{OriginPatterns: []string{"*"}})
 	if err != nil {
+		m.wg.Done()
 		return
 	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	defer context.AfterFunc(m.base, cancel)()
 	c.SetReadLimit(m.cfg.MaxFrame)
-	s := &session{m: m, c: c, remote: r.RemoteAddr, control: make(chan Push, 16), limiter: rate.NewLimiter(rate.Limit(m.cfg.RequestsPerSecond), int(2*m.cfg.RequestsPerSecond))}
-	s.run(ctx)
+	s := &session{m: m, c: c, remote: r.RemoteAddr, limiter: rate.NewLimiter(rate.Limit(m.cfg.RequestsPerSecond), int(2*m.cfg.RequestsPerSecond))}
+	go func() {
+		defer m.wg.Done()
+		s.run()
+	}()
 }
 
 // ConnectParams are connect's params.
@@ -337,10 +339,7 @@ func (m *Manager) flushPresence() {
 					continue
 				}
 				for s := range ss {
-					select {
-					case s.control <- Push{Event: "user:status:changed", Data: list}:
-					default: // a client this far behind is about to be dropped anyway
-					}
+					s.push(Push{Event: "user:status:changed", Data: list})
 				}
 			}
 		}

@@ -120,7 +120,7 @@ func (cl *client) next(what string, pred func(map[string]any) bool) map[string]a
 		select {
 		case m, ok := <-cl.frames:
 			if !ok {
-				cl.t.Fatalf("socket closed waiting for %s", what)
+				cl.t.Fatalf("socket closed (%v) waiting for %s", <-cl.closed, what)
 			}
 			if pred(m) {
 				return m
