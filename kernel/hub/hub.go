@@ -93,6 +93,17 @@ func (s *Subscription) Take() ([]*eventlog.Event, error) {
 	return nil, s.reason
 }
 
+// Dropped returns ErrSlow once the hub dropped the subscription for a
+// full queue, and nil before.
+func (s *Subscription) Dropped() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if errors.Is(s.reason, ErrSlow) {
+		return s.reason
+	}
+	return nil
+}
+
 // Pending reports whether Take would return events or an end.
 func (s *Subscription) Pending() bool {
 	s.mu.Lock()

@@ -317,6 +317,17 @@ func (s *session) push(p Push) {
 // the hub's notify: it never blocks.
 func (s *session) wake() {
 	s.mu.Lock()
+	if s.draining && !s.closing && s.sub.Dropped() != nil && s.reason == "" {
+		// The drain is stuck writing to a client that stopped reading: do
+		// not wait for its write to time out.
+		s.workers.Add(1)
+		s.mu.Unlock()
+		go func() { // owned by the session: serve waits for workers
+			defer s.workers.Done()
+			s.finish("slow_consumer", closeSlow)
+		}()
+		return
+	}
 	if !s.live || s.closing || s.draining {
 		s.mu.Unlock()
 		return

@@ -459,3 +459,95 @@ func TestDeliveryAndResume(t *testing.T) {
 		t.Fatalf("far resume: %v", ans)
 	}
 }
+
+// TestSlowConsumerIsClosedAndResumes: a client that stops reading is
+// disconnected with slow_consumer (4004) instead of holding anyone up, and
+// resumes from its last seq with nothing lost.
+func TestSlowConsumerIsClosedAndResumes(t *testing.T) {
+	e := newEnv(t, sdkapi.Options{Session: session.Config{ResyncLimit: 100_000}})
+	ctx := context.Background()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.srv.URL, "http")+"/v2/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(-1)
+	wsjson.Write(ctx, c, map[string]any{"id": 1, "method": "connect", "params": connectParams(e.app, "alice", e.token(e.app, "alice"))})
+	var ans struct {
+		Result struct {
+			Seq uint64 `json:"seq"`
+		} `json:"result"`
+	}
+	if err := wsjson.Read(ctx, c, &ans); err != nil {
+		t.Fatal(err)
+	}
+	bob := e.connect("bob") // a reading client of the same company, unaffected
+
+	// alice stops reading; 1,000 events of 32 KiB fill the socket buffers,
+	// then her queue in the hub.
+	big := strings.Repeat("x", 32<<10)
+	var seqs []uint64
+	for i := range 1000 {
+		evs, err := e.k.Log().Append(ctx, eventlog.Draft{Type: "test.note", Stream: "test/a", Company: e.app, Audience: []string{"alice"},
+			Payload: []byte(fmt.Sprintf(`{"i":%d,"pad":%q}`, i, big))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, evs[0].Seq)
+	}
+	kerneltest.Eventually(t, "alice disconnected as a slow consumer", func() bool { return strings.Contains(e.disconnectReasons(), "slow_consumer") })
+	note := e.appendFor(e.app, 1, "bob")
+	if got := bob.push("test.note"); uint64(got["seq"].(float64)) != note[0] {
+		t.Fatalf("bob got %v", got)
+	}
+
+	// Read what got through, up to the end: 4004 when the close frame got
+	// through, or a cut connection when the socket stayed full for the
+	// server's write timeout (a client that is not reading cannot be told).
+	last := ans.Result.Seq
+	for {
+		var m struct {
+			Event string `json:"event"`
+			Seq   uint64 `json:"seq"`
+		}
+		err := wsjson.Read(ctx, c, &m)
+		if err != nil {
+			if s := websocket.CloseStatus(err); s != 4004 && s != -1 {
+				t.Fatalf("closed with %v, want 4004", err)
+			}
+			break
+		}
+		if m.Event == "test.note" {
+			last = m.Seq
+		}
+	}
+	if last >= seqs[len(seqs)-1] {
+		t.Fatal("alice read everything: the test did not make her slow")
+	}
+	// Resume: exactly the rest, in order.
+	cl := e.dial()
+	cl.c.SetReadLimit(-1)
+	p := connectParams(e.app, "alice", e.token(e.app, "alice"))
+	p["lastSeq"] = last
+	cl.answer(cl.send("connect", p))
+	for _, s := range seqs {
+		if s <= last {
+			continue
+		}
+		if got := cl.push("test.note"); uint64(got["seq"].(float64)) != s {
+			t.Fatalf("resume: got seq %v, want %d", got["seq"], s)
+		}
+	}
+}
+
+// disconnectReasons lists the reasons of the client.disconnected events.
+func (e *env) disconnectReasons() string {
+	var reasons []string
+	e.k.Log().Read(context.Background(), 1, 0, func(ev eventlog.Event) error {
+		if ev.Type == "client.disconnected" {
+			reasons = append(reasons, string(ev.Payload))
+		}
+		return nil
+	})
+	return strings.Join(reasons, ",")
+}
