@@ -31,6 +31,7 @@ bench:
 	$(GO) test -run '^$$' -bench Replay -benchtime 5x ./bench
 	$(GO) test -run '^$$' -bench PluginDelivery -benchtime 200000x ./bench
 	$(GO) test -run '^$$' -bench PluginCommand -benchtime 50000x ./bench
+	$(GO) test -run '^$$' -bench SealOpen -benchtime 200000x ./bench
 	$(GO) test -run '^$$' -bench SessionsIdle -benchtime 1x ./bench
 	$(GO) test -run '^$$' -bench FanOut -benchtime 50x ./bench
 

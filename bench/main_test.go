@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/parleyhq/parley/plugins"
+	"github.com/parleyhq/parley/plugins/chat"
 )
 
 // scratch is a directory shared by fixtures that outlive one sub-benchmark
@@ -17,8 +18,12 @@ func TestMain(m *testing.M) {
 		plugins.Serve(&benchPlugin{})
 		return
 	}
-	if dir := os.Getenv("BENCH_SESSION_SERVER"); dir != "" { // re-executed as the kernel of BenchmarkSessionsIdle
-		serveSessionsChild(dir)
+	if os.Getenv("BENCH_CHAT_PLUGIN") == "1" { // re-executed as the out-of-process chat plugin
+		plugins.Serve(chat.New())
+		return
+	}
+	if dir := os.Getenv("BENCH_SESSION_SERVER"); dir != "" { // re-executed as the kernel of BenchmarkSessionsIdle or BenchmarkChat
+		serveSessionsChild(dir, os.Getenv("BENCH_CHAT"))
 		return
 	}
 	var err error

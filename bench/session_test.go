@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,25 +23,49 @@ import (
 	"github.com/coder/websocket/wsjson"
 	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/kernel/pluginhost"
+	"github.com/parleyhq/parley/plugins/chat"
 	"github.com/parleyhq/parley/sdkapi"
 	"github.com/parleyhq/parley/sdkapi/session"
 )
 
 // sessionServer runs a kernel with the session API in this process: for
-// the child process of BenchmarkSessionsIdle, and in-process for fan-out.
-func sessionServer(dir string) (*kernel.Kernel, *sdkapi.Service, *httptest.Server, string, string, func()) {
+// the child process of BenchmarkSessionsIdle and BenchmarkChat, and
+// in-process for fan-out. chat is "" (no chat plugin), "inproc" or
+// "process" (the chat plugin re-executed from this binary).
+func sessionServer(dir, chatTransport string) (*kernel.Kernel, *sdkapi.Service, *httptest.Server, string, string, func()) {
 	cfg := kernel.DefaultConfig()
 	cfg.DataDir = dir
 	k, err := kernel.Open(cfg, nil)
 	if err != nil {
 		panic(err)
 	}
-	svc, err := sdkapi.NewWith(k, cfg, sdkapi.Options{Session: session.Config{MaxSessionsPerUser: 20}})
+	svc, err := sdkapi.NewWith(k, cfg, sdkapi.Options{Session: session.Config{MaxSessionsPerUser: 20, RequestsPerSecond: 1000}})
 	if err != nil {
 		panic(err)
 	}
+	var host *pluginhost.Host
+	if chatTransport != "" {
+		if host, err = pluginhost.New(k, pluginhost.Config{}, nil); err != nil {
+			panic(err)
+		}
+		spec := pluginhost.Spec{ID: chat.ID, Transport: pluginhost.Transport(chatTransport)}
+		if spec.Transport == pluginhost.InProcess {
+			spec.New = chat.New
+		} else {
+			spec.Path, spec.Args, spec.Env = os.Args[0], []string{"-test.run=^$"}, append(os.Environ(), "BENCH_CHAT_PLUGIN=1")
+		}
+		if err := host.Add(spec); err != nil {
+			panic(err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	k.Start(ctx)
+	if host != nil {
+		if err := host.Start(ctx); err != nil {
+			panic(err)
+		}
+	}
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	c, key, err := svc.Bootstrap(ctx)
@@ -54,13 +79,16 @@ func sessionServer(dir string) (*kernel.Kernel, *sdkapi.Service, *httptest.Serve
 		srv.Close()
 		cancel()
 		<-done
+		if host != nil {
+			host.Close()
+		}
 		k.Close(context.Background(), "bench")
 	}
 }
 
 // serveSessionsChild is the child process of BenchmarkSessionsIdle.
-func serveSessionsChild(dir string) {
-	_, _, srv, app, key, stop := sessionServer(dir)
+func serveSessionsChild(dir, chatTransport string) {
+	_, _, srv, app, key, stop := sessionServer(dir, chatTransport)
 	defer stop()
 	fmt.Printf("%s %s %s %d\n", srv.URL, app, key, os.Getpid())
 	in := bufio.NewReader(os.Stdin)
@@ -107,18 +135,27 @@ func (c benchClient) post(path, body string, out any) {
 	}
 }
 
-// users creates n users and returns an access token for each.
+// users creates n users and returns an access token for each, 32 at a
+// time.
 func (c benchClient) users(prefix string, n int) []string {
 	toks := make([]string, n)
-	for i := range n {
-		id := fmt.Sprintf("%s%d", prefix, i)
-		c.post("/v2/users", `{"id":"`+id+`"}`, nil)
-		var out struct {
-			AccessToken string `json:"access_token"`
-		}
-		c.post("/v2/sdk/credentials", `{"user_id":"`+id+`","expires_in":86400}`, &out)
-		toks[i] = out.AccessToken
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 32 {
+				id := fmt.Sprintf("%s%d", prefix, i)
+				c.post("/v2/users", `{"id":"`+id+`"}`, nil)
+				var out struct {
+					AccessToken string `json:"access_token"`
+				}
+				c.post("/v2/sdk/credentials", `{"user_id":"`+id+`","expires_in":86400}`, &out)
+				toks[i] = out.AccessToken
+			}
+		}()
 	}
+	wg.Wait()
 	return toks
 }
 
@@ -137,6 +174,48 @@ func dialSession(ctx context.Context, base, app, user, tok string) (*websocket.C
 	return c, nil
 }
 
+// serverChild is a kernel with the session API in a child process, so
+// that its memory and CPU are its own.
+type serverChild struct {
+	pid    int
+	client benchClient
+	stdin  io.WriteCloser
+	out    *bufio.Reader
+	cmd    *exec.Cmd
+}
+
+// startServerChild starts the child; chatTransport is as for
+// sessionServer.
+func startServerChild(b *testing.B, chatTransport string) *serverChild {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "BENCH_SESSION_SERVER="+b.TempDir(), "BENCH_CHAT="+chatTransport)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(line)
+	pid, _ := strconv.Atoi(f[3])
+	c := benchClient{base: f[0], app: f[1], key: f[2], http: &http.Client{Timeout: 10 * time.Second}}
+	return &serverChild{pid: pid, client: c, stdin: stdin, out: out, cmd: cmd}
+}
+
+// live asks the child for its live heap and stacks after a GC, in KiB.
+func (s *serverChild) live() float64 {
+	fmt.Fprintln(s.stdin, "live")
+	l, _ := s.out.ReadString('\n')
+	v, _ := strconv.ParseFloat(strings.TrimSpace(l), 64)
+	return v / 1024
+}
+
+func (s *serverChild) stop() { s.stdin.Close(); s.cmd.Wait() }
+
 // BenchmarkSessionsIdle opens 5,000 idle sessions to a kernel in a child
 // process and reports the kernel's memory per session (RSS growth, and the
 // live heap and stacks after a GC, which leaves out the GC's headroom) and the
@@ -148,29 +227,9 @@ func BenchmarkSessionsIdle(b *testing.B) {
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < 2*sessions+1000 {
 		b.Skipf("needs %d open files, the limit is %d", 2*sessions+1000, lim.Cur)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "BENCH_SESSION_SERVER="+b.TempDir())
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { stdin.Close(); cmd.Wait() }()
-	out := bufio.NewReader(stdout)
-	line, err := out.ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	live := func() float64 {
-		fmt.Fprintln(stdin, "live")
-		l, _ := out.ReadString('\n')
-		v, _ := strconv.ParseFloat(strings.TrimSpace(l), 64)
-		return v / 1024
-	}
-	f := strings.Fields(line)
-	pid, _ := strconv.Atoi(f[3])
-	c := benchClient{base: f[0], app: f[1], key: f[2], http: &http.Client{Timeout: 10 * time.Second}}
+	child := startServerChild(b, "")
+	defer child.stop()
+	live, pid, c := child.live, child.pid, child.client
 	toks := c.users("u", sessions/perUser)
 
 	for range b.N {
@@ -220,7 +279,7 @@ func BenchmarkSessionsIdle(b *testing.B) {
 // session and event.
 func BenchmarkFanOut(b *testing.B) {
 	const users, perUser = 100, 10
-	k, _, srv, app, key, stop := sessionServer(b.TempDir())
+	k, _, srv, app, key, stop := sessionServer(b.TempDir(), "")
 	defer stop()
 	c := benchClient{base: srv.URL, app: app, key: key, http: srv.Client()}
 	toks := c.users("f", users)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -32,7 +33,23 @@ type Config struct {
 	Region          string
 	Environment     string
 	CORSOrigins     string
-	EventLog        EventLogConfig
+	// MasterKeyFile holds the master key that wraps company keys; empty
+	// means MasterKeyFileName in DataDir (see MasterKeyPath).
+	MasterKeyFile string
+	EventLog      EventLogConfig
+}
+
+// MasterKeyFileName is the master key file's name in the data directory
+// when master_key_file is not set.
+const MasterKeyFileName = "master.key"
+
+// MasterKeyPath is the master key file the kernel uses: MasterKeyFile, or
+// MasterKeyFileName in DataDir.
+func (c *Config) MasterKeyPath() string {
+	if c.MasterKeyFile != "" {
+		return c.MasterKeyFile
+	}
+	return filepath.Join(c.DataDir, MasterKeyFileName)
 }
 
 // EventLogConfig tunes the event log writer.
@@ -120,6 +137,7 @@ func (c *Config) settings() []setting {
 		{"region", "the region this kernel serves: eu, in, us or me", str(&c.Region)},
 		{"environment", "the environment this kernel serves: sandbox or production", str(&c.Environment)},
 		{"cors_origins", "comma-separated origins allowed to call the REST API from browsers (none by default)", str(&c.CORSOrigins)},
+		{"master_key_file", "file with the 32-byte master key that wraps company keys (default <data_dir>/master.key, generated if absent); keep it backed up and off the data disk", str(&c.MasterKeyFile)},
 		{"eventlog.queue_size", "appends that may wait for the writer before callers get busy", integer(&c.EventLog.QueueSize)},
 		{"eventlog.max_batch", "appends committed in one transaction at most", integer(&c.EventLog.MaxBatch)},
 		{"eventlog.max_payload_bytes", "largest event payload accepted", integer(&c.EventLog.MaxPayloadBytes)},

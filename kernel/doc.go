@@ -19,6 +19,22 @@
 // Errors are *Error with a stable Code from errors.go; AsError maps any
 // error to one.
 //
+// # Queries and client methods
+//
+//	answer, err := k.Query(ctx, kernel.Query{Name: "poll.results", Company: "acme", Actor: "alice", Payload: p})
+//
+// A query reads: Query finds the one QueryHandler registered for its name
+// (HandleQuery) and returns its JSON answer. Nothing is logged or
+// serialised; handlers run concurrently. A name is a command or a query,
+// never both.
+//
+// Some commands and queries are client methods (ExposeClient), which a
+// user connected to the session protocol may call by name; ClientRoute
+// tells the session which, and for a command the stream template to
+// expand. Plugin hosts expose a plugin's client methods with its handlers
+// and withdraw them when the plugin ends for good (stopped or failed),
+// while its commands and queries stay routed and answer unavailable.
+//
 // # Event types
 //
 // Every event type is declared (EventTypes.Declare) as durable or
@@ -31,9 +47,19 @@
 // through Watermill (kernel/logbus) from a durable cursor, in seq order, at
 // least once; ephemeral events use an in-memory GoChannel.
 //
+// # Sealed payloads
+//
+// An event a handler decides with NewEvent.Seal set is appended with its
+// payload encrypted under that company key (kernel/keystore; the master
+// key file is Config.MasterKeyFile). OpenEvent turns a stored event back
+// into what readers see: opened, or erased once EraseKey destroyed the
+// key. Execute answers with the payloads as decided. A payload with a
+// top-level "$sealed" key, from a caller or a handler, is refused: only
+// the kernel writes those.
+//
 // # Lifecycle
 //
-// Open (log, bus, metrics) → Handle/Subscribe → Start (bus running,
+// Open (log, bus, metrics) → Handle/HandleQuery/Subscribe → Start (bus running,
 // kernel.started recorded, ready) → Close (bus drained, cursors saved,
 // kernel.stopped recorded, queued appends committed, log closed).
 //

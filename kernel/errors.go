@@ -16,8 +16,9 @@ type Code = plugins.Code
 // The kernel's error codes.
 const (
 	CodeUnknownCommand   Code = "unknown_command"            // no handler owns the command name
+	CodeUnknownQuery     Code = "unknown_query"              // no handler answers the query name
 	CodeInvalidCommand        = plugins.CodeInvalidCommand   // the command is malformed (no stream, bad payload)
-	CodeValidation       Code = "validation_error"           // an argument is invalid (the widget reference's code)
+	CodeValidation            = plugins.CodeValidation       // an argument is invalid (the widget reference's code)
 	CodeConflict         Code = "conflict"                   // the stream moved on while the command was decided
 	CodeBusy             Code = "busy"                       // the append queue is full; retry later
 	CodePayloadTooLarge  Code = "payload_too_large"          // a payload over the configured limit

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/parleyhq/parley/eventlog"
+	"github.com/parleyhq/parley/kernel/keystore"
 	"github.com/parleyhq/parley/plugins"
 )
 
@@ -45,6 +46,7 @@ func (f HandlerFunc) Handle(ctx context.Context, cmd Command) ([]NewEvent, error
 type Kernel struct {
 	cfg     Config
 	log     *eventlog.Log
+	keys    *keystore.Store
 	bus     *Bus
 	types   *EventTypes
 	metrics *Metrics
@@ -52,6 +54,8 @@ type Kernel struct {
 
 	mu       sync.RWMutex
 	handlers map[string]Handler
+	queries  map[string]QueryHandler
+	clients  map[string]ClientRoute // what the session protocol offers users
 	locks    streamLocks
 
 	ready     atomic.Bool
@@ -78,14 +82,20 @@ func Open(cfg Config, logger *slog.Logger) (*Kernel, error) {
 		return nil, err
 	}
 	m.head.Set(float64(log.Head()))
+	keys, err := keystore.Open(context.Background(), log, cfg.MasterKeyPath(), logger)
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
 	bus, err := newBus(log, logger, m)
 	if err != nil {
 		log.Close()
 		return nil, err
 	}
 	k := &Kernel{
-		cfg: cfg, log: log, bus: bus, types: newEventTypes(), metrics: m, logger: logger,
-		handlers: map[string]Handler{}, locks: streamLocks{m: map[string]*streamLock{}},
+		cfg: cfg, log: log, keys: keys, bus: bus, types: newEventTypes(), metrics: m, logger: logger,
+		handlers: map[string]Handler{}, queries: map[string]QueryHandler{}, clients: map[string]ClientRoute{},
+		locks: streamLocks{m: map[string]*streamLock{}},
 	}
 	m.Registry.MustRegister(lagCollector{k})
 	return k, nil
@@ -103,7 +113,8 @@ func (k *Kernel) EventTypes() *EventTypes { return k.types }
 // Metrics are the kernel's Prometheus collectors.
 func (k *Kernel) Metrics() *Metrics { return k.metrics }
 
-// Handle registers the handler of a command name. A name has one owner.
+// Handle registers the handler of a command name. A name has one owner,
+// and names a command or a query (HandleQuery), not both.
 func (k *Kernel) Handle(name string, h Handler) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -112,6 +123,9 @@ func (k *Kernel) Handle(name string, h Handler) error {
 	}
 	if _, ok := k.handlers[name]; ok {
 		return fmt.Errorf("kernel: command %s already has a handler", name)
+	}
+	if _, ok := k.queries[name]; ok {
+		return fmt.Errorf("kernel: %s is already a query", name)
 	}
 	k.handlers[name] = h
 	return nil
@@ -189,17 +203,7 @@ func (k *Kernel) close(ctx context.Context, reason string) error {
 // are durable, then publishes the ephemeral ones. Errors are *Error.
 func (k *Kernel) Execute(ctx context.Context, cmd Command) ([]eventlog.Event, error) {
 	evs, err := k.execute(ctx, cmd)
-	code := "ok"
-	if err != nil {
-		code = string(AsError(err).Code)
-	}
-	name := cmd.Name
-	k.mu.RLock()
-	if _, ok := k.handlers[name]; !ok {
-		name = "unknown"
-	}
-	k.mu.RUnlock()
-	k.metrics.commands.WithLabelValues(name, code).Inc()
+	k.metrics.commands.WithLabelValues(outcome(k, k.handlers, cmd.Name, err)).Inc()
 	if err != nil {
 		return nil, AsError(err)
 	}
@@ -224,6 +228,9 @@ func (k *Kernel) execute(ctx context.Context, cmd Command) ([]eventlog.Event, er
 	}
 	if len(cmd.Payload) > k.cfg.EventLog.MaxPayloadBytes {
 		return nil, Errorf(CodePayloadTooLarge, "command payload of %d bytes, the limit is %d", len(cmd.Payload), k.cfg.EventLog.MaxPayloadBytes)
+	}
+	if plugins.HasSealedKey(cmd.Payload) {
+		return nil, Errorf(CodeInvalidCommand, "command payload has a top-level %q key: only the kernel seals payloads", plugins.SealedKey)
 	}
 	unlock := k.locks.lock(cmd.Stream)
 	defer unlock()
@@ -251,6 +258,7 @@ func (k *Kernel) attempt(ctx context.Context, h Handler, cmd Command) ([]eventlo
 	}
 	var drafts []eventlog.Draft
 	var ephemeral []eventlog.Event
+	var plain [][]byte // by draft: the decided payload of a sealed one
 	expectSet := false
 	for _, ne := range decided {
 		t, ok := k.types.Lookup(ne.Type)
@@ -262,12 +270,25 @@ func (k *Kernel) attempt(ctx context.Context, h Handler, cmd Command) ([]eventlo
 			stream = cmd.Stream
 		}
 		if !t.Durable {
+			ne.Seal = "" // never stored, so nothing to seal
+		}
+		payload, err := k.SealPayload(ctx, cmd.Company, ne)
+		if err != nil {
+			return nil, err
+		}
+		if !t.Durable {
 			ephemeral = append(ephemeral, eventlog.Event{
-				Type: ne.Type, Stream: stream, Company: cmd.Company, Actor: cmd.Actor, Audience: ne.Audience, Payload: ne.Payload,
+				Type: ne.Type, Stream: stream, Company: cmd.Company, Actor: cmd.Actor, Audience: ne.Audience, Payload: payload,
 			})
 			continue
 		}
-		d := eventlog.Draft{Type: ne.Type, Stream: stream, Company: cmd.Company, Actor: cmd.Actor, Audience: ne.Audience, Payload: ne.Payload}
+		if ne.Seal != "" {
+			if plain == nil {
+				plain = make([][]byte, len(decided))
+			}
+			plain[len(drafts)] = append([]byte{}, ne.Payload...)
+		}
+		d := eventlog.Draft{Type: ne.Type, Stream: stream, Company: cmd.Company, Actor: cmd.Actor, Audience: ne.Audience, Payload: payload}
 		if stream == cmd.Stream && !expectSet {
 			d.Expect, expectSet = eventlog.ExpectVersion(v), true
 		}
@@ -276,6 +297,11 @@ func (k *Kernel) attempt(ctx context.Context, h Handler, cmd Command) ([]eventlo
 	evs, err := k.log.Append(ctx, drafts...)
 	if err != nil {
 		return nil, err
+	}
+	for i, p := range plain { // the caller gets what it decided, opened
+		if p != nil {
+			evs[i].Payload = p
+		}
 	}
 	for _, e := range ephemeral {
 		if err := k.bus.PublishEphemeral(e); err != nil {

@@ -19,6 +19,7 @@ type Metrics struct {
 	queued        prometheus.Gauge
 	deadLetters   *prometheus.CounterVec
 	commands      *prometheus.CounterVec
+	queries       *prometheus.CounterVec
 }
 
 // NewMetrics creates and registers the collectors.
@@ -54,9 +55,12 @@ func NewMetrics() *Metrics {
 	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "parley_kernel_commands_total", Help: "Commands executed, by name and result code (ok on success).",
 	}, []string{"command", "code"})
+	m.queries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_kernel_queries_total", Help: "Queries answered, by name and result code (ok on success).",
+	}, []string{"query", "code"})
 	for _, c := range []prometheus.Collector{
 		m.appendSeconds, m.commitSeconds, m.batchEvents, m.events, m.head, m.conflicts, m.queued,
-		m.deadLetters, m.commands,
+		m.deadLetters, m.commands, m.queries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		f(c)

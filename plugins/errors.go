@@ -15,6 +15,7 @@ const (
 	CodePermissionDenied Code = "permission_denied" // a kernel API call outside the manifest
 	CodeInternal         Code = "internal_error"    // a bug: a panic, a broken rule
 	CodeUnavailable      Code = "unavailable"       // the plugin or kernel is not serving
+	CodeValidation       Code = "validation_error"  // a parameter is missing or malformed (the widget reference's code)
 )
 
 // Error is an error with a stable code and a message for humans. It

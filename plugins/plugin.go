@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -23,7 +24,22 @@ const (
 	PermRead    Permission = "log.read"   // read the whole log
 	PermPublish Permission = "publish"    // publish ephemeral events
 	PermKV      Permission = "kv"         // its own key/value store
+	PermKeys    Permission = "keys"       // seal event payloads under company keys and erase those keys
 )
+
+// Actors. A command or query carries who asks: a user of the company
+// (their bare user id, which never contains ':'), or one of these.
+const (
+	ActorAPIKeyPrefix = "apikey:"  // the company's server, through the REST API ("apikey:<app_id>")
+	ActorOperator     = "operator" // the appliance's operator, through the CLI
+	ActorKernel       = "kernel"
+)
+
+// IsUser reports whether an actor is a user (not the REST API, the
+// operator, the kernel or a plugin).
+func IsUser(actor string) bool {
+	return actor != "" && !strings.Contains(actor, ":") && actor != ActorOperator && actor != ActorKernel
+}
 
 // EventType is an event type a plugin emits, durable (logged) or
 // ephemeral (bus only).
@@ -35,14 +51,28 @@ type EventType struct {
 // Manifest describes a plugin: who it is and everything it may do. The
 // kernel routes and refuses according to it.
 type Manifest struct {
-	ID          string       `json:"id"`          // reverse-dotted: "tool.acme.poll"
-	Version     string       `json:"version"`     // the plugin's own version
-	Protocol    int          `json:"protocol"`    // ProtocolVersion it was built against
-	Commands    []string     `json:"commands"`    // command names it owns (exact)
-	Subscribes  []string     `json:"subscribes"`  // topics it receives: a family ("channel"), a type, or "*"
-	Events      []EventType  `json:"events"`      // event types it emits
-	Permissions []Permission `json:"permissions"` // kernel API it calls
-	Streams     []string     `json:"streams"`     // stream prefixes it appends to ("poll/")
+	ID          string         `json:"id"`          // reverse-dotted: "tool.acme.poll"
+	Version     string         `json:"version"`     // the plugin's own version
+	Protocol    int            `json:"protocol"`    // ProtocolVersion it was built against
+	Commands    []string       `json:"commands"`    // command names it owns (exact)
+	Subscribes  []string       `json:"subscribes"`  // topics it receives: a family ("channel"), a type, or "*"
+	Events      []EventType    `json:"events"`      // event types it emits
+	Permissions []Permission   `json:"permissions"` // kernel API it calls
+	Streams     []string       `json:"streams"`     // stream prefixes it appends to ("poll/")
+	Queries     []string       `json:"queries"`     // query names it answers (exact)
+	Client      []ClientMethod `json:"client"`      // commands and queries the session protocol exposes to users
+}
+
+// ClientMethod exposes one of the plugin's commands or queries to the
+// session protocol: a connected user calls it by Name, with the user as
+// the actor and the user's company; the plugin authorises. Stream, for a
+// command, is the template of the stream it is serialised on: text with
+// {company}, {actor} and {params.<field>} (a non-empty string field of the
+// request's params, without '/'), e.g. "chat/{company}/{params.channelId}".
+// Queries take no stream.
+type ClientMethod struct {
+	Name   string `json:"name"`
+	Stream string `json:"stream,omitempty"`
 }
 
 // ReservedFamilies are event families and stream prefixes only the kernel
@@ -58,7 +88,7 @@ func (m *Manifest) Validate() error {
 	}
 	for _, p := range m.Permissions {
 		switch p {
-		case PermAppend, PermRead, PermPublish, PermKV:
+		case PermAppend, PermRead, PermPublish, PermKV, PermKeys:
 		default:
 			return fmt.Errorf("plugin %s: unknown permission %q", m.ID, p)
 		}
@@ -79,12 +109,74 @@ func (m *Manifest) Validate() error {
 			return fmt.Errorf("plugin %s: stream prefix %q is reserved for the kernel", m.ID, p)
 		}
 	}
-	for _, c := range m.Commands {
+	for _, c := range append(slices.Clip(m.Commands), m.Queries...) {
 		if c == "" {
-			return fmt.Errorf("plugin %s: empty command name", m.ID)
+			return fmt.Errorf("plugin %s: empty command or query name", m.ID)
+		}
+	}
+	for _, q := range m.Queries {
+		if slices.Contains(m.Commands, q) {
+			return fmt.Errorf("plugin %s: %s is declared both a command and a query", m.ID, q)
+		}
+	}
+	for _, c := range m.Client {
+		switch {
+		case slices.Contains(m.Commands, c.Name):
+			var coded *Error
+			if _, err := ExpandStream(c.Stream, "company", "actor", nil); err != nil && !errors.As(err, &coded) {
+				return fmt.Errorf("plugin %s: client method %s: %v", m.ID, c.Name, err)
+			}
+			if lit, _, _ := strings.Cut(c.Stream, "{"); !m.OwnsStream(lit) {
+				return fmt.Errorf("plugin %s: client method %s: stream template %q must start with a stream prefix it owns", m.ID, c.Name, c.Stream)
+			}
+		case slices.Contains(m.Queries, c.Name):
+			if c.Stream != "" {
+				return fmt.Errorf("plugin %s: client method %s is a query: it takes no stream", m.ID, c.Name)
+			}
+		default:
+			return fmt.Errorf("plugin %s: client method %s is neither a command nor a query it declares", m.ID, c.Name)
 		}
 	}
 	return nil
+}
+
+// ExpandStream fills a ClientMethod stream template. A missing, empty,
+// non-string or '/'-bearing params field is a validation_error *Error; a
+// malformed template is a plain error.
+func ExpandStream(tmpl, company, actor string, params json.RawMessage) (string, error) {
+	var fields map[string]json.RawMessage
+	var b strings.Builder
+	for rest := tmpl; rest != ""; {
+		lit, after, found := strings.Cut(rest, "{")
+		b.WriteString(lit)
+		if !found {
+			break
+		}
+		name, tail, ok := strings.Cut(after, "}")
+		if !ok {
+			return "", fmt.Errorf("stream template %q: unclosed {", tmpl)
+		}
+		rest = tail
+		switch {
+		case name == "company":
+			b.WriteString(company)
+		case name == "actor":
+			b.WriteString(actor)
+		case strings.HasPrefix(name, "params.") && len(name) > len("params."):
+			field := name[len("params."):]
+			if fields == nil && json.Unmarshal(params, &fields) != nil {
+				return "", Errorf(CodeValidation, "params must be an object with %s", field)
+			}
+			var v string
+			if json.Unmarshal(fields[field], &v) != nil || v == "" || strings.Contains(v, "/") {
+				return "", Errorf(CodeValidation, "params.%s must be a non-empty string without '/'", field)
+			}
+			b.WriteString(v)
+		default:
+			return "", fmt.Errorf("stream template %q: unknown placeholder {%s}", tmpl, name)
+		}
+	}
+	return b.String(), nil
 }
 
 // Allows reports whether the manifest grants p.
@@ -111,7 +203,8 @@ func (m *Manifest) EmitsType(name string) (EventType, bool) {
 }
 
 // Exceeds lists what m asks for beyond granted (the manifest recorded at
-// install); empty when m stays within it.
+// install); empty when m stays within it. A client method counts as
+// granted only with the same stream template.
 func (m *Manifest) Exceeds(granted *Manifest) []string {
 	var over []string
 	for _, p := range m.Permissions {
@@ -139,6 +232,16 @@ func (m *Manifest) Exceeds(granted *Manifest) []string {
 			over = append(over, "subscription "+s)
 		}
 	}
+	for _, q := range m.Queries {
+		if !slices.Contains(granted.Queries, q) {
+			over = append(over, "query "+q)
+		}
+	}
+	for _, c := range m.Client {
+		if !slices.Contains(granted.Client, c) { // a changed stream template is a different method
+			over = append(over, "client method "+c.Name)
+		}
+	}
 	return over
 }
 
@@ -160,6 +263,16 @@ type NewEvent struct {
 	Stream   string // defaults to the command's stream
 	Audience []string
 	Payload  json.RawMessage
+	// Seal, when set, names a company key (inside a stream prefix the
+	// plugin owns, e.g. "chat/<channel>"; PermKeys): the kernel encrypts
+	// Payload under it before the event is appended, and opens it again for
+	// every reader while the key lives. Once the key is erased
+	// (Kernel.EraseKey) the payload can never be read again, yet the
+	// envelope (type, stream, actor, time, audience) stays and the hash
+	// chain still verifies. The key belongs to the event's company: the
+	// command's, or none ("") for events appended through Kernel.Append.
+	// Ephemeral events never reach the log and are not sealed.
+	Seal string
 }
 
 // Event is a durable event as delivered to plugins.
@@ -174,6 +287,17 @@ type Event struct {
 	Actor    string
 	Audience []string
 	Payload  json.RawMessage
+	// Erased is true for a sealed event whose key was erased: Payload is
+	// empty and cannot be recovered.
+	Erased bool
+}
+
+// Query asks a plugin for data, on behalf of an actor; it changes nothing.
+type Query struct {
+	Name    string
+	Company string
+	Actor   string
+	Payload json.RawMessage
 }
 
 // Plugin is what every plugin implements: it describes itself.
@@ -186,6 +310,12 @@ type Plugin interface {
 // called again for the same command if the stream moved on meanwhile.
 type CommandHandler interface {
 	HandleCommand(ctx context.Context, cmd Command) ([]NewEvent, error)
+}
+
+// QueryHandler is implemented by plugins that answer queries (the
+// manifest's Queries). The answer is JSON, or an *Error.
+type QueryHandler interface {
+	HandleQuery(ctx context.Context, q Query) (json.RawMessage, error)
 }
 
 // EventApplier is implemented by plugins that subscribe to events. Events
@@ -224,6 +354,12 @@ type Kernel interface {
 	KVGet(ctx context.Context, key string) ([]byte, bool, error)
 	KVPut(ctx context.Context, key string, value []byte) error
 	KVDelete(ctx context.Context, key string) error
+	// EraseKey destroys a company key events were sealed under (PermKeys;
+	// the name must be inside a stream prefix the plugin owns). Every
+	// payload sealed under it becomes unreadable, for good; the kernel
+	// appends a kernel.key.erased event. Erasing an absent key is not an
+	// error, so a plugin can call it again after a restart.
+	EraseKey(ctx context.Context, company, name string) error
 }
 
 // Need returns a permission_denied *Error unless m grants p.
@@ -236,7 +372,8 @@ func (m *Manifest) Need(p Permission) error {
 
 // CheckAppend returns a permission_denied *Error unless m lets its plugin
 // append e through the kernel API: the permission, a declared durable
-// type, an owned stream.
+// type, an owned stream, a payload that does not pass for a sealed one
+// (HasSealedKey) and, with Seal set, CheckKey.
 func (m *Manifest) CheckAppend(e NewEvent) error {
 	if err := m.Need(PermAppend); err != nil {
 		return err
@@ -246,6 +383,31 @@ func (m *Manifest) CheckAppend(e NewEvent) error {
 	}
 	if !m.OwnsStream(e.Stream) {
 		return Errorf(CodePermissionDenied, "plugin %s does not own stream %q", m.ID, e.Stream)
+	}
+	return m.checkPayload(e)
+}
+
+// CheckKey returns a permission_denied *Error unless m lets its plugin
+// seal payloads under the company key name and erase it: PermKeys, and a
+// name inside a stream prefix it owns.
+func (m *Manifest) CheckKey(name string) error {
+	if err := m.Need(PermKeys); err != nil {
+		return err
+	}
+	if !m.OwnsStream(name) {
+		return Errorf(CodePermissionDenied, "plugin %s may not use key %q: it is outside the stream prefixes it owns", m.ID, name)
+	}
+	return nil
+}
+
+// checkPayload refuses a payload that would pass for a sealed one, and a
+// Seal the plugin may not use.
+func (m *Manifest) checkPayload(e NewEvent) error {
+	if HasSealedKey(e.Payload) {
+		return Errorf(CodePermissionDenied, "plugin %s wrote a payload with a top-level %q key: only the kernel seals payloads", m.ID, SealedKey)
+	}
+	if e.Seal != "" {
+		return m.CheckKey(e.Seal)
 	}
 	return nil
 }
@@ -265,7 +427,8 @@ func (m *Manifest) CheckPublish(e NewEvent) error {
 // CheckDecided returns a permission_denied *Error unless the events a
 // command handler decided for cmd are declared and go to streams the
 // plugin owns (an event without a stream goes to the command's, which the
-// caller chose: it must be owned too).
+// caller chose: it must be owned too), with payloads and seals checked as
+// by CheckAppend.
 func (m *Manifest) CheckDecided(cmd Command, evs []NewEvent) error {
 	for _, e := range evs {
 		if _, ok := m.EmitsType(e.Type); !ok {
@@ -277,6 +440,9 @@ func (m *Manifest) CheckDecided(cmd Command, evs []NewEvent) error {
 		}
 		if !m.OwnsStream(stream) {
 			return Errorf(CodePermissionDenied, "plugin %s may not write stream %q", m.ID, stream)
+		}
+		if err := m.checkPayload(e); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/parleyhq/parley/plugins"
@@ -37,6 +38,8 @@ func TestManifestValidate(t *testing.T) {
 			m.Events = []plugins.EventType{{Name: "company.apikey.created", Durable: true}}
 		}, false},
 		{func(m *plugins.Manifest) { m.Events = []plugins.EventType{{Name: "user.deleted", Durable: true}} }, false},
+		{func(m *plugins.Manifest) { m.Queries = []string{"poll.results"} }, true},
+		{func(m *plugins.Manifest) { m.Queries = []string{"poll.create"} }, false},
 	} {
 		m := manifest()
 		c.edit(&m)
@@ -60,6 +63,39 @@ func TestExceeds(t *testing.T) {
 	want := "[permission publish command poll.delete stream prefix channel/ event type poll.typing subscription channel]"
 	if got := fmt.Sprint(asks.Exceeds(&granted)); got != want {
 		t.Fatalf("exceeds %s, want %s", got, want)
+	}
+}
+
+// TestExceedsQueriesAndClient: a plugin may not answer more queries, or
+// expose more to users, than it was granted; a new stream template for a
+// granted client method is more too.
+func TestExceedsQueriesAndClient(t *testing.T) {
+	granted := manifest()
+	granted.Commands = []string{"poll.create", "poll.vote"}
+	granted.Queries = []string{"poll.results"}
+	granted.Client = []plugins.ClientMethod{{Name: "poll.create", Stream: "poll/{company}/{actor}"}, {Name: "poll.results"}}
+	for _, c := range []struct {
+		name string
+		edit func(*plugins.Manifest)
+		want string
+	}{
+		{"same", func(*plugins.Manifest) {}, "[]"},
+		{"fewer", func(m *plugins.Manifest) { m.Queries, m.Client = nil, nil }, "[]"},
+		{"another query", func(m *plugins.Manifest) { m.Queries = append(m.Queries, "poll.voters") }, "[query poll.voters]"},
+		{"a command made client-callable", func(m *plugins.Manifest) {
+			m.Client = append(m.Client, plugins.ClientMethod{Name: "poll.vote", Stream: "poll/{company}/{params.pollId}"})
+		}, "[client method poll.vote]"},
+		{"a new stream template", func(m *plugins.Manifest) { m.Client[0].Stream = "poll/{company}/{params.pollId}" }, "[client method poll.create]"},
+	} {
+		asks := granted
+		asks.Client = slices.Clone(granted.Client)
+		c.edit(&asks)
+		if err := asks.Validate(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := fmt.Sprint(asks.Exceeds(&granted)); got != c.want {
+			t.Errorf("%s: exceeds %s, want %s", c.name, got, c.want)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 
@@ -119,6 +120,15 @@ func (s *pluginServer) ApplyEvents(ctx context.Context, b *pb.EventBatch) (*pb.R
 	return &pb.Result{Error: errToPB(a.ApplyEvents(ctx, eventsFromPB(b.Events)))}, nil
 }
 
+func (s *pluginServer) HandleQuery(ctx context.Context, q *pb.QueryMsg) (*pb.QueryResult, error) {
+	h, ok := s.impl.(QueryHandler)
+	if !ok {
+		return &pb.QueryResult{Error: errToPB(Errorf(CodeInternal, "plugin answers no queries"))}, nil
+	}
+	ans, err := h.HandleQuery(ctx, Query{Name: q.Name, Company: q.Company, Actor: q.Actor, Payload: q.Payload})
+	return &pb.QueryResult{Answer: ans, Error: errToPB(err)}, nil
+}
+
 // remoteKernel is the kernel API as a plugin process sees it.
 type remoteKernel struct{ c pb.KernelClient }
 
@@ -166,6 +176,14 @@ func (k *remoteKernel) KVPut(ctx context.Context, key string, value []byte) erro
 
 func (k *remoteKernel) KVDelete(ctx context.Context, key string) error {
 	r, err := k.c.KVDelete(ctx, &pb.KVKey{Key: key})
+	if err != nil {
+		return Errorf(CodeUnavailable, "kernel: %v", err)
+	}
+	return errFromPB(r.Error)
+}
+
+func (k *remoteKernel) EraseKey(ctx context.Context, company, name string) error {
+	r, err := k.c.EraseKey(ctx, &pb.EraseKeyRequest{Company: company, Name: name})
 	if err != nil {
 		return Errorf(CodeUnavailable, "kernel: %v", err)
 	}
@@ -231,6 +249,18 @@ func (r *Remote) HandleCommand(ctx context.Context, c Command) ([]NewEvent, erro
 	return newEventsFromPB(res.Events), nil
 }
 
+// HandleQuery routes a query to the plugin.
+func (r *Remote) HandleQuery(ctx context.Context, q Query) (json.RawMessage, error) {
+	res, err := r.client.HandleQuery(ctx, &pb.QueryMsg{Name: q.Name, Company: q.Company, Actor: q.Actor, Payload: q.Payload})
+	if err != nil {
+		return nil, Errorf(CodeUnavailable, "plugin: %v", err)
+	}
+	if res.Error != nil {
+		return nil, errFromPB(res.Error)
+	}
+	return res.Answer, nil
+}
+
 // ApplyEvents delivers a batch of events.
 func (r *Remote) ApplyEvents(ctx context.Context, evs []Event) error {
 	res, err := r.client.ApplyEvents(ctx, &pb.EventBatch{Events: eventsToPB(evs)})
@@ -271,4 +301,8 @@ func (s *kernelServer) KVPut(ctx context.Context, p *pb.KVPair) (*pb.Result, err
 
 func (s *kernelServer) KVDelete(ctx context.Context, k *pb.KVKey) (*pb.Result, error) {
 	return &pb.Result{Error: errToPB(s.api.KVDelete(ctx, k.Key))}, nil
+}
+
+func (s *kernelServer) EraseKey(ctx context.Context, r *pb.EraseKeyRequest) (*pb.Result, error) {
+	return &pb.Result{Error: errToPB(s.api.EraseKey(ctx, r.Company, r.Name))}, nil
 }

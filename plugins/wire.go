@@ -26,10 +26,13 @@ func errFromPB(e *pb.Error) error {
 func manifestToPB(m Manifest) *pb.ManifestMsg {
 	out := &pb.ManifestMsg{
 		Id: m.ID, Version: m.Version, Protocol: int32(m.Protocol), Commands: m.Commands,
-		Subscribes: m.Subscribes, Streams: m.Streams,
+		Subscribes: m.Subscribes, Streams: m.Streams, Queries: m.Queries,
 	}
 	for _, e := range m.Events {
 		out.Events = append(out.Events, &pb.EventTypeMsg{Name: e.Name, Durable: e.Durable})
+	}
+	for _, c := range m.Client {
+		out.Client = append(out.Client, &pb.ClientMethodMsg{Name: c.Name, Stream: c.Stream})
 	}
 	for _, p := range m.Permissions {
 		out.Permissions = append(out.Permissions, string(p))
@@ -40,10 +43,13 @@ func manifestToPB(m Manifest) *pb.ManifestMsg {
 func manifestFromPB(m *pb.ManifestMsg) Manifest {
 	out := Manifest{
 		ID: m.Id, Version: m.Version, Protocol: int(m.Protocol), Commands: m.Commands,
-		Subscribes: m.Subscribes, Streams: m.Streams,
+		Subscribes: m.Subscribes, Streams: m.Streams, Queries: m.Queries,
 	}
 	for _, e := range m.Events {
 		out.Events = append(out.Events, EventType{Name: e.Name, Durable: e.Durable})
+	}
+	for _, c := range m.Client {
+		out.Client = append(out.Client, ClientMethod{Name: c.Name, Stream: c.Stream})
 	}
 	for _, p := range m.Permissions {
 		out.Permissions = append(out.Permissions, Permission(p))
@@ -62,7 +68,7 @@ func commandFromPB(c *pb.CommandMsg) Command {
 func newEventsToPB(evs []NewEvent) []*pb.NewEventMsg {
 	out := make([]*pb.NewEventMsg, len(evs))
 	for i, e := range evs {
-		out[i] = &pb.NewEventMsg{Type: e.Type, Stream: e.Stream, Audience: e.Audience, Payload: e.Payload}
+		out[i] = &pb.NewEventMsg{Type: e.Type, Stream: e.Stream, Audience: e.Audience, Payload: e.Payload, Seal: e.Seal}
 	}
 	return out
 }
@@ -70,7 +76,7 @@ func newEventsToPB(evs []NewEvent) []*pb.NewEventMsg {
 func newEventsFromPB(evs []*pb.NewEventMsg) []NewEvent {
 	out := make([]NewEvent, len(evs))
 	for i, e := range evs {
-		out[i] = NewEvent{Type: e.Type, Stream: e.Stream, Audience: e.Audience, Payload: e.Payload}
+		out[i] = NewEvent{Type: e.Type, Stream: e.Stream, Audience: e.Audience, Payload: e.Payload, Seal: e.Seal}
 	}
 	return out
 }
@@ -81,6 +87,7 @@ func eventsToPB(evs []Event) []*pb.EventMsg {
 		out[i] = &pb.EventMsg{
 			Seq: e.Seq, Id: e.ID, TimeUnixNano: e.Time.UnixNano(), Type: e.Type, Stream: e.Stream,
 			Version: e.Version, Company: e.Company, Actor: e.Actor, Audience: e.Audience, Payload: e.Payload,
+			Erased: e.Erased,
 		}
 	}
 	return out
@@ -92,6 +99,7 @@ func eventsFromPB(evs []*pb.EventMsg) []Event {
 		out[i] = Event{
 			Seq: e.Seq, ID: e.Id, Time: time.Unix(0, e.TimeUnixNano).UTC(), Type: e.Type, Stream: e.Stream,
 			Version: e.Version, Company: e.Company, Actor: e.Actor, Audience: e.Audience, Payload: e.Payload,
+			Erased: e.Erased,
 		}
 	}
 	return out

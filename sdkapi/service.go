@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
 	"github.com/parleyhq/parley/kernel/hub"
 	"github.com/parleyhq/parley/sdkapi/directory"
@@ -53,7 +54,7 @@ func NewWith(k *kernel.Kernel, cfg kernel.Config, opts Options) (*Service, error
 		opts.Clock = time.Now
 	}
 	tokens := token.NewWithClock(k.Log(), opts.Clock)
-	h := hub.New(k.Log(), hub.Options{})
+	h := hub.New(k.Log(), hub.Options{Open: openFor(k, opts.Logger)})
 	sessions, err := session.New(k, dir, tokens, h, opts.Session, opts.Logger)
 	if err != nil {
 		return nil, err
@@ -68,6 +69,27 @@ func NewWith(k *kernel.Kernel, cfg kernel.Config, opts Options) (*Service, error
 		k: k, cfg: cfg, Dir: dir, Tokens: tokens, Hub: h, Sessions: sessions,
 		API: rest.New(k, dir, tokens, rest.Config{CORSOrigins: origins}),
 	}, nil
+}
+
+// openFor opens sealed payloads for sessions; an event whose key was
+// erased is not pushed at all.
+func openFor(k *kernel.Kernel, logger *slog.Logger) func(*eventlog.Event) (*eventlog.Event, bool) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return func(e *eventlog.Event) (*eventlog.Event, bool) {
+		opened, erased, err := k.OpenEvent(*e)
+		switch {
+		case err != nil:
+			logger.Error("opening a sealed event for sessions", "seq", e.Seq, "err", err)
+			return nil, false
+		case erased:
+			return nil, false
+		case len(opened.Payload) > 0 && len(e.Payload) > 0 && &opened.Payload[0] == &e.Payload[0]:
+			return e, true // not sealed: no copy
+		}
+		return &opened, true
+	}
 }
 
 // Run keeps the directory's projection and the hub running until ctx

@@ -16,12 +16,14 @@ import (
 	"github.com/parleyhq/parley/kernel"
 	"github.com/parleyhq/parley/kernel/pluginhost"
 	"github.com/parleyhq/parley/plugins"
+	"github.com/parleyhq/parley/plugins/chat"
 	"github.com/parleyhq/parley/plugins/demo"
 )
 
 // builtins are the plugins compiled into the kernel binary. Out of process
 // they run as `kernel plugin serve <id>`: one file ships everything.
 var builtins = map[string]func() plugins.Plugin{
+	chat.ID: chat.New,
 	demo.ID: demo.New,
 }
 
@@ -121,10 +123,11 @@ func envOr(key string) string {
 	}
 }
 
-// startPlugins adds the built-ins the configuration asks for and every
-// installed plugin to a host, and starts them.
+// startPlugins adds the built-ins (the chat always, the demo when the
+// configuration asks for it) and every installed plugin to a host, and
+// starts them.
 func startPlugins(ctx context.Context, k *kernel.Kernel, cfg kernel.Config, h *pluginhost.Host) error {
-	var ids []string
+	ids := []string{chat.ID}
 	if cfg.Demo {
 		ids = append(ids, demo.ID)
 	}

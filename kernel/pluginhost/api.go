@@ -58,13 +58,23 @@ func (a api) Append(ctx context.Context, evs []plugins.NewEvent) ([]plugins.Even
 		if err := a.check(g.CheckAppend(e)); err != nil {
 			return nil, err
 		}
-		drafts = append(drafts, eventlog.Draft{Type: e.Type, Stream: e.Stream, Actor: a.m.actor(), Audience: e.Audience, Payload: e.Payload})
+		// Events appended here have no company: their keys are company "".
+		payload, err := a.m.h.k.SealPayload(ctx, "", e)
+		if err != nil {
+			return nil, a.m.h.coded(err)
+		}
+		drafts = append(drafts, eventlog.Draft{Type: e.Type, Stream: e.Stream, Actor: a.m.actor(), Audience: e.Audience, Payload: payload})
 	}
 	appended, err := a.m.h.k.Log().Append(ctx, drafts...)
 	if err != nil {
 		return nil, a.m.h.coded(err)
 	}
-	return toPluginEvents(appended), nil
+	out := make([]plugins.Event, len(appended))
+	for i := range appended {
+		out[i] = toPluginEvent(appended[i])
+		out[i].Payload = evs[i].Payload // what the plugin sealed, opened
+	}
+	return out, nil
 }
 
 func (a api) ReadLog(ctx context.Context, from uint64, limit int) ([]plugins.Event, error) {
@@ -84,8 +94,9 @@ func (a api) ReadLog(ctx context.Context, from uint64, limit int) ([]plugins.Eve
 	}
 	to := min(head, from+uint64(limit)-1)
 	err := a.m.h.k.Log().Read(ctx, from, to, func(e eventlog.Event) error {
-		out = append(out, toPluginEvent(e))
-		return nil
+		pe, err := a.m.h.pluginEvent(e)
+		out = append(out, pe)
+		return err
 	})
 	if err != nil {
 		return nil, a.m.h.coded(err)
@@ -128,17 +139,32 @@ func (a api) KVDelete(ctx context.Context, key string) error {
 	return a.m.h.coded(a.m.h.k.Log().DeleteState(ctx, a.namespace(), key))
 }
 
+func (a api) EraseKey(ctx context.Context, company, name string) error {
+	g, err := a.grant()
+	if err != nil {
+		return err
+	}
+	if err := a.check(g.CheckKey(name)); err != nil {
+		return err
+	}
+	return a.m.h.coded(a.m.h.k.EraseKey(ctx, company, name, a.m.actor()))
+}
+
+// pluginEvent is e as a plugin receives it: opened, or erased.
+func (h *Host) pluginEvent(e eventlog.Event) (plugins.Event, error) {
+	opened, erased, err := h.k.OpenEvent(e)
+	if err != nil {
+		return plugins.Event{}, err
+	}
+	pe := toPluginEvent(opened)
+	pe.Erased = erased
+	return pe, nil
+}
+
+// toPluginEvent converts e as it is, sealed or not (see pluginEvent).
 func toPluginEvent(e eventlog.Event) plugins.Event {
 	return plugins.Event{
 		Seq: e.Seq, ID: e.ID.String(), Time: e.Time, Type: e.Type, Stream: e.Stream, Version: e.Version,
 		Company: e.Company, Actor: e.Actor, Audience: e.Audience, Payload: json.RawMessage(e.Payload),
 	}
-}
-
-func toPluginEvents(evs []eventlog.Event) []plugins.Event {
-	out := make([]plugins.Event, len(evs))
-	for i := range evs {
-		out[i] = toPluginEvent(evs[i])
-	}
-	return out
 }

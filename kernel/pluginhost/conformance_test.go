@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -31,12 +32,25 @@ var confManifest = plugins.Manifest{
 	},
 	Permissions: []plugins.Permission{plugins.PermAppend, plugins.PermRead, plugins.PermKV},
 	Streams:     []string{"conf/"},
+	Queries:     []string{"conf.get", "conf.refuse", "conf.boom"},
+	Client:      []plugins.ClientMethod{{Name: "conf.add", Stream: "conf/{company}/{actor}"}, {Name: "conf.get"}},
 }
+
+var (
+	_ plugins.CommandHandler = (*confPlugin)(nil)
+	_ plugins.QueryHandler   = (*confPlugin)(nil)
+	_ plugins.EventApplier   = (*confPlugin)(nil)
+	_ plugins.Starter        = (*confPlugin)(nil)
+)
 
 func (p *confPlugin) Manifest() plugins.Manifest {
 	m := confManifest
-	if p.mode == "greedy" { // asks for more than the install granted
+	switch p.mode { // ask for more than the install granted
+	case "greedy":
 		m.Permissions = append([]plugins.Permission{plugins.PermPublish}, m.Permissions...)
+	case "nosy":
+		m.Queries = slices.Concat(m.Queries, []string{"conf.secret"})
+		m.Client = slices.Concat(m.Client, []plugins.ClientMethod{{Name: "conf.secret"}})
 	}
 	return m
 }
@@ -87,6 +101,20 @@ func (p *confPlugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]
 		return []plugins.NewEvent{{Type: "conf.added", Payload: json.RawMessage(strconv.Itoa(len(evs)))}}, nil
 	case "conf.panic":
 		panic("conformance plugin asked to panic")
+	}
+	return nil, errors.New("unreachable")
+}
+
+// HandleQuery answers conf.get with what it was asked, by whom; the other
+// queries fail, each its own way.
+func (p *confPlugin) HandleQuery(_ context.Context, q plugins.Query) (json.RawMessage, error) {
+	switch q.Name {
+	case "conf.get":
+		return json.Marshal(map[string]any{"company": q.Company, "actor": q.Actor, "asked": q.Payload})
+	case "conf.refuse":
+		return nil, plugins.Errorf("conf_refused", "refused %s", q.Payload)
+	case "conf.boom":
+		panic("conformance plugin asked to panic in a query")
 	}
 	return nil, errors.New("unreachable")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ type conn interface {
 	Stop(ctx context.Context) error
 	Ping(ctx context.Context) error
 	HandleCommand(ctx context.Context, cmd plugins.Command) ([]plugins.NewEvent, error)
+	HandleQuery(ctx context.Context, q plugins.Query) (json.RawMessage, error)
 	ApplyEvents(ctx context.Context, evs []plugins.Event) error
 	Kill()
 	Exited() <-chan struct{}
@@ -91,7 +93,7 @@ func (c *inproc) Stop(ctx context.Context) (err error) {
 
 func (c *inproc) Ping(context.Context) error { return c.dead() }
 
-func (c *inproc) HandleCommand(ctx context.Context, cmd plugins.Command) (evs []plugins.NewEvent, err error) {
+func (c *inproc) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plugins.NewEvent, error) {
 	if err := c.dead(); err != nil {
 		return nil, err
 	}
@@ -99,11 +101,18 @@ func (c *inproc) HandleCommand(ctx context.Context, cmd plugins.Command) (evs []
 	if !ok {
 		return nil, plugins.Errorf(plugins.CodeInternal, "plugin handles no commands")
 	}
-	err = c.call(ctx, "HandleCommand", func() (err error) {
-		evs, err = h.HandleCommand(ctx, cmd)
-		return err
-	})
-	return evs, err
+	return call(ctx, c, "HandleCommand", func() ([]plugins.NewEvent, error) { return h.HandleCommand(ctx, cmd) })
+}
+
+func (c *inproc) HandleQuery(ctx context.Context, q plugins.Query) (json.RawMessage, error) {
+	if err := c.dead(); err != nil {
+		return nil, err
+	}
+	h, ok := c.p.(plugins.QueryHandler)
+	if !ok {
+		return nil, plugins.Errorf(plugins.CodeInternal, "plugin answers no queries")
+	}
+	return call(ctx, c, "HandleQuery", func() (json.RawMessage, error) { return h.HandleQuery(ctx, q) })
 }
 
 func (c *inproc) ApplyEvents(ctx context.Context, evs []plugins.Event) error {
@@ -114,27 +123,34 @@ func (c *inproc) ApplyEvents(ctx context.Context, evs []plugins.Event) error {
 	if !ok {
 		return nil
 	}
-	return c.call(ctx, "ApplyEvents", func() error { return a.ApplyEvents(ctx, evs) })
+	_, err := call(ctx, c, "ApplyEvents", func() (struct{}, error) { return struct{}{}, a.ApplyEvents(ctx, evs) })
+	return err
 }
 
 // call runs fn with the same promise a process gives: an answer by ctx's
 // deadline, or the activation ends. A plugin that never returns keeps its
-// goroutine: in-process plugins are the kernel's own, trusted code.
-func (c *inproc) call(ctx context.Context, what string, fn func() error) error {
-	done := make(chan error, 1)
+// goroutine: in-process plugins are the kernel's own, trusted code. The
+// result travels on a channel, so a late answer races with nothing.
+func call[T any](ctx context.Context, c *inproc, what string, fn func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
 	go func() { // answers on done; outlives the call only if the plugin hangs
-		var err error
-		defer func() { done <- err }()
-		defer c.guard(what, &err)
-		err = fn()
+		var r result
+		defer func() { done <- r }()
+		defer c.guard(what, &r.err)
+		r.v, r.err = fn()
 	}()
 	select {
-	case err := <-done:
-		return err
+	case r := <-done:
+		return r.v, r.err
 	case <-ctx.Done():
 		c.logger.Error("plugin did not answer in time; ending the activation", "call", what)
 		c.Kill()
-		return plugins.Errorf(plugins.CodeUnavailable, "plugin did not answer %s in time", what)
+		var zero T
+		return zero, plugins.Errorf(plugins.CodeUnavailable, "plugin did not answer %s in time", what)
 	}
 }
 

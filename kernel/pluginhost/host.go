@@ -47,7 +47,7 @@ type Spec struct {
 // Config tunes supervision. Zero values take the defaults.
 type Config struct {
 	StartTimeout   time.Duration // launch, handshake and Start (default 10 s)
-	CallTimeout    time.Duration // one command or event batch (default 10 s)
+	CallTimeout    time.Duration // one command, query or event batch (default 10 s)
 	PingInterval   time.Duration // health pings (default 5 s)
 	StopTimeout    time.Duration // Stop before kill (default 3 s)
 	BackoffInitial time.Duration // first restart delay (default 200 ms), doubling
@@ -113,8 +113,9 @@ var eventTypes = []kernel.EventType{
 	{Name: "plugin.stopped", Durable: true, Doc: "a plugin was stopped by the kernel (payload: id)"},
 }
 
-// Host runs plugins for a kernel: it routes their commands, delivers their
-// events from durable cursors, serves their kernel API and supervises them.
+// Host runs plugins for a kernel: it routes their commands and queries,
+// offers their client methods, delivers their events from durable cursors,
+// serves their kernel API and supervises them.
 type Host struct {
 	k      *kernel.Kernel
 	cfg    Config
@@ -250,7 +251,8 @@ type managed struct {
 	restarts int
 	crashes  []time.Time
 	lastErr  string
-	routed   bool // commands and event types registered with the kernel
+	routed   bool     // commands, queries and event types registered with the kernel
+	exposed  []string // client methods offered through the kernel until the plugin ends for good
 }
 
 func (m *managed) actor() string { return "plugin:" + m.id }
@@ -279,6 +281,9 @@ func (m *managed) status(head uint64) Status {
 }
 
 func (m *managed) setState(s State, err error) {
+	if s == StateStopped || s == StateFailed {
+		m.withdraw() // before anyone sees the state
+	}
 	m.mu.Lock()
 	m.state = s
 	if err != nil {
@@ -422,7 +427,8 @@ func (m *managed) activate(ctx context.Context) (conn, error) {
 }
 
 // admit checks the plugin's manifest against its spec and grants, and on
-// the first activation registers its commands and event types.
+// the first activation registers its event types, commands, queries and
+// client methods, all as granted.
 func (m *managed) admit(ctx context.Context, c conn) error {
 	man, err := c.Manifest(ctx)
 	if err != nil {
@@ -467,7 +473,37 @@ func (m *managed) admit(ctx context.Context, c conn) error {
 			return permanentError{err}
 		}
 	}
+	for _, name := range granted.Queries {
+		if err := m.h.k.HandleQuery(name, queryRoute{m}); err != nil {
+			return permanentError{err}
+		}
+	}
+	for _, cm := range granted.Client {
+		r := kernel.ClientRoute{ClientMethod: cm, Query: slices.Contains(granted.Queries, cm.Name)}
+		// Manifest.Validate checked this already; a client method must
+		// never reach another plugin's command or query of the same name.
+		if !r.Query && !slices.Contains(granted.Commands, cm.Name) {
+			return permanentError{fmt.Errorf("client method %s is neither a command nor a query of plugin %s", cm.Name, m.id)}
+		}
+		if err := m.h.k.ExposeClient(r); err != nil {
+			return permanentError{err}
+		}
+		m.mu.Lock()
+		m.exposed = append(m.exposed, cm.Name)
+		m.mu.Unlock()
+	}
 	return nil
+}
+
+// withdraw stops offering the plugin's client methods once it will not
+// serve again in this kernel (stopped or failed). Its commands and queries
+// stay routed and answer unavailable, as while it restarts.
+func (m *managed) withdraw() {
+	m.mu.Lock()
+	names := m.exposed
+	m.exposed = nil
+	m.mu.Unlock()
+	m.h.k.WithdrawClient(names...)
 }
 
 // stop asks the activation to stop within the deadline, then kills it.
@@ -573,7 +609,11 @@ func (m *managed) deliver(ctx context.Context, c conn) error {
 		// or scanScale batches of others (sparse subscriptions).
 		for scanned := 1; ; scanned++ {
 			if granted.Subscribed(e.Type) {
-				batch = append(batch, toPluginEvent(e))
+				pe, err := m.h.pluginEvent(e)
+				if err != nil {
+					return err
+				}
+				batch = append(batch, pe)
 			}
 			last = e.Seq
 			if len(batch) == cap(batch) || scanned >= scanScale*cap(batch) {
@@ -642,16 +682,27 @@ const (
 	cursorPeriod = 200 * time.Millisecond
 )
 
+// serving returns the running activation and its grant, or an
+// unavailable *Error while the plugin is starting, restarting, stopped or
+// failed.
+func (m *managed) serving() (conn, *plugins.Manifest, error) {
+	m.mu.Lock()
+	c, state, granted := m.conn, m.state, m.granted
+	m.mu.Unlock()
+	if c == nil || state != StateRunning {
+		return nil, nil, kernel.Errorf(kernel.CodeUnavailable, "plugin %s is %s", m.id, state)
+	}
+	return c, granted, nil
+}
+
 // commandRoute is the kernel handler of a plugin-owned command.
 type commandRoute struct{ m *managed }
 
 func (r commandRoute) Handle(ctx context.Context, cmd kernel.Command) ([]kernel.NewEvent, error) {
 	m := r.m
-	m.mu.Lock()
-	c, state, granted := m.conn, m.state, m.granted
-	m.mu.Unlock()
-	if c == nil || state != StateRunning {
-		return nil, kernel.Errorf(kernel.CodeUnavailable, "plugin %s is %s", m.id, state)
+	c, granted, err := m.serving()
+	if err != nil {
+		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, m.h.cfg.CallTimeout)
 	defer cancel()
@@ -664,6 +715,19 @@ func (r commandRoute) Handle(ctx context.Context, cmd kernel.Command) ([]kernel.
 		return nil, err
 	}
 	return evs, nil
+}
+
+// queryRoute is the kernel handler of a query a plugin answers.
+type queryRoute struct{ m *managed }
+
+func (r queryRoute) HandleQuery(ctx context.Context, q kernel.Query) (json.RawMessage, error) {
+	c, _, err := r.m.serving()
+	if err != nil {
+		return nil, err
+	}
+	qctx, cancel := context.WithTimeout(ctx, r.m.h.cfg.CallTimeout)
+	defer cancel()
+	return c.HandleQuery(qctx, q)
 }
 
 // statusCollector exports states and lags at scrape time, built afresh

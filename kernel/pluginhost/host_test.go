@@ -26,6 +26,7 @@ import (
 
 func TestMain(m *testing.M) {
 	servePluginIfAsked()
+	serveSealerIfAsked()
 	if dir := os.Getenv("CONFORMANCE_KERNEL_DIR"); dir != "" {
 		kernelChild(dir)
 		return
@@ -116,6 +117,20 @@ func (hs *harness) exec(name, payload string) ([]eventlog.Event, error) {
 	return hs.k.Execute(context.Background(), kernel.Command{Name: name, Stream: "conf/s", Actor: "alice", Payload: json.RawMessage(payload)})
 }
 
+func (hs *harness) query(name, payload string) (json.RawMessage, error) {
+	return hs.k.Query(context.Background(), kernel.Query{Name: name, Company: "acme", Actor: "alice", Payload: json.RawMessage(payload)})
+}
+
+// confRoutes are the client routes the conformance manifest asks for.
+func confRoutes() []kernel.ClientRoute {
+	var want []kernel.ClientRoute
+	for _, c := range confManifest.Client {
+		want = append(want, kernel.ClientRoute{ClientMethod: c, Query: slices.Contains(confManifest.Queries, c.Name)})
+	}
+	slices.SortFunc(want, func(a, b kernel.ClientRoute) int { return strings.Compare(a.Name, b.Name) })
+	return want
+}
+
 func code(err error) kernel.Code {
 	var e *kernel.Error
 	if errors.As(err, &e) {
@@ -197,6 +212,30 @@ func TestConformance(t *testing.T) {
 					t.Fatalf("got %v", err)
 				}
 			})
+			t.Run("queries", func(t *testing.T) {
+				ans, err := hs.query("conf.get", `{"n":1}`)
+				if err != nil || string(ans) != `{"actor":"alice","asked":{"n":1},"company":"acme"}` {
+					t.Fatalf("answer %s, %v", ans, err)
+				}
+				if _, err := hs.query("conf.nope", `0`); code(err) != kernel.CodeUnknownQuery {
+					t.Fatalf("unknown query: %v", err)
+				}
+				_, err = hs.query("conf.refuse", `"x"`)
+				if code(err) != "conf_refused" || err.Error() != `conf_refused: refused "x"` {
+					t.Fatalf("coded error: %v", err)
+				}
+			})
+			t.Run("client routes", func(t *testing.T) {
+				if got, want := hs.k.ClientRoutes(), confRoutes(); !slices.Equal(got, want) {
+					t.Fatalf("routes %+v, want %+v", got, want)
+				}
+				if r, ok := hs.k.ClientRoute("conf.get"); !ok || !r.Query {
+					t.Fatalf("conf.get: %+v %v", r, ok)
+				}
+				if _, ok := hs.k.ClientRoute("conf.fail"); ok {
+					t.Fatal("a command the manifest does not expose is offered to users")
+				}
+			})
 			t.Run("kernel API", func(t *testing.T) {
 				evs, err := hs.exec("conf.kv", `{"stored":true}`)
 				if err != nil || string(evs[0].Payload) != `{"stored":true}` {
@@ -240,6 +279,30 @@ func TestConformance(t *testing.T) {
 				}
 				hs.checkDelivery()
 			})
+			t.Run("query crashes the plugin", func(t *testing.T) {
+				if _, err := hs.query("conf.boom", `0`); code(err) != kernel.CodeUnavailable {
+					t.Fatalf("panic: got %v", err)
+				}
+				eventually(t, "restart", func() bool { s := hs.status(); return s.Restarts == 2 && s.State == pluginhost.StateRunning })
+				if _, err := hs.query("conf.get", `0`); err != nil {
+					t.Fatal(err)
+				}
+				if got := hs.k.ClientRoutes(); !slices.Equal(got, confRoutes()) {
+					t.Fatalf("routes after a restart %+v", got)
+				}
+			})
+			t.Run("stopped plugin", func(t *testing.T) {
+				hs.h.Close() // the kernel keeps serving
+				if _, err := hs.query("conf.get", `0`); code(err) != kernel.CodeUnavailable {
+					t.Fatalf("query: %v", err)
+				}
+				if _, err := hs.exec("conf.add", `0`); code(err) != kernel.CodeUnavailable {
+					t.Fatalf("command: %v", err)
+				}
+				if got := hs.k.ClientRoutes(); len(got) != 0 {
+					t.Fatalf("a stopped plugin's client methods are offered: %+v", got)
+				}
+			})
 			t.Run("catch-up after restart", func(t *testing.T) {
 				hs.stop()
 				// Events appended while the plugin is down.
@@ -274,6 +337,12 @@ func TestCrashBudget(t *testing.T) {
 			if _, err := hs.exec("conf.add", `1`); code(err) != kernel.CodeUnavailable {
 				t.Fatalf("command to a failed plugin: %v", err)
 			}
+			if _, err := hs.query("conf.get", `1`); code(err) != kernel.CodeUnavailable {
+				t.Fatalf("query to a failed plugin: %v", err)
+			}
+			if _, ok := hs.k.ClientRoute("conf.add"); ok {
+				t.Fatal("a failed plugin's client methods are offered")
+			}
 			var failed []string
 			hs.k.Log().ReadStream(context.Background(), "plugin/"+confID, 1, func(e eventlog.Event) error {
 				failed = append(failed, e.Type)
@@ -302,6 +371,7 @@ func TestMisbehavingPlugins(t *testing.T) {
 		{"stdout", "Unrecognized remote plugin message", nil},
 		{"hang", "timeout", nil},
 		{"greedy", "more than it was granted at install: [permission publish]", &granted},
+		{"nosy", "more than it was granted at install: [query conf.secret client method conf.secret]", &granted},
 	}
 	for _, c := range cases {
 		t.Run(c.mode, func(t *testing.T) {

@@ -1,7 +1,10 @@
 // Package demo is the built-in plugin behind the kernel's demo page: it
-// owns the demo.echo command and counts the echoes it has seen. It runs out
-// of process (the kernel re-executes itself as `kernel plugin serve
-// parley.demo`) unless the operator chooses in-process.
+// owns the demo.echo command, counts the echoes it has seen and answers
+// the demo.tally query with the count. Both are client methods: a user of
+// the session protocol can echo (on their own stream,
+// demo/<company>/<user>) and ask for the tally. It runs out of process (the
+// kernel re-executes itself as `kernel plugin serve parley.demo`) unless
+// the operator chooses in-process.
 package demo
 
 import (
@@ -25,6 +28,7 @@ func New() plugins.Plugin { return &Plugin{} }
 
 var (
 	_ plugins.CommandHandler = (*Plugin)(nil)
+	_ plugins.QueryHandler   = (*Plugin)(nil)
 	_ plugins.EventApplier   = (*Plugin)(nil)
 	_ plugins.Starter        = (*Plugin)(nil)
 )
@@ -38,6 +42,11 @@ func (*Plugin) Manifest() plugins.Manifest {
 		Events:      []plugins.EventType{{Name: "demo.echoed", Durable: true}, {Name: "demo.typing", Durable: false}},
 		Permissions: []plugins.Permission{plugins.PermKV, plugins.PermPublish},
 		Streams:     []string{"demo/"},
+		Queries:     []string{"demo.tally"},
+		Client: []plugins.ClientMethod{
+			{Name: "demo.echo", Stream: "demo/{company}/{actor}"},
+			{Name: "demo.tally"},
+		},
 	}
 }
 
@@ -69,18 +78,33 @@ type tally struct {
 	LastSeq uint64 `json:"last_seq"`
 }
 
+// load reads the tally; a plugin that has seen no echo has a zero one.
+func (p *Plugin) load(ctx context.Context) (tally, error) {
+	var t tally
+	v, ok, err := p.k.KVGet(ctx, "tally")
+	if err != nil || !ok {
+		return t, err
+	}
+	return t, json.Unmarshal(v, &t)
+}
+
+// HandleQuery answers demo.tally with the echoes applied so far, e.g.
+// {"echoes":3,"last_seq":42}. Delivery is asynchronous: an echo that was
+// just answered may not be counted yet.
+func (p *Plugin) HandleQuery(ctx context.Context, _ plugins.Query) (json.RawMessage, error) {
+	t, err := p.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(t)
+}
+
 // ApplyEvents counts echoes in the plugin's key/value store; the demo page
 // shows the figure, proving delivery reached the plugin.
 func (p *Plugin) ApplyEvents(ctx context.Context, evs []plugins.Event) error {
-	var t tally
-	v, ok, err := p.k.KVGet(ctx, "tally")
+	t, err := p.load(ctx)
 	if err != nil {
 		return err
-	}
-	if ok {
-		if err := json.Unmarshal(v, &t); err != nil {
-			return err
-		}
 	}
 	for _, e := range evs {
 		if e.Seq > t.LastSeq { // delivery is at-least-once: count each event once

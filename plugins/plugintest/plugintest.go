@@ -5,16 +5,22 @@
 //
 //	k := plugintest.New(t, &poll.Plugin{})
 //	evs, err := k.Execute(ctx, plugins.Command{Name: "poll.create", Stream: "poll/1", Payload: p})
+//	k.Query(ctx, plugins.Query{Name: "poll.results", Actor: "alice", Payload: p})
 //	k.Events()      // everything appended
 //	k.Published()   // ephemeral events
 //
 // Delivery is synchronous: Execute returns after the plugin has applied
 // the events it subscribes to. The real kernel delivers asynchronously and
 // at least once; a plugin must not depend on either difference.
+//
+// Sealed events (NewEvent.Seal) behave as in the kernel, in memory: every
+// reader gets them opened until EraseKey destroys their key, then Erased
+// with no payload; EraseKey records kernel.key.erased.
 package plugintest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -34,6 +40,10 @@ type Kernel struct {
 
 	mu        sync.Mutex
 	events    []plugins.Event
+	sealed    []int          // by event: the generation of the key it was sealed under (0: none)
+	keys      map[string]int // company NUL name: the live generation
+	erased    map[int]bool   // generations EraseKey destroyed
+	gens      int
 	versions  map[string]uint64
 	kv        map[string][]byte
 	published []plugins.NewEvent
@@ -44,7 +54,10 @@ var _ plugins.Kernel = (*Kernel)(nil)
 // New validates p's manifest and starts it (Starter) with this kernel.
 func New(t testing.TB, p plugins.Plugin) *Kernel {
 	t.Helper()
-	k := &Kernel{t: t, p: p, manifest: p.Manifest(), versions: map[string]uint64{}, kv: map[string][]byte{}}
+	k := &Kernel{
+		t: t, p: p, manifest: p.Manifest(), versions: map[string]uint64{}, kv: map[string][]byte{},
+		keys: map[string]int{}, erased: map[int]bool{},
+	}
 	if err := k.manifest.Validate(); err != nil {
 		t.Fatalf("plugintest: manifest: %v", err)
 	}
@@ -72,6 +85,9 @@ func (k *Kernel) Execute(ctx context.Context, cmd plugins.Command) ([]plugins.Ev
 	h, ok := k.p.(plugins.CommandHandler)
 	if !ok {
 		return nil, plugins.Errorf(plugins.CodeInternal, "plugin declares commands but handles none")
+	}
+	if plugins.HasSealedKey(cmd.Payload) {
+		return nil, plugins.Errorf(plugins.CodeInvalidCommand, "command payload has a top-level %q key: only the kernel seals payloads", plugins.SealedKey)
 	}
 	k.mu.Lock()
 	cmd.Version = k.versions[cmd.Stream]
@@ -105,6 +121,28 @@ func (k *Kernel) Inject(ctx context.Context, events ...plugins.NewEvent) ([]plug
 	return k.append(ctx, "", "test", events)
 }
 
+// Query routes q to the plugin as the kernel would: only names in the
+// manifest's Queries, an answer that is JSON. Errors are *plugins.Error.
+func (k *Kernel) Query(ctx context.Context, q plugins.Query) (json.RawMessage, error) {
+	if !slices.Contains(k.manifest.Queries, q.Name) {
+		return nil, plugins.Errorf("unknown_query", "plugin %s does not answer %q", k.manifest.ID, q.Name)
+	}
+	h, ok := k.p.(plugins.QueryHandler)
+	if !ok {
+		return nil, plugins.Errorf(plugins.CodeInternal, "plugin declares queries but answers none")
+	}
+	ans, err := h.HandleQuery(ctx, q)
+	switch {
+	case err != nil:
+		return nil, plugins.AsCoded(err)
+	case len(ans) == 0:
+		return json.RawMessage("null"), nil
+	case !json.Valid(ans):
+		return nil, plugins.Errorf(plugins.CodeInternal, "plugin answered %s with invalid JSON", q.Name)
+	}
+	return ans, nil
+}
+
 func (k *Kernel) append(ctx context.Context, company, actor string, evs []plugins.NewEvent) ([]plugins.Event, error) {
 	k.mu.Lock()
 	var out []plugins.Event
@@ -115,7 +153,16 @@ func (k *Kernel) append(ctx context.Context, company, actor string, evs []plugin
 			Type: e.Type, Stream: e.Stream, Version: k.versions[e.Stream], Company: company, Actor: actor,
 			Audience: e.Audience, Payload: e.Payload,
 		}
+		gen := 0
+		if e.Seal != "" {
+			id := company + "\x00" + e.Seal
+			if gen = k.keys[id]; gen == 0 {
+				k.gens++
+				gen, k.keys[id] = k.gens, k.gens
+			}
+		}
 		k.events = append(k.events, ev)
+		k.sealed = append(k.sealed, gen)
 		out = append(out, ev)
 	}
 	k.mu.Unlock()
@@ -142,11 +189,23 @@ func (k *Kernel) deliver(ctx context.Context, evs []plugins.Event) error {
 	return nil
 }
 
-// Events returns every event appended so far.
+// Events returns every event appended so far, as readers see them.
 func (k *Kernel) Events() []plugins.Event {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return slices.Clone(k.events)
+	return k.view(0, len(k.events))
+}
+
+// view returns events [from, to) as readers see them: erased when the key
+// they were sealed under is gone. The caller holds mu.
+func (k *Kernel) view(from, to int) []plugins.Event {
+	out := slices.Clone(k.events[from:to])
+	for i := range out {
+		if k.erased[k.sealed[from+i]] {
+			out[i].Payload, out[i].Erased = nil, true
+		}
+	}
+	return out
 }
 
 // Published returns the ephemeral events published so far.
@@ -187,7 +246,7 @@ func (k *Kernel) ReadLog(_ context.Context, from uint64, limit int) ([]plugins.E
 		return nil, nil
 	}
 	end := min(len(k.events), int(from)-1+max(limit, 1))
-	return slices.Clone(k.events[from-1 : end]), nil
+	return k.view(int(from)-1, end), nil
 }
 
 // Publish is the kernel API's Publish.
@@ -235,4 +294,27 @@ func (k *Kernel) KVDelete(_ context.Context, key string) error {
 	defer k.mu.Unlock()
 	delete(k.kv, key)
 	return nil
+}
+
+// EraseKey is the kernel API's EraseKey: events sealed under the key read
+// as erased from now on, and a kernel.key.erased event is appended when
+// the key existed.
+func (k *Kernel) EraseKey(ctx context.Context, company, name string) error {
+	if err := k.manifest.CheckKey(name); err != nil {
+		return err
+	}
+	id := company + "\x00" + name
+	k.mu.Lock()
+	gen := k.keys[id]
+	if gen != 0 {
+		delete(k.keys, id)
+		k.erased[gen] = true
+	}
+	k.mu.Unlock()
+	if gen == 0 {
+		return nil
+	}
+	p, _ := json.Marshal(map[string]string{"key": name})
+	_, err := k.append(ctx, company, "plugin:"+k.manifest.ID, []plugins.NewEvent{{Type: "kernel.key.erased", Stream: "kernel", Payload: p}})
+	return err
 }

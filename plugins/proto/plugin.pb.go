@@ -220,6 +220,8 @@ type ManifestMsg struct {
 	Events        []*EventTypeMsg        `protobuf:"bytes,6,rep,name=events,proto3" json:"events,omitempty"`
 	Permissions   []string               `protobuf:"bytes,7,rep,name=permissions,proto3" json:"permissions,omitempty"`
 	Streams       []string               `protobuf:"bytes,8,rep,name=streams,proto3" json:"streams,omitempty"`
+	Queries       []string               `protobuf:"bytes,9,rep,name=queries,proto3" json:"queries,omitempty"`
+	Client        []*ClientMethodMsg     `protobuf:"bytes,10,rep,name=client,proto3" json:"client,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -310,6 +312,244 @@ func (x *ManifestMsg) GetStreams() []string {
 	return nil
 }
 
+func (x *ManifestMsg) GetQueries() []string {
+	if x != nil {
+		return x.Queries
+	}
+	return nil
+}
+
+func (x *ManifestMsg) GetClient() []*ClientMethodMsg {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+type ClientMethodMsg struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Stream        string                 `protobuf:"bytes,2,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientMethodMsg) Reset() {
+	*x = ClientMethodMsg{}
+	mi := &file_plugin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientMethodMsg) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientMethodMsg) ProtoMessage() {}
+
+func (x *ClientMethodMsg) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientMethodMsg.ProtoReflect.Descriptor instead.
+func (*ClientMethodMsg) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ClientMethodMsg) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClientMethodMsg) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+type QueryMsg struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Company       string                 `protobuf:"bytes,2,opt,name=company,proto3" json:"company,omitempty"`
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Payload       []byte                 `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryMsg) Reset() {
+	*x = QueryMsg{}
+	mi := &file_plugin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryMsg) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryMsg) ProtoMessage() {}
+
+func (x *QueryMsg) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryMsg.ProtoReflect.Descriptor instead.
+func (*QueryMsg) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *QueryMsg) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *QueryMsg) GetCompany() string {
+	if x != nil {
+		return x.Company
+	}
+	return ""
+}
+
+func (x *QueryMsg) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *QueryMsg) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+type QueryResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Answer        []byte                 `protobuf:"bytes,1,opt,name=answer,proto3" json:"answer,omitempty"`
+	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueryResult) Reset() {
+	*x = QueryResult{}
+	mi := &file_plugin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueryResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueryResult) ProtoMessage() {}
+
+func (x *QueryResult) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueryResult.ProtoReflect.Descriptor instead.
+func (*QueryResult) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *QueryResult) GetAnswer() []byte {
+	if x != nil {
+		return x.Answer
+	}
+	return nil
+}
+
+func (x *QueryResult) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type EraseKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Company       string                 `protobuf:"bytes,1,opt,name=company,proto3" json:"company,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseKeyRequest) Reset() {
+	*x = EraseKeyRequest{}
+	mi := &file_plugin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseKeyRequest) ProtoMessage() {}
+
+func (x *EraseKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseKeyRequest.ProtoReflect.Descriptor instead.
+func (*EraseKeyRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *EraseKeyRequest) GetCompany() string {
+	if x != nil {
+		return x.Company
+	}
+	return ""
+}
+
+func (x *EraseKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 type StartRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	KernelBrokerId uint32                 `protobuf:"varint,1,opt,name=kernel_broker_id,json=kernelBrokerId,proto3" json:"kernel_broker_id,omitempty"`
@@ -319,7 +559,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_plugin_proto_msgTypes[5]
+	mi := &file_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +571,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[5]
+	mi := &file_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +584,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{5}
+	return file_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StartRequest) GetKernelBrokerId() uint32 {
@@ -368,7 +608,7 @@ type CommandMsg struct {
 
 func (x *CommandMsg) Reset() {
 	*x = CommandMsg{}
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +620,7 @@ func (x *CommandMsg) String() string {
 func (*CommandMsg) ProtoMessage() {}
 
 func (x *CommandMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +633,7 @@ func (x *CommandMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandMsg.ProtoReflect.Descriptor instead.
 func (*CommandMsg) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{6}
+	return file_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CommandMsg) GetName() string {
@@ -444,13 +684,14 @@ type NewEventMsg struct {
 	Stream        string                 `protobuf:"bytes,2,opt,name=stream,proto3" json:"stream,omitempty"`
 	Audience      []string               `protobuf:"bytes,3,rep,name=audience,proto3" json:"audience,omitempty"`
 	Payload       []byte                 `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	Seal          string                 `protobuf:"bytes,5,opt,name=seal,proto3" json:"seal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NewEventMsg) Reset() {
 	*x = NewEventMsg{}
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +703,7 @@ func (x *NewEventMsg) String() string {
 func (*NewEventMsg) ProtoMessage() {}
 
 func (x *NewEventMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +716,7 @@ func (x *NewEventMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewEventMsg.ProtoReflect.Descriptor instead.
 func (*NewEventMsg) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{7}
+	return file_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *NewEventMsg) GetType() string {
@@ -506,6 +747,13 @@ func (x *NewEventMsg) GetPayload() []byte {
 	return nil
 }
 
+func (x *NewEventMsg) GetSeal() string {
+	if x != nil {
+		return x.Seal
+	}
+	return ""
+}
+
 type CommandResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*NewEventMsg         `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -516,7 +764,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +776,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +789,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{8}
+	return file_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CommandResult) GetEvents() []*NewEventMsg {
@@ -570,13 +818,14 @@ type EventMsg struct {
 	Actor         string                 `protobuf:"bytes,8,opt,name=actor,proto3" json:"actor,omitempty"`
 	Audience      []string               `protobuf:"bytes,9,rep,name=audience,proto3" json:"audience,omitempty"`
 	Payload       []byte                 `protobuf:"bytes,10,opt,name=payload,proto3" json:"payload,omitempty"`
+	Erased        bool                   `protobuf:"varint,11,opt,name=erased,proto3" json:"erased,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EventMsg) Reset() {
 	*x = EventMsg{}
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +837,7 @@ func (x *EventMsg) String() string {
 func (*EventMsg) ProtoMessage() {}
 
 func (x *EventMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +850,7 @@ func (x *EventMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventMsg.ProtoReflect.Descriptor instead.
 func (*EventMsg) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{9}
+	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EventMsg) GetSeq() uint64 {
@@ -674,6 +923,13 @@ func (x *EventMsg) GetPayload() []byte {
 	return nil
 }
 
+func (x *EventMsg) GetErased() bool {
+	if x != nil {
+		return x.Erased
+	}
+	return false
+}
+
 type EventBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*EventMsg            `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -683,7 +939,7 @@ type EventBatch struct {
 
 func (x *EventBatch) Reset() {
 	*x = EventBatch{}
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +951,7 @@ func (x *EventBatch) String() string {
 func (*EventBatch) ProtoMessage() {}
 
 func (x *EventBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +964,7 @@ func (x *EventBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
 func (*EventBatch) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EventBatch) GetEvents() []*EventMsg {
@@ -727,7 +983,7 @@ type AppendRequest struct {
 
 func (x *AppendRequest) Reset() {
 	*x = AppendRequest{}
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +995,7 @@ func (x *AppendRequest) String() string {
 func (*AppendRequest) ProtoMessage() {}
 
 func (x *AppendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +1008,7 @@ func (x *AppendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendRequest.ProtoReflect.Descriptor instead.
 func (*AppendRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AppendRequest) GetEvents() []*NewEventMsg {
@@ -772,7 +1028,7 @@ type AppendResponse struct {
 
 func (x *AppendResponse) Reset() {
 	*x = AppendResponse{}
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +1040,7 @@ func (x *AppendResponse) String() string {
 func (*AppendResponse) ProtoMessage() {}
 
 func (x *AppendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +1053,7 @@ func (x *AppendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResponse.ProtoReflect.Descriptor instead.
 func (*AppendResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AppendResponse) GetEvents() []*EventMsg {
@@ -824,7 +1080,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +1092,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +1105,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReadRequest) GetFromSeq() uint64 {
@@ -876,7 +1132,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1144,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1157,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReadResponse) GetEvents() []*EventMsg {
@@ -927,7 +1183,7 @@ type KVKey struct {
 
 func (x *KVKey) Reset() {
 	*x = KVKey{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1195,7 @@ func (x *KVKey) String() string {
 func (*KVKey) ProtoMessage() {}
 
 func (x *KVKey) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1208,7 @@ func (x *KVKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVKey.ProtoReflect.Descriptor instead.
 func (*KVKey) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *KVKey) GetKey() string {
@@ -973,7 +1229,7 @@ type KVValue struct {
 
 func (x *KVValue) Reset() {
 	*x = KVValue{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1241,7 @@ func (x *KVValue) String() string {
 func (*KVValue) ProtoMessage() {}
 
 func (x *KVValue) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1254,7 @@ func (x *KVValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVValue.ProtoReflect.Descriptor instead.
 func (*KVValue) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *KVValue) GetValue() []byte {
@@ -1032,7 +1288,7 @@ type KVPair struct {
 
 func (x *KVPair) Reset() {
 	*x = KVPair{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1300,7 @@ func (x *KVPair) String() string {
 func (*KVPair) ProtoMessage() {}
 
 func (x *KVPair) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1313,7 @@ func (x *KVPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVPair.ProtoReflect.Descriptor instead.
 func (*KVPair) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *KVPair) GetKey() string {
@@ -1087,7 +1343,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\v2\x17.parley.plugin.v1.ErrorR\x05error\"<\n" +
 	"\fEventTypeMsg\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\adurable\x18\x02 \x01(\bR\adurable\"\x83\x02\n" +
+	"\adurable\x18\x02 \x01(\bR\adurable\"\xd8\x02\n" +
 	"\vManifestMsg\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1a\n" +
@@ -1098,7 +1354,24 @@ const file_plugin_proto_rawDesc = "" +
 	"subscribes\x126\n" +
 	"\x06events\x18\x06 \x03(\v2\x1e.parley.plugin.v1.EventTypeMsgR\x06events\x12 \n" +
 	"\vpermissions\x18\a \x03(\tR\vpermissions\x12\x18\n" +
-	"\astreams\x18\b \x03(\tR\astreams\"8\n" +
+	"\astreams\x18\b \x03(\tR\astreams\x12\x18\n" +
+	"\aqueries\x18\t \x03(\tR\aqueries\x129\n" +
+	"\x06client\x18\n" +
+	" \x03(\v2!.parley.plugin.v1.ClientMethodMsgR\x06client\"=\n" +
+	"\x0fClientMethodMsg\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06stream\x18\x02 \x01(\tR\x06stream\"h\n" +
+	"\bQueryMsg\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\acompany\x18\x02 \x01(\tR\acompany\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x18\n" +
+	"\apayload\x18\x04 \x01(\fR\apayload\"T\n" +
+	"\vQueryResult\x12\x16\n" +
+	"\x06answer\x18\x01 \x01(\fR\x06answer\x12-\n" +
+	"\x05error\x18\x02 \x01(\v2\x17.parley.plugin.v1.ErrorR\x05error\"?\n" +
+	"\x0fEraseKeyRequest\x12\x18\n" +
+	"\acompany\x18\x01 \x01(\tR\acompany\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"8\n" +
 	"\fStartRequest\x12(\n" +
 	"\x10kernel_broker_id\x18\x01 \x01(\rR\x0ekernelBrokerId\"\x9c\x01\n" +
 	"\n" +
@@ -1108,15 +1381,16 @@ const file_plugin_proto_rawDesc = "" +
 	"\acompany\x18\x03 \x01(\tR\acompany\x12\x14\n" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x18\n" +
 	"\apayload\x18\x05 \x01(\fR\apayload\x12\x18\n" +
-	"\aversion\x18\x06 \x01(\x04R\aversion\"o\n" +
+	"\aversion\x18\x06 \x01(\x04R\aversion\"\x83\x01\n" +
 	"\vNewEventMsg\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\tR\x06stream\x12\x1a\n" +
 	"\baudience\x18\x03 \x03(\tR\baudience\x12\x18\n" +
-	"\apayload\x18\x04 \x01(\fR\apayload\"u\n" +
+	"\apayload\x18\x04 \x01(\fR\apayload\x12\x12\n" +
+	"\x04seal\x18\x05 \x01(\tR\x04seal\"u\n" +
 	"\rCommandResult\x125\n" +
 	"\x06events\x18\x01 \x03(\v2\x1d.parley.plugin.v1.NewEventMsgR\x06events\x12-\n" +
-	"\x05error\x18\x02 \x01(\v2\x17.parley.plugin.v1.ErrorR\x05error\"\xfe\x01\n" +
+	"\x05error\x18\x02 \x01(\v2\x17.parley.plugin.v1.ErrorR\x05error\"\x96\x02\n" +
 	"\bEventMsg\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12$\n" +
@@ -1128,7 +1402,8 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05actor\x18\b \x01(\tR\x05actor\x12\x1a\n" +
 	"\baudience\x18\t \x03(\tR\baudience\x12\x18\n" +
 	"\apayload\x18\n" +
-	" \x01(\fR\apayload\"@\n" +
+	" \x01(\fR\apayload\x12\x16\n" +
+	"\x06erased\x18\v \x01(\bR\x06erased\"@\n" +
 	"\n" +
 	"EventBatch\x122\n" +
 	"\x06events\x18\x01 \x03(\v2\x1a.parley.plugin.v1.EventMsgR\x06events\"F\n" +
@@ -1151,21 +1426,23 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\v2\x17.parley.plugin.v1.ErrorR\x05error\"0\n" +
 	"\x06KVPair\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value2\x9b\x03\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value2\xe5\x03\n" +
 	"\x06Plugin\x12B\n" +
 	"\bManifest\x12\x17.parley.plugin.v1.Empty\x1a\x1d.parley.plugin.v1.ManifestMsg\x12A\n" +
 	"\x05Start\x12\x1e.parley.plugin.v1.StartRequest\x1a\x18.parley.plugin.v1.Result\x129\n" +
 	"\x04Stop\x12\x17.parley.plugin.v1.Empty\x1a\x18.parley.plugin.v1.Result\x128\n" +
 	"\x04Ping\x12\x17.parley.plugin.v1.Empty\x1a\x17.parley.plugin.v1.Empty\x12N\n" +
 	"\rHandleCommand\x12\x1c.parley.plugin.v1.CommandMsg\x1a\x1f.parley.plugin.v1.CommandResult\x12E\n" +
-	"\vApplyEvents\x12\x1c.parley.plugin.v1.EventBatch\x1a\x18.parley.plugin.v1.Result2\x9c\x03\n" +
+	"\vApplyEvents\x12\x1c.parley.plugin.v1.EventBatch\x1a\x18.parley.plugin.v1.Result\x12H\n" +
+	"\vHandleQuery\x12\x1a.parley.plugin.v1.QueryMsg\x1a\x1d.parley.plugin.v1.QueryResult2\xe5\x03\n" +
 	"\x06Kernel\x12K\n" +
 	"\x06Append\x12\x1f.parley.plugin.v1.AppendRequest\x1a .parley.plugin.v1.AppendResponse\x12H\n" +
 	"\aReadLog\x12\x1d.parley.plugin.v1.ReadRequest\x1a\x1e.parley.plugin.v1.ReadResponse\x12B\n" +
 	"\aPublish\x12\x1d.parley.plugin.v1.NewEventMsg\x1a\x18.parley.plugin.v1.Result\x12;\n" +
 	"\x05KVGet\x12\x17.parley.plugin.v1.KVKey\x1a\x19.parley.plugin.v1.KVValue\x12;\n" +
 	"\x05KVPut\x12\x18.parley.plugin.v1.KVPair\x1a\x18.parley.plugin.v1.Result\x12=\n" +
-	"\bKVDelete\x12\x17.parley.plugin.v1.KVKey\x1a\x18.parley.plugin.v1.ResultB3Z1github.com/parleyhq/parley/plugins/proto;pluginpbb\x06proto3"
+	"\bKVDelete\x12\x17.parley.plugin.v1.KVKey\x1a\x18.parley.plugin.v1.Result\x12G\n" +
+	"\bEraseKey\x12!.parley.plugin.v1.EraseKeyRequest\x1a\x18.parley.plugin.v1.ResultB3Z1github.com/parleyhq/parley/plugins/proto;pluginpbb\x06proto3"
 
 var (
 	file_plugin_proto_rawDescOnce sync.Once
@@ -1179,68 +1456,78 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_plugin_proto_goTypes = []any{
-	(*Empty)(nil),          // 0: parley.plugin.v1.Empty
-	(*Error)(nil),          // 1: parley.plugin.v1.Error
-	(*Result)(nil),         // 2: parley.plugin.v1.Result
-	(*EventTypeMsg)(nil),   // 3: parley.plugin.v1.EventTypeMsg
-	(*ManifestMsg)(nil),    // 4: parley.plugin.v1.ManifestMsg
-	(*StartRequest)(nil),   // 5: parley.plugin.v1.StartRequest
-	(*CommandMsg)(nil),     // 6: parley.plugin.v1.CommandMsg
-	(*NewEventMsg)(nil),    // 7: parley.plugin.v1.NewEventMsg
-	(*CommandResult)(nil),  // 8: parley.plugin.v1.CommandResult
-	(*EventMsg)(nil),       // 9: parley.plugin.v1.EventMsg
-	(*EventBatch)(nil),     // 10: parley.plugin.v1.EventBatch
-	(*AppendRequest)(nil),  // 11: parley.plugin.v1.AppendRequest
-	(*AppendResponse)(nil), // 12: parley.plugin.v1.AppendResponse
-	(*ReadRequest)(nil),    // 13: parley.plugin.v1.ReadRequest
-	(*ReadResponse)(nil),   // 14: parley.plugin.v1.ReadResponse
-	(*KVKey)(nil),          // 15: parley.plugin.v1.KVKey
-	(*KVValue)(nil),        // 16: parley.plugin.v1.KVValue
-	(*KVPair)(nil),         // 17: parley.plugin.v1.KVPair
+	(*Empty)(nil),           // 0: parley.plugin.v1.Empty
+	(*Error)(nil),           // 1: parley.plugin.v1.Error
+	(*Result)(nil),          // 2: parley.plugin.v1.Result
+	(*EventTypeMsg)(nil),    // 3: parley.plugin.v1.EventTypeMsg
+	(*ManifestMsg)(nil),     // 4: parley.plugin.v1.ManifestMsg
+	(*ClientMethodMsg)(nil), // 5: parley.plugin.v1.ClientMethodMsg
+	(*QueryMsg)(nil),        // 6: parley.plugin.v1.QueryMsg
+	(*QueryResult)(nil),     // 7: parley.plugin.v1.QueryResult
+	(*EraseKeyRequest)(nil), // 8: parley.plugin.v1.EraseKeyRequest
+	(*StartRequest)(nil),    // 9: parley.plugin.v1.StartRequest
+	(*CommandMsg)(nil),      // 10: parley.plugin.v1.CommandMsg
+	(*NewEventMsg)(nil),     // 11: parley.plugin.v1.NewEventMsg
+	(*CommandResult)(nil),   // 12: parley.plugin.v1.CommandResult
+	(*EventMsg)(nil),        // 13: parley.plugin.v1.EventMsg
+	(*EventBatch)(nil),      // 14: parley.plugin.v1.EventBatch
+	(*AppendRequest)(nil),   // 15: parley.plugin.v1.AppendRequest
+	(*AppendResponse)(nil),  // 16: parley.plugin.v1.AppendResponse
+	(*ReadRequest)(nil),     // 17: parley.plugin.v1.ReadRequest
+	(*ReadResponse)(nil),    // 18: parley.plugin.v1.ReadResponse
+	(*KVKey)(nil),           // 19: parley.plugin.v1.KVKey
+	(*KVValue)(nil),         // 20: parley.plugin.v1.KVValue
+	(*KVPair)(nil),          // 21: parley.plugin.v1.KVPair
 }
 var file_plugin_proto_depIdxs = []int32{
 	1,  // 0: parley.plugin.v1.Result.error:type_name -> parley.plugin.v1.Error
 	3,  // 1: parley.plugin.v1.ManifestMsg.events:type_name -> parley.plugin.v1.EventTypeMsg
-	7,  // 2: parley.plugin.v1.CommandResult.events:type_name -> parley.plugin.v1.NewEventMsg
-	1,  // 3: parley.plugin.v1.CommandResult.error:type_name -> parley.plugin.v1.Error
-	9,  // 4: parley.plugin.v1.EventBatch.events:type_name -> parley.plugin.v1.EventMsg
-	7,  // 5: parley.plugin.v1.AppendRequest.events:type_name -> parley.plugin.v1.NewEventMsg
-	9,  // 6: parley.plugin.v1.AppendResponse.events:type_name -> parley.plugin.v1.EventMsg
-	1,  // 7: parley.plugin.v1.AppendResponse.error:type_name -> parley.plugin.v1.Error
-	9,  // 8: parley.plugin.v1.ReadResponse.events:type_name -> parley.plugin.v1.EventMsg
-	1,  // 9: parley.plugin.v1.ReadResponse.error:type_name -> parley.plugin.v1.Error
-	1,  // 10: parley.plugin.v1.KVValue.error:type_name -> parley.plugin.v1.Error
-	0,  // 11: parley.plugin.v1.Plugin.Manifest:input_type -> parley.plugin.v1.Empty
-	5,  // 12: parley.plugin.v1.Plugin.Start:input_type -> parley.plugin.v1.StartRequest
-	0,  // 13: parley.plugin.v1.Plugin.Stop:input_type -> parley.plugin.v1.Empty
-	0,  // 14: parley.plugin.v1.Plugin.Ping:input_type -> parley.plugin.v1.Empty
-	6,  // 15: parley.plugin.v1.Plugin.HandleCommand:input_type -> parley.plugin.v1.CommandMsg
-	10, // 16: parley.plugin.v1.Plugin.ApplyEvents:input_type -> parley.plugin.v1.EventBatch
-	11, // 17: parley.plugin.v1.Kernel.Append:input_type -> parley.plugin.v1.AppendRequest
-	13, // 18: parley.plugin.v1.Kernel.ReadLog:input_type -> parley.plugin.v1.ReadRequest
-	7,  // 19: parley.plugin.v1.Kernel.Publish:input_type -> parley.plugin.v1.NewEventMsg
-	15, // 20: parley.plugin.v1.Kernel.KVGet:input_type -> parley.plugin.v1.KVKey
-	17, // 21: parley.plugin.v1.Kernel.KVPut:input_type -> parley.plugin.v1.KVPair
-	15, // 22: parley.plugin.v1.Kernel.KVDelete:input_type -> parley.plugin.v1.KVKey
-	4,  // 23: parley.plugin.v1.Plugin.Manifest:output_type -> parley.plugin.v1.ManifestMsg
-	2,  // 24: parley.plugin.v1.Plugin.Start:output_type -> parley.plugin.v1.Result
-	2,  // 25: parley.plugin.v1.Plugin.Stop:output_type -> parley.plugin.v1.Result
-	0,  // 26: parley.plugin.v1.Plugin.Ping:output_type -> parley.plugin.v1.Empty
-	8,  // 27: parley.plugin.v1.Plugin.HandleCommand:output_type -> parley.plugin.v1.CommandResult
-	2,  // 28: parley.plugin.v1.Plugin.ApplyEvents:output_type -> parley.plugin.v1.Result
-	12, // 29: parley.plugin.v1.Kernel.Append:output_type -> parley.plugin.v1.AppendResponse
-	14, // 30: parley.plugin.v1.Kernel.ReadLog:output_type -> parley.plugin.v1.ReadResponse
-	2,  // 31: parley.plugin.v1.Kernel.Publish:output_type -> parley.plugin.v1.Result
-	16, // 32: parley.plugin.v1.Kernel.KVGet:output_type -> parley.plugin.v1.KVValue
-	2,  // 33: parley.plugin.v1.Kernel.KVPut:output_type -> parley.plugin.v1.Result
-	2,  // 34: parley.plugin.v1.Kernel.KVDelete:output_type -> parley.plugin.v1.Result
-	23, // [23:35] is the sub-list for method output_type
-	11, // [11:23] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	5,  // 2: parley.plugin.v1.ManifestMsg.client:type_name -> parley.plugin.v1.ClientMethodMsg
+	1,  // 3: parley.plugin.v1.QueryResult.error:type_name -> parley.plugin.v1.Error
+	11, // 4: parley.plugin.v1.CommandResult.events:type_name -> parley.plugin.v1.NewEventMsg
+	1,  // 5: parley.plugin.v1.CommandResult.error:type_name -> parley.plugin.v1.Error
+	13, // 6: parley.plugin.v1.EventBatch.events:type_name -> parley.plugin.v1.EventMsg
+	11, // 7: parley.plugin.v1.AppendRequest.events:type_name -> parley.plugin.v1.NewEventMsg
+	13, // 8: parley.plugin.v1.AppendResponse.events:type_name -> parley.plugin.v1.EventMsg
+	1,  // 9: parley.plugin.v1.AppendResponse.error:type_name -> parley.plugin.v1.Error
+	13, // 10: parley.plugin.v1.ReadResponse.events:type_name -> parley.plugin.v1.EventMsg
+	1,  // 11: parley.plugin.v1.ReadResponse.error:type_name -> parley.plugin.v1.Error
+	1,  // 12: parley.plugin.v1.KVValue.error:type_name -> parley.plugin.v1.Error
+	0,  // 13: parley.plugin.v1.Plugin.Manifest:input_type -> parley.plugin.v1.Empty
+	9,  // 14: parley.plugin.v1.Plugin.Start:input_type -> parley.plugin.v1.StartRequest
+	0,  // 15: parley.plugin.v1.Plugin.Stop:input_type -> parley.plugin.v1.Empty
+	0,  // 16: parley.plugin.v1.Plugin.Ping:input_type -> parley.plugin.v1.Empty
+	10, // 17: parley.plugin.v1.Plugin.HandleCommand:input_type -> parley.plugin.v1.CommandMsg
+	14, // 18: parley.plugin.v1.Plugin.ApplyEvents:input_type -> parley.plugin.v1.EventBatch
+	6,  // 19: parley.plugin.v1.Plugin.HandleQuery:input_type -> parley.plugin.v1.QueryMsg
+	15, // 20: parley.plugin.v1.Kernel.Append:input_type -> parley.plugin.v1.AppendRequest
+	17, // 21: parley.plugin.v1.Kernel.ReadLog:input_type -> parley.plugin.v1.ReadRequest
+	11, // 22: parley.plugin.v1.Kernel.Publish:input_type -> parley.plugin.v1.NewEventMsg
+	19, // 23: parley.plugin.v1.Kernel.KVGet:input_type -> parley.plugin.v1.KVKey
+	21, // 24: parley.plugin.v1.Kernel.KVPut:input_type -> parley.plugin.v1.KVPair
+	19, // 25: parley.plugin.v1.Kernel.KVDelete:input_type -> parley.plugin.v1.KVKey
+	8,  // 26: parley.plugin.v1.Kernel.EraseKey:input_type -> parley.plugin.v1.EraseKeyRequest
+	4,  // 27: parley.plugin.v1.Plugin.Manifest:output_type -> parley.plugin.v1.ManifestMsg
+	2,  // 28: parley.plugin.v1.Plugin.Start:output_type -> parley.plugin.v1.Result
+	2,  // 29: parley.plugin.v1.Plugin.Stop:output_type -> parley.plugin.v1.Result
+	0,  // 30: parley.plugin.v1.Plugin.Ping:output_type -> parley.plugin.v1.Empty
+	12, // 31: parley.plugin.v1.Plugin.HandleCommand:output_type -> parley.plugin.v1.CommandResult
+	2,  // 32: parley.plugin.v1.Plugin.ApplyEvents:output_type -> parley.plugin.v1.Result
+	7,  // 33: parley.plugin.v1.Plugin.HandleQuery:output_type -> parley.plugin.v1.QueryResult
+	16, // 34: parley.plugin.v1.Kernel.Append:output_type -> parley.plugin.v1.AppendResponse
+	18, // 35: parley.plugin.v1.Kernel.ReadLog:output_type -> parley.plugin.v1.ReadResponse
+	2,  // 36: parley.plugin.v1.Kernel.Publish:output_type -> parley.plugin.v1.Result
+	20, // 37: parley.plugin.v1.Kernel.KVGet:output_type -> parley.plugin.v1.KVValue
+	2,  // 38: parley.plugin.v1.Kernel.KVPut:output_type -> parley.plugin.v1.Result
+	2,  // 39: parley.plugin.v1.Kernel.KVDelete:output_type -> parley.plugin.v1.Result
+	2,  // 40: parley.plugin.v1.Kernel.EraseKey:output_type -> parley.plugin.v1.Result
+	27, // [27:41] is the sub-list for method output_type
+	13, // [13:27] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -1254,7 +1541,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -30,6 +30,7 @@ const (
 	Plugin_Ping_FullMethodName          = "/parley.plugin.v1.Plugin/Ping"
 	Plugin_HandleCommand_FullMethodName = "/parley.plugin.v1.Plugin/HandleCommand"
 	Plugin_ApplyEvents_FullMethodName   = "/parley.plugin.v1.Plugin/ApplyEvents"
+	Plugin_HandleQuery_FullMethodName   = "/parley.plugin.v1.Plugin/HandleQuery"
 )
 
 // PluginClient is the client API for Plugin service.
@@ -45,6 +46,7 @@ type PluginClient interface {
 	Ping(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
 	HandleCommand(ctx context.Context, in *CommandMsg, opts ...grpc.CallOption) (*CommandResult, error)
 	ApplyEvents(ctx context.Context, in *EventBatch, opts ...grpc.CallOption) (*Result, error)
+	HandleQuery(ctx context.Context, in *QueryMsg, opts ...grpc.CallOption) (*QueryResult, error)
 }
 
 type pluginClient struct {
@@ -115,6 +117,16 @@ func (c *pluginClient) ApplyEvents(ctx context.Context, in *EventBatch, opts ...
 	return out, nil
 }
 
+func (c *pluginClient) HandleQuery(ctx context.Context, in *QueryMsg, opts ...grpc.CallOption) (*QueryResult, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QueryResult)
+	err := c.cc.Invoke(ctx, Plugin_HandleQuery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PluginServer is the server API for Plugin service.
 // All implementations must embed UnimplementedPluginServer
 // for forward compatibility.
@@ -128,6 +140,7 @@ type PluginServer interface {
 	Ping(context.Context, *Empty) (*Empty, error)
 	HandleCommand(context.Context, *CommandMsg) (*CommandResult, error)
 	ApplyEvents(context.Context, *EventBatch) (*Result, error)
+	HandleQuery(context.Context, *QueryMsg) (*QueryResult, error)
 	mustEmbedUnimplementedPluginServer()
 }
 
@@ -155,6 +168,9 @@ func (UnimplementedPluginServer) HandleCommand(context.Context, *CommandMsg) (*C
 }
 func (UnimplementedPluginServer) ApplyEvents(context.Context, *EventBatch) (*Result, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ApplyEvents not implemented")
+}
+func (UnimplementedPluginServer) HandleQuery(context.Context, *QueryMsg) (*QueryResult, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method HandleQuery not implemented")
 }
 func (UnimplementedPluginServer) mustEmbedUnimplementedPluginServer() {}
 func (UnimplementedPluginServer) testEmbeddedByValue()                {}
@@ -285,6 +301,24 @@ func _Plugin_ApplyEvents_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Plugin_HandleQuery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueryMsg)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).HandleQuery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_HandleQuery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).HandleQuery(ctx, req.(*QueryMsg))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Plugin_ServiceDesc is the grpc.ServiceDesc for Plugin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -316,6 +350,10 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ApplyEvents",
 			Handler:    _Plugin_ApplyEvents_Handler,
 		},
+		{
+			MethodName: "HandleQuery",
+			Handler:    _Plugin_HandleQuery_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "plugin.proto",
@@ -328,6 +366,7 @@ const (
 	Kernel_KVGet_FullMethodName    = "/parley.plugin.v1.Kernel/KVGet"
 	Kernel_KVPut_FullMethodName    = "/parley.plugin.v1.Kernel/KVPut"
 	Kernel_KVDelete_FullMethodName = "/parley.plugin.v1.Kernel/KVDelete"
+	Kernel_EraseKey_FullMethodName = "/parley.plugin.v1.Kernel/EraseKey"
 )
 
 // KernelClient is the client API for Kernel service.
@@ -342,6 +381,7 @@ type KernelClient interface {
 	KVGet(ctx context.Context, in *KVKey, opts ...grpc.CallOption) (*KVValue, error)
 	KVPut(ctx context.Context, in *KVPair, opts ...grpc.CallOption) (*Result, error)
 	KVDelete(ctx context.Context, in *KVKey, opts ...grpc.CallOption) (*Result, error)
+	EraseKey(ctx context.Context, in *EraseKeyRequest, opts ...grpc.CallOption) (*Result, error)
 }
 
 type kernelClient struct {
@@ -412,6 +452,16 @@ func (c *kernelClient) KVDelete(ctx context.Context, in *KVKey, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *kernelClient) EraseKey(ctx context.Context, in *EraseKeyRequest, opts ...grpc.CallOption) (*Result, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Result)
+	err := c.cc.Invoke(ctx, Kernel_EraseKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KernelServer is the server API for Kernel service.
 // All implementations must embed UnimplementedKernelServer
 // for forward compatibility.
@@ -424,6 +474,7 @@ type KernelServer interface {
 	KVGet(context.Context, *KVKey) (*KVValue, error)
 	KVPut(context.Context, *KVPair) (*Result, error)
 	KVDelete(context.Context, *KVKey) (*Result, error)
+	EraseKey(context.Context, *EraseKeyRequest) (*Result, error)
 	mustEmbedUnimplementedKernelServer()
 }
 
@@ -451,6 +502,9 @@ func (UnimplementedKernelServer) KVPut(context.Context, *KVPair) (*Result, error
 }
 func (UnimplementedKernelServer) KVDelete(context.Context, *KVKey) (*Result, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method KVDelete not implemented")
+}
+func (UnimplementedKernelServer) EraseKey(context.Context, *EraseKeyRequest) (*Result, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EraseKey not implemented")
 }
 func (UnimplementedKernelServer) mustEmbedUnimplementedKernelServer() {}
 func (UnimplementedKernelServer) testEmbeddedByValue()                {}
@@ -581,6 +635,24 @@ func _Kernel_KVDelete_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Kernel_EraseKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KernelServer).EraseKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Kernel_EraseKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KernelServer).EraseKey(ctx, req.(*EraseKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Kernel_ServiceDesc is the grpc.ServiceDesc for Kernel service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -611,6 +683,10 @@ var Kernel_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "KVDelete",
 			Handler:    _Kernel_KVDelete_Handler,
+		},
+		{
+			MethodName: "EraseKey",
+			Handler:    _Kernel_EraseKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -450,7 +450,8 @@ func (s *session) handle(b []byte) (done bool) {
 	case "connect":
 		s.reply(req.ID, nil, kernel.Errorf(kernel.CodeValidation, "already connected"))
 	default:
-		s.reply(req.ID, nil, kernel.Errorf(CodeUnknownMethod, "no method %q", req.Method))
+		res, err := s.call(req)
+		s.reply(req.ID, res, err)
 	}
 	return false
 }

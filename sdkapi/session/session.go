@@ -17,7 +17,13 @@
 // # Afterwards
 //
 // Methods: updateAccessToken {accessToken} → {expiresAt}; getOnlineUsers
-// → {users}; disconnect. Pushes: every durable event whose audience
+// → {users}; disconnect; and every plugin method the kernel offers to
+// clients (kernel.ClientRoute: a plugin's Manifest.Client, such as
+// chat.message.send), called with the user as the actor. A plugin query
+// answers with the plugin's JSON; a plugin command answers with
+// CommandResult {seq, events}: the events it appended, as they will also
+// be pushed, so a client can pass seq as a query's minSeq and read its own
+// writes. Pushes: every durable event whose audience
 // includes the user (event = its type, seq = its seq),
 // client:access_token:about_to_expire {expiresAt} a configurable lead
 // before expiry, client:access_token:expired (then the socket closes),

@@ -1,0 +1,256 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// chatPairs is the number of sender/receiver pairs of BenchmarkChat.
+const chatPairs = 500
+
+// BenchmarkChat measures chat end to end through the real WebSocket path:
+// a sender session sends chat.message.send as a browser would (a JSON
+// text frame), the kernel in a child process has the chat plugin decide
+// it, appends it durably (fsync, group commit) and pushes it to the
+// receiver's session. 500 pairs send open-loop at a fixed total rate, each
+// message scheduled ahead of time; latency is the receive time minus the
+// scheduled send time, so a stall delays every message behind it and shows
+// (no coordinated omission). Server CPU (the kernel and, out of process,
+// the plugin) comes from /proc. Every message must arrive exactly once.
+//
+// BENCH_CHAT_SECONDS sets the load's duration (default 3).
+func BenchmarkChat(b *testing.B) {
+	secs := 3.0
+	if v, err := strconv.ParseFloat(os.Getenv("BENCH_CHAT_SECONDS"), 64); err == nil && v > 0 {
+		secs = v
+	}
+	for _, tr := range []string{"inproc", "process"} {
+		for _, rate := range []int{2000, 10000} {
+			b.Run(fmt.Sprintf("%s/%d-per-s", tr, rate), func(b *testing.B) { benchChat(b, tr, float64(rate), secs) })
+		}
+	}
+}
+
+type chatPair struct {
+	sender, receiver string
+	send, recv       *websocket.Conn
+	channel          string
+	lat              []time.Duration // receive − scheduled send, by the receiver's reader
+	seen             []bool
+	dups             int
+}
+
+func benchChat(b *testing.B, transport string, rate, secs float64) {
+	child := startServerChild(b, transport)
+	defer child.stop()
+	c := child.client
+	toks := c.users("p", 2*chatPairs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	pairs := make([]*chatPair, chatPairs)
+	var dialErr atomic.Value
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < chatPairs; i += 32 {
+				p := &chatPair{sender: fmt.Sprintf("p%d", 2*i), receiver: fmt.Sprintf("p%d", 2*i+1)}
+				var err error
+				if p.send, err = dialSession(ctx, c.base, c.app, p.sender, toks[2*i]); err == nil {
+					p.recv, err = dialSession(ctx, c.base, c.app, p.receiver, toks[2*i+1])
+				}
+				if err == nil {
+					p.channel, err = addChannel(ctx, p.send, p.receiver)
+				}
+				if err != nil {
+					dialErr.Store(err)
+					return
+				}
+				pairs[i] = p
+			}
+		}()
+	}
+	wg.Wait()
+	if err := dialErr.Load(); err != nil {
+		b.Fatal(err)
+	}
+
+	perPair := max(1, int(rate*secs/chatPairs))
+	interval := time.Duration(float64(chatPairs) / rate * float64(time.Second))
+	var refused, delivered atomic.Int64
+	var lastArrival atomic.Int64
+	done := make(chan struct{}, chatPairs)
+	var readers sync.WaitGroup
+	for _, p := range pairs {
+		p.seen = make([]bool, perPair)
+		p.lat = make([]time.Duration, 0, perPair)
+		readers.Add(2)
+		go func() { // the sender's socket: answers and its own pushes
+			defer readers.Done()
+			for {
+				_, m, err := p.send.Read(ctx)
+				if err != nil {
+					return
+				}
+				if strings.Contains(string(m), `"error"`) {
+					refused.Add(1)
+				}
+			}
+		}()
+		go func() { // the receiver's socket
+			defer readers.Done()
+			for {
+				_, m, err := p.recv.Read(ctx)
+				if err != nil {
+					return
+				}
+				now := time.Now()
+				var push struct {
+					Event string
+					Data  struct{ Sender, Text string }
+				}
+				if json.Unmarshal(m, &push) != nil || push.Event != "channel.message.sent" || push.Data.Sender != p.sender {
+					continue
+				}
+				var k int
+				var at int64
+				fmt.Sscanf(push.Data.Text, "%d %d", &k, &at)
+				if k < 0 || k >= perPair || p.seen[k] {
+					p.dups++
+					continue
+				}
+				p.seen[k] = true
+				p.lat = append(p.lat, now.Sub(time.Unix(0, at)))
+				lastArrival.Store(now.UnixNano())
+				if delivered.Add(1); len(p.lat) == perPair {
+					done <- struct{}{}
+				}
+			}
+		}()
+	}
+
+	cpu0 := cpuTicks(child.pid)
+	start := time.Now().Add(100 * time.Millisecond)
+	b.ResetTimer()
+	var senders sync.WaitGroup
+	for i, p := range pairs {
+		senders.Add(1)
+		go func() { // open loop: each message at its scheduled time, whatever happened before
+			defer senders.Done()
+			offset := time.Duration(i) * interval / chatPairs
+			for k := range perPair {
+				at := start.Add(offset + time.Duration(k)*interval)
+				time.Sleep(time.Until(at))
+				frame := fmt.Sprintf(`{"id":%d,"method":"chat.message.send","params":{"channelId":%q,"text":"%d %d"}}`, k+10, p.channel, k, at.UnixNano())
+				if p.send.Write(ctx, websocket.MessageText, []byte(frame)) != nil {
+					return
+				}
+			}
+		}()
+	}
+	senders.Wait()
+	deadline := time.After(time.Duration(secs*float64(time.Second)) + 30*time.Second)
+	for range pairs {
+		select {
+		case <-done:
+		case <-deadline:
+			b.Fatalf("lost messages: %d of %d delivered after 30 s (%d refused)", delivered.Load(), perPair*chatPairs, refused.Load())
+		}
+	}
+	elapsed := time.Duration(lastArrival.Load() - start.UnixNano())
+	b.StopTimer()
+	cpu := cpuTicks(child.pid) - cpu0
+	cancel()
+	for _, p := range pairs {
+		p.send.CloseNow()
+		p.recv.CloseNow()
+	}
+	readers.Wait()
+
+	var lat []time.Duration
+	dups := 0
+	for _, p := range pairs {
+		lat = append(lat, p.lat...)
+		dups += p.dups
+	}
+	if dups > 0 || refused.Load() > 0 {
+		b.Fatalf("%d duplicate deliveries, %d refused sends", dups, refused.Load())
+	}
+	slices.Sort(lat)
+	n := len(lat)
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "delivered/s")
+	b.ReportMetric(float64(lat[n/2])/1e6, "p50-ms")
+	b.ReportMetric(float64(lat[n*99/100])/1e6, "p99-ms")
+	b.ReportMetric(float64(lat[n-1])/1e6, "max-ms")
+	b.ReportMetric(float64(cpu)*1e4/float64(n), "server-cpu-µs/msg") // ticks are 10 ms
+	b.ReportMetric(0, "ns/op")
+}
+
+// addChannel opens the channel between the session's user and other and
+// returns its id.
+func addChannel(ctx context.Context, c *websocket.Conn, other string) (string, error) {
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"id":2,"method":"chat.channel.add","params":{"userId":"`+other+`"}}`)); err != nil {
+		return "", err
+	}
+	for {
+		_, m, err := c.Read(ctx)
+		if err != nil {
+			return "", err
+		}
+		var ans struct {
+			ID     int
+			Error  any
+			Result struct {
+				Events []struct {
+					Data struct{ ChannelID string }
+				}
+			}
+		}
+		if json.Unmarshal(m, &ans) != nil || ans.ID != 2 {
+			continue // a push
+		}
+		if ans.Error != nil || len(ans.Result.Events) == 0 {
+			return "", fmt.Errorf("chat.channel.add: %s", m)
+		}
+		return ans.Result.Events[0].Data.ChannelID, nil
+	}
+}
+
+// cpuTicks is the user and system CPU of pid and its children (the
+// out-of-process plugin), in clock ticks (10 ms on Linux).
+func cpuTicks(pid int) int64 {
+	ticks := func(pid string) int64 {
+		b, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return 0
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		u, _ := strconv.ParseInt(f[11], 10, 64) // utime, field 14 of stat
+		s, _ := strconv.ParseInt(f[12], 10, 64) // stime
+		return u + s
+	}
+	self := strconv.Itoa(pid)
+	total := ticks(self)
+	tasks, _ := filepath.Glob("/proc/" + self + "/task/*/children")
+	for _, t := range tasks {
+		kids, _ := os.ReadFile(t)
+		for _, k := range strings.Fields(string(kids)) {
+			total += ticks(k)
+		}
+	}
+	return total
+}

@@ -1,0 +1,188 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/parleyhq/parley/plugins"
+)
+
+// HandleCommand decides a chat command. It first makes sure the projection
+// has applied the command's stream up to cmd.Version, so the decision never
+// rests on stale state; the kernel appends the events only if the stream is
+// still at that version.
+func (p *Plugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plugins.NewEvent, error) {
+	var decide func(*state) ([]plugins.NewEvent, error)
+	switch cmd.Name {
+	case CmdChannelAdd, CmdChannelRemove:
+		var in UserRequest
+		if err := decode(cmd.Payload, &in); err != nil {
+			return nil, err
+		}
+		if want := ChannelsStream(cmd.Company); cmd.Stream != want {
+			return nil, plugins.Errorf(CodeValidation, "%s is serialised on stream %s, not %q", cmd.Name, want, cmd.Stream)
+		}
+		decide = func(s *state) ([]plugins.NewEvent, error) { return p.decideRemove(s, cmd, in) }
+		if cmd.Name == CmdChannelAdd {
+			decide = func(s *state) ([]plugins.NewEvent, error) { return p.decideAdd(s, cmd, in) }
+		}
+	case CmdMessageSend:
+		var in SendRequest
+		if err := decode(cmd.Payload, &in); err != nil {
+			return nil, err
+		}
+		if err := onChannelStream(cmd, in.ChannelID); err != nil {
+			return nil, err
+		}
+		decide = func(s *state) ([]plugins.NewEvent, error) { return p.decideSend(s, cmd, in) }
+	case CmdChannelRead:
+		var in ReadRequest
+		if err := decode(cmd.Payload, &in); err != nil {
+			return nil, err
+		}
+		if err := onChannelStream(cmd, in.ChannelID); err != nil {
+			return nil, err
+		}
+		decide = func(s *state) ([]plugins.NewEvent, error) { return decideRead(s, cmd, in) }
+	default:
+		return nil, plugins.Errorf(plugins.CodeInvalidCommand, "the chat has no command %q", cmd.Name)
+	}
+	if err := p.waitFor(ctx, func(s *state) bool { return s.versions[cmd.Stream] >= cmd.Version }); err != nil {
+		if cmd.Name == CmdMessageSend {
+			return nil, plugins.Errorf(CodeMessageNotSaved, "the message was not saved, please retry: %v", err)
+		}
+		return nil, err
+	}
+	return retrying(ctx, p, decide)
+}
+
+// onChannelStream checks a channel command is serialised on its channel's
+// stream: that is what orders its messages and read cursors.
+func onChannelStream(cmd plugins.Command, channelID string) error {
+	if channelID == "" {
+		return plugins.Errorf(CodeValidation, "channelId is required")
+	}
+	if want := ChannelStream(cmd.Company, channelID); cmd.Stream != want {
+		return plugins.Errorf(CodeValidation, "%s is serialised on stream %s, not %q", cmd.Name, want, cmd.Stream)
+	}
+	return nil
+}
+
+// otherUser validates the userId of a request acting as me.
+func otherUser(in UserRequest, me string) error {
+	switch {
+	case !ValidUserID(in.UserID):
+		return plugins.Errorf(CodeValidation, "userId must be a user id (1..128 of a-z A-Z 0-9 . _ -)")
+	case in.UserID == me:
+		return plugins.Errorf(CodeValidation, "a channel is between two different users")
+	}
+	return nil
+}
+
+func (p *Plugin) decideAdd(s *state, cmd plugins.Command, in UserRequest) ([]plugins.NewEvent, error) {
+	me, err := s.actingUser(cmd.Company, cmd.Actor, in.Acting)
+	if err != nil {
+		return nil, err
+	}
+	if err := otherUser(in, me); err != nil {
+		return nil, err
+	}
+	c := s.lookup(cmd.Company)
+	active, exists := c.users[in.UserID]
+	switch {
+	case !exists:
+		return nil, plugins.Errorf(CodeCreateChannel, "user %q does not exist", in.UserID)
+	case !active:
+		return nil, plugins.Errorf(CodeCreateChannel, "user %q is deactivated", in.UserID)
+	case !c.users[me]:
+		return nil, plugins.Errorf(CodeCreateChannel, "user %q is deactivated", me)
+	}
+	pair := pairOf(me, in.UserID)
+	if c.byPair[pair] != nil {
+		return nil, nil // it exists: adding is idempotent
+	}
+	added := ChannelAdded{ChannelID: newChannelID(), Participants: pair[:], CreationDate: p.stamp()}
+	return []plugins.NewEvent{{Type: EvChannelAdded, Stream: cmd.Stream, Audience: slices.Clone(pair[:]), Payload: marshal(added)}}, nil
+}
+
+func (p *Plugin) decideRemove(s *state, cmd plugins.Command, in UserRequest) ([]plugins.NewEvent, error) {
+	me, err := s.actingUser(cmd.Company, cmd.Actor, in.Acting)
+	if err != nil {
+		return nil, err
+	}
+	if err := otherUser(in, me); err != nil {
+		return nil, err
+	}
+	ch := s.lookup(cmd.Company).byPair[pairOf(me, in.UserID)]
+	if ch == nil {
+		return nil, plugins.Errorf(CodeDeleteChannel, "there is no channel between %q and %q", me, in.UserID)
+	}
+	removed := ChannelRemoved{ChannelID: ch.id, Participants: slices.Clone(ch.participants[:])}
+	return []plugins.NewEvent{{Type: EvChannelRemoved, Stream: cmd.Stream, Audience: slices.Clone(ch.participants[:]), Payload: marshal(removed)}}, nil
+}
+
+// participating returns the live channel id of company if user takes part
+// in it. Anything else is channel_not_exists, so an outsider cannot tell a
+// channel exists.
+func (s *state) participating(company, id, user string) (*channel, int, error) {
+	ch := s.lookup(company).channels[id]
+	if ch == nil || ch.participant(user) < 0 {
+		return nil, -1, plugins.Errorf(CodeChannelNotExists, "channel %s does not exist", id)
+	}
+	return ch, ch.participant(user), nil
+}
+
+func (p *Plugin) decideSend(s *state, cmd plugins.Command, in SendRequest) ([]plugins.NewEvent, error) {
+	me, err := s.actingUser(cmd.Company, cmd.Actor, in.Acting)
+	if err != nil {
+		return nil, err
+	}
+	if n := utf8.RuneCountInString(in.Text); n == 0 || n > MaxTextRunes {
+		return nil, plugins.Errorf(CodeValidation, "text must be 1..%d characters, got %d", MaxTextRunes, n)
+	}
+	ch, _, err := s.participating(cmd.Company, in.ChannelID, me)
+	if err != nil {
+		return nil, err
+	}
+	m := Message{
+		// The stream's version orders the channel's commands: ids sort in
+		// send order, and the channel id makes them unique everywhere.
+		MessageID:    fmt.Sprintf("%s%s_%012d", messageIDPrefix, strings.TrimPrefix(ch.id, channelIDPrefix), cmd.Version+1),
+		ChannelID:    ch.id,
+		Sender:       me,
+		Text:         in.Text,
+		CreationDate: p.stamp(),
+	}
+	return []plugins.NewEvent{{
+		Type: EvMessageSent, Stream: cmd.Stream, Audience: slices.Clone(ch.participants[:]),
+		Payload: marshal(m), Seal: KeyName(ch.id),
+	}}, nil
+}
+
+func decideRead(s *state, cmd plugins.Command, in ReadRequest) ([]plugins.NewEvent, error) {
+	me, err := s.actingUser(cmd.Company, cmd.Actor, in.Acting)
+	if err != nil {
+		return nil, err
+	}
+	if in.MessageID == "" {
+		return nil, plugins.Errorf(CodeValidation, "messageId is required")
+	}
+	ch, who, err := s.participating(cmd.Company, in.ChannelID, me)
+	if err != nil {
+		return nil, err
+	}
+	pos, ok := ch.index[in.MessageID]
+	if !ok {
+		return nil, plugins.Errorf(CodeMessageAnchor, "message %q is not in channel %s", in.MessageID, ch.id)
+	}
+	if pos <= ch.read[who] {
+		return nil, nil // a read cursor never moves backwards
+	}
+	r := ChannelRead{ChannelID: ch.id, UserID: me, MessageID: in.MessageID}
+	return []plugins.NewEvent{{Type: EvChannelRead, Stream: cmd.Stream, Audience: []string{me}, Payload: marshal(r)}}, nil
+}
+
+func (p *Plugin) stamp() string { return p.now().UTC().Format(timeLayout) }
