@@ -30,7 +30,8 @@ const chatPairs = 500
 // (no coordinated omission). Server CPU (the kernel and, out of process,
 // the plugin) comes from /proc. Every message must arrive exactly once.
 //
-// BENCH_CHAT_SECONDS sets the load's duration (default 3).
+// BENCH_CHAT_SECONDS sets the load's duration (default 3);
+// BENCH_CPUPROFILE=<file> writes the kernel's CPU profile over the load.
 func BenchmarkChat(b *testing.B) {
 	secs := 3.0
 	if v, err := strconv.ParseFloat(os.Getenv("BENCH_CHAT_SECONDS"), 64); err == nil && v > 0 {
@@ -135,6 +136,14 @@ func benchChat(b *testing.B, transport string, rate, secs float64) {
 				}
 				p.seen[k] = true
 				p.lat = append(p.lat, now.Sub(time.Unix(0, at)))
+				if traceOn {
+					traceMu.Lock()
+					b := (at - traceStart.Load()) / int64(100*time.Millisecond)
+					if d := now.Sub(time.Unix(0, at)); d > traceMax[b] {
+						traceMax[b] = d
+					}
+					traceMu.Unlock()
+				}
 				lastArrival.Store(now.UnixNano())
 				if delivered.Add(1); len(p.lat) == perPair {
 					done <- struct{}{}
@@ -143,8 +152,14 @@ func benchChat(b *testing.B, transport string, rate, secs float64) {
 		}()
 	}
 
+	profile := os.Getenv("BENCH_CPUPROFILE") // the kernel's CPU profile over the load, for `go tool pprof`
+	if profile != "" {
+		child.profile(profile)
+	}
+	time.Sleep(time.Second) // let the mass connect settle (presence goes out every 200 ms)
 	cpu0 := cpuTicks(child.pid)
 	start := time.Now().Add(100 * time.Millisecond)
+	traceStart.Store(start.UnixNano())
 	b.ResetTimer()
 	var senders sync.WaitGroup
 	for i, p := range pairs {
@@ -174,6 +189,9 @@ func benchChat(b *testing.B, transport string, rate, secs float64) {
 	elapsed := time.Duration(lastArrival.Load() - start.UnixNano())
 	b.StopTimer()
 	cpu := cpuTicks(child.pid) - cpu0
+	if profile != "" {
+		child.profile("stop")
+	}
 	cancel()
 	for _, p := range pairs {
 		p.send.CloseNow()
@@ -189,6 +207,12 @@ func benchChat(b *testing.B, transport string, rate, secs float64) {
 	}
 	if dups > 0 || refused.Load() > 0 {
 		b.Fatalf("%d duplicate deliveries, %d refused sends", dups, refused.Load())
+	}
+	if traceOn {
+		for i := int64(0); i < 40; i++ {
+			fmt.Printf("%d00ms:%v ", i, traceMax[i].Round(time.Millisecond))
+		}
+		fmt.Println()
 	}
 	slices.Sort(lat)
 	n := len(lat)
@@ -254,3 +278,10 @@ func cpuTicks(pid int) int64 {
 	}
 	return total
 }
+
+var (
+	traceOn    = os.Getenv("BENCH_CHAT_TRACE") != ""
+	traceMu    sync.Mutex
+	traceMax   = map[int64]time.Duration{}
+	traceStart atomic.Int64
+)

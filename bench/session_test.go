@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -96,6 +97,14 @@ func serveSessionsChild(dir, chatTransport string) {
 		line, err := in.ReadString('\n')
 		if err != nil {
 			return
+		}
+		if path, ok := strings.CutPrefix(strings.TrimSpace(line), "profile "); ok { // "profile <file>" starts a CPU profile, "profile stop" ends it
+			if path == "stop" {
+				pprof.StopCPUProfile()
+			} else if f, err := os.Create(path); err == nil {
+				pprof.StartCPUProfile(f)
+			}
+			fmt.Println("ok")
 		}
 		if strings.TrimSpace(line) == "live" {
 			runtime.GC()
@@ -212,6 +221,12 @@ func (s *serverChild) live() float64 {
 	l, _ := s.out.ReadString('\n')
 	v, _ := strconv.ParseFloat(strings.TrimSpace(l), 64)
 	return v / 1024
+}
+
+// profile starts (path) or stops ("stop") a CPU profile of the child.
+func (s *serverChild) profile(path string) {
+	fmt.Fprintln(s.stdin, "profile "+path)
+	s.out.ReadString('\n')
 }
 
 func (s *serverChild) stop() { s.stdin.Close(); s.cmd.Wait() }

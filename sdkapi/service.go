@@ -54,7 +54,7 @@ func NewWith(k *kernel.Kernel, cfg kernel.Config, opts Options) (*Service, error
 		opts.Clock = time.Now
 	}
 	tokens := token.NewWithClock(k.Log(), opts.Clock)
-	h := hub.New(k.Log(), hub.Options{Open: openFor(k, opts.Logger)})
+	h := hub.New(k.Log(), hub.Options{Open: openFor(k, opts.Logger), Encode: session.EncodePush})
 	sessions, err := session.New(k, dir, tokens, h, opts.Session, opts.Logger)
 	if err != nil {
 		return nil, err

@@ -52,13 +52,20 @@ type Subscription struct {
 	notify        func()
 
 	mu     sync.Mutex
-	queue  []*eventlog.Event
+	queue  []Item
 	reason error // set when dropped; Take returns it once the queue is empty
+}
+
+// Item is one delivery: the event, shared by every subscriber (read-only),
+// and its encoding when the hub has an Options.Encode.
+type Item struct {
+	Event *eventlog.Event
+	Frame []byte
 }
 
 // push queues e, or drops s when its queue is full; it reports whether s
 // must be removed from the hub. h.mu is held.
-func (s *Subscription) push(e *eventlog.Event) (dropped bool) {
+func (s *Subscription) push(it Item) (dropped bool) {
 	s.mu.Lock()
 	if s.reason != nil {
 		s.mu.Unlock()
@@ -70,7 +77,7 @@ func (s *Subscription) push(e *eventlog.Event) (dropped bool) {
 		s.notify()
 		return true
 	}
-	s.queue = append(s.queue, e)
+	s.queue = append(s.queue, it)
 	first := len(s.queue) == 1
 	s.mu.Unlock()
 	if first {
@@ -79,10 +86,10 @@ func (s *Subscription) push(e *eventlog.Event) (dropped bool) {
 	return false
 }
 
-// Take returns the queued events (shared by every subscriber: read-only),
-// oldest first, and empties the queue. With nothing queued it returns
-// nil, or the reason the subscription ended (ErrSlow, ErrUnsubscribed).
-func (s *Subscription) Take() ([]*eventlog.Event, error) {
+// Take returns the queued items, oldest first, and empties the queue.
+// With nothing queued it returns nil, or the reason the subscription ended
+// (ErrSlow, ErrUnsubscribed).
+func (s *Subscription) Take() ([]Item, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.queue) > 0 {
@@ -124,6 +131,7 @@ type Hub struct {
 	log    *eventlog.Log
 	buffer int
 	open   func(*eventlog.Event) (*eventlog.Event, bool)
+	encode func(*eventlog.Event) []byte
 
 	mu     sync.Mutex
 	pos    uint64
@@ -138,6 +146,9 @@ type Options struct {
 	// out: it may return a different event (a sealed payload opened) or
 	// false to deliver nothing (a payload that can no longer be read).
 	Open func(*eventlog.Event) (*eventlog.Event, bool)
+	// Encode, when set, encodes each delivered event once (after Open),
+	// for every subscriber to send as is (Item.Frame).
+	Encode func(*eventlog.Event) []byte
 }
 
 // New returns a hub that will deliver events appended after the current
@@ -146,7 +157,7 @@ func New(log *eventlog.Log, opts Options) *Hub {
 	if opts.Buffer <= 0 {
 		opts.Buffer = Buffer
 	}
-	return &Hub{log: log, buffer: opts.Buffer, open: opts.Open, pos: log.Head(), byUser: map[userKey]map[*Subscription]struct{}{}}
+	return &Hub{log: log, buffer: opts.Buffer, open: opts.Open, encode: opts.Encode, pos: log.Head(), byUser: map[userKey]map[*Subscription]struct{}{}}
 }
 
 // Run delivers events until ctx ends or the log closes. The caller owns the
@@ -167,23 +178,28 @@ func (h *Hub) Run(ctx context.Context) error {
 		if deliver {
 			ev, deliver = h.Open(ev)
 		}
+		it := Item{Event: ev}
+		if deliver && h.encode != nil {
+			it.Frame = h.encode(ev)
+		}
 		h.mu.Lock()
 		if deliver {
-			h.fanOut(ev)
+			h.fanOut(it)
 		}
 		h.pos = e.Seq
 		h.mu.Unlock()
 	}
 }
 
-// fanOut queues ev for every subscription of its audience; h.mu is held.
-func (h *Hub) fanOut(ev *eventlog.Event) {
+// fanOut queues it for every subscription of its audience; h.mu is held.
+func (h *Hub) fanOut(it Item) {
+	ev := it.Event
 	for i, u := range ev.Audience {
 		if slices.Contains(ev.Audience[:i], u) { // each user once, even if listed twice
 			continue
 		}
 		for s := range h.byUser[userKey{ev.Company, u}] {
-			if s.push(ev) {
+			if s.push(it) {
 				h.remove(s)
 			}
 		}

@@ -35,7 +35,7 @@ func appendFor(t *testing.T, l *eventlog.Log, company string, audience ...string
 type feed struct {
 	sub  *hub.Subscription
 	wake chan struct{}
-	got  []*eventlog.Event
+	got  []hub.Item
 }
 
 func subscribe(h *hub.Hub, app, user string) (*feed, uint64) {
@@ -69,7 +69,7 @@ func (f *feed) next(t *testing.T) (*eventlog.Event, error) {
 			t.Fatal("nothing delivered")
 		}
 	}
-	e := f.got[0]
+	e := f.got[0].Event
 	f.got = f.got[1:]
 	return e, nil
 }
@@ -105,7 +105,7 @@ func TestDeliveryByAudienceAndCompany(t *testing.T) {
 		t.Fatalf("another company's alice got %d events (%v)", len(evs), err)
 	}
 	if evs, _ := phone.sub.Take(); len(evs) != 0 {
-		t.Fatalf("alice got an event that was not hers: seq %d", evs[0].Seq)
+		t.Fatalf("alice got an event that was not hers: seq %d", evs[0].Event.Seq)
 	}
 }
 

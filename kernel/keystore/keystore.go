@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strings"
 	"sync"
@@ -52,12 +53,21 @@ type Store struct {
 	master cipher.AEAD
 	path   string // the master key file, for errors
 
-	// mu guards cache. wmu serialises everything that writes the cache or
-	// the state store (loads, creations, erasures), so a load never puts
-	// back a key an erasure just removed. Lock order: wmu, then mu.
+	// mu guards cache. The stripe of a key (wmu) serialises everything
+	// that writes that key to the cache or the state store (loads,
+	// creations, erasures), so a load never puts back a key an erasure just
+	// removed; different keys do not wait for each other's fsync. Lock
+	// order: a stripe, then mu.
 	mu    sync.RWMutex
 	cache map[string]*key
-	wmu   sync.Mutex
+	wmu   [64]sync.Mutex
+}
+
+// stripe returns the lock serialising writes of key kid.
+func (s *Store) stripe(kid string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(kid))
+	return &s.wmu[h.Sum32()%uint32(len(s.wmu))]
 }
 
 // key is one generation of a company key, or its tombstone (aead nil).
@@ -208,8 +218,9 @@ func (s *Store) Erase(ctx context.Context, company, name string) (existed bool, 
 	if err != nil {
 		return false, err
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	mu := s.stripe(kid)
+	mu.Lock()
+	defer mu.Unlock()
 	k, err := s.loadLocked(kid)
 	if err != nil || k.aead == nil {
 		return false, err
@@ -244,7 +255,7 @@ func (s *Store) cached(kid string) *key {
 }
 
 // put caches k, evicting an arbitrary entry when the cache is full. The
-// caller holds wmu.
+// caller holds kid's stripe.
 func (s *Store) put(kid string, k *key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -258,14 +269,15 @@ func (s *Store) put(kid string, k *key) {
 }
 
 func (s *Store) load(kid string) (*key, error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	mu := s.stripe(kid)
+	mu.Lock()
+	defer mu.Unlock()
 	return s.loadLocked(kid)
 }
 
 // loadLocked returns the key from the cache or the state store; a key
 // never created comes back as a generation 0 tombstone (not cached). The
-// caller holds wmu.
+// caller holds kid's stripe.
 func (s *Store) loadLocked(kid string) (*key, error) {
 	if k := s.cached(kid); k != nil {
 		return k, nil
@@ -288,8 +300,9 @@ func (s *Store) loadLocked(kid string) (*key, error) {
 // create returns the live key kid, creating its next generation if there
 // is none.
 func (s *Store) create(ctx context.Context, kid string) (*key, error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	mu := s.stripe(kid)
+	mu.Lock()
+	defer mu.Unlock()
 	old, err := s.loadLocked(kid)
 	if err != nil || old.aead != nil {
 		return old, err // someone created it meanwhile

@@ -50,13 +50,25 @@ func (p *Plugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plug
 	default:
 		return nil, plugins.Errorf(plugins.CodeInvalidCommand, "the chat has no command %q", cmd.Name)
 	}
-	if err := p.waitFor(ctx, func(s *state) bool { return s.versions[cmd.Stream] >= cmd.Version }); err != nil {
-		if cmd.Name == CmdMessageSend {
-			return nil, plugins.Errorf(CodeMessageNotSaved, "the message was not saved, please retry: %v", err)
+	// Creating and removing channels decide on the channels stream's exact
+	// state, so they wait until the projection has applied it up to
+	// cmd.Version. Sends and read cursors do not need to: what they check
+	// (the channel and its participants) lives on the channels stream, the
+	// message id comes from cmd.Version itself, and applying a read cursor
+	// never moves it backwards. Not waiting for the delivery of the
+	// previous message keeps a busy channel's sends from queueing behind
+	// it. A channel created an instant ago and not yet applied is found by
+	// retrying, which catches up once.
+	if cmd.Name == CmdChannelAdd || cmd.Name == CmdChannelRemove {
+		if err := p.waitFor(ctx, func(s *state) bool { return s.versions[cmd.Stream] >= cmd.Version }); err != nil {
+			return nil, err
 		}
-		return nil, err
 	}
-	return retrying(ctx, p, decide)
+	evs, err := retrying(ctx, p, decide)
+	if cmd.Name == CmdMessageSend && plugins.AsCoded(err) != nil && plugins.AsCoded(err).Code == CodeUnavailable {
+		return nil, plugins.Errorf(CodeMessageNotSaved, "the message was not saved, please retry: %v", err)
+	}
+	return evs, err
 }
 
 // onChannelStream checks a channel command is serialised on its channel's
@@ -119,6 +131,9 @@ func (p *Plugin) decideRemove(s *state, cmd plugins.Command, in UserRequest) ([]
 	ch := s.lookup(cmd.Company).byPair[pairOf(me, in.UserID)]
 	if ch == nil {
 		return nil, plugins.Errorf(CodeDeleteChannel, "there is no channel between %q and %q", me, in.UserID)
+	}
+	if in.ChannelID != "" && in.ChannelID != ch.id {
+		return nil, plugins.Errorf(CodeDeleteChannel, "channel %s is not the channel between %q and %q", in.ChannelID, me, in.UserID)
 	}
 	removed := ChannelRemoved{ChannelID: ch.id, Participants: slices.Clone(ch.participants[:])}
 	return []plugins.NewEvent{{Type: EvChannelRemoved, Stream: cmd.Stream, Audience: slices.Clone(ch.participants[:]), Payload: marshal(removed)}}, nil

@@ -36,16 +36,21 @@
 // "asUser", which must be a user of the company.
 //
 //	chat.channel.add     {userId}              on chat/{company}/channels
-//	chat.channel.remove  {userId}              on chat/{company}/channels
+//	chat.channel.remove  {userId, channelId?}  on chat/{company}/channels
 //	chat.message.send    {channelId, text}     on chat/{company}/ch/{params.channelId}
 //	chat.channel.read    {channelId, messageId} on chat/{company}/ch/{params.channelId}
 //	chat.channels        {}                    → {channels: [Channel]}, most recently active first
-//	chat.channel.get     {userId}              → Channel
+//	chat.channel.get     {userId | channelId}  → Channel
 //	chat.messages.fetch  {channelId, messagesToFetch, anchor, direction} → {messages, anchor}
 //
 // where Channel is {channelId, participants, unreadMessages, creationDate,
 // lastMessage?} and a message is {messageId, channelId, sender, text,
-// creationDate}. Adding a channel that exists decides nothing; so does
+// creationDate}. chat.channel.get by channelId answers a participant, and
+// the REST API even without asUser (unreadMessages is then 0): that is how
+// the API finds a channel's participants to act on it by id. A channelId
+// in chat.channel.remove must name the channel between the two users, so
+// a removal decided on an old lookup never takes a newer channel with it.
+// Adding a channel that exists decides nothing; so does
 // marking read a message at or before the cursor. Errors carry the widget
 // reference's codes (see the Code constants); a channel the actor does not
 // take part in is channel_not_exists, exactly like one that never existed.
@@ -90,7 +95,7 @@
 //     at every rebuild: the plugin cannot tell from the log that it is gone.
 //   - A key erased by someone else while the channel lives takes effect in
 //     memory at the next rebuild.
-//   - The REST API (actor "apikey:<company>") must name asUser; other
-//     non-user actors (the operator, the kernel, plugins) are refused with
-//     authentication_error.
+//   - The REST API (actor "apikey:<company>") must name asUser, but for
+//     chat.channel.get by channelId; other non-user actors (the operator,
+//     the kernel, plugins) are refused with authentication_error.
 package chat

@@ -74,10 +74,12 @@ func (p *Plugin) HandleQuery(ctx context.Context, q plugins.Query) (json.RawMess
 	return marshal(v), nil
 }
 
+// view is the channel as participants[who] sees it; who < 0 (the company
+// looking a channel up by id) counts nothing unread.
 func (ch *channel) view(who int) ChannelView {
-	v := ChannelView{
-		ChannelID: ch.id, Participants: slices.Clone(ch.participants[:]),
-		UnreadMessages: ch.unread(who), CreationDate: ch.created,
+	v := ChannelView{ChannelID: ch.id, Participants: slices.Clone(ch.participants[:]), CreationDate: ch.created}
+	if who >= 0 {
+		v.UnreadMessages = ch.unread(who)
 	}
 	if len(ch.msgs) > 0 {
 		last := ch.msgs[len(ch.msgs)-1].Message
@@ -107,6 +109,9 @@ func (s *state) channelList(q plugins.Query, in ChannelsRequest) (any, error) {
 }
 
 func (s *state) channelWith(q plugins.Query, in UserRequest) (any, error) {
+	if in.ChannelID != "" {
+		return s.channelByID(q, in)
+	}
 	me, err := s.actingUser(q.Company, q.Actor, in.Acting)
 	if err != nil {
 		return nil, err
@@ -117,6 +122,31 @@ func (s *state) channelWith(q plugins.Query, in UserRequest) (any, error) {
 	ch := s.lookup(q.Company).byPair[pairOf(me, in.UserID)]
 	if ch == nil {
 		return nil, plugins.Errorf(CodeChannelNotFound, "there is no channel between %q and %q", me, in.UserID)
+	}
+	return ch.view(ch.participant(me)), nil
+}
+
+// channelByID answers chat.channel.get {channelId}: the channel as the
+// acting user sees it, or, for the company's REST API without asUser, as
+// the company does (the API looks a channel up by id to act on it).
+// Anything else, an outsider included, is channel_not_found.
+func (s *state) channelByID(q plugins.Query, in UserRequest) (any, error) {
+	if in.UserID != "" {
+		return nil, plugins.Errorf(CodeValidation, "give userId or channelId, not both")
+	}
+	me := ""
+	if q.Company == "" || q.Actor != plugins.ActorAPIKeyPrefix+q.Company || in.AsUser != "" {
+		var err error
+		if me, err = s.actingUser(q.Company, q.Actor, in.Acting); err != nil {
+			return nil, err
+		}
+	}
+	ch := s.lookup(q.Company).channels[in.ChannelID]
+	if ch == nil || (me != "" && ch.participant(me) < 0) {
+		return nil, plugins.Errorf(CodeChannelNotFound, "channel %s does not exist", in.ChannelID)
+	}
+	if me == "" {
+		return ch.view(-1), nil
 	}
 	return ch.view(ch.participant(me)), nil
 }

@@ -24,6 +24,11 @@ type Acting struct {
 type UserRequest struct {
 	Acting
 	UserID string `json:"userId"`
+	// ChannelID, in chat.channel.get, looks the channel up by id instead
+	// of by the other user; in chat.channel.remove, it is the channel the
+	// caller means to remove: another one between the same users (removed
+	// and added again since the caller looked) is left alone.
+	ChannelID string `json:"channelId"`
 }
 
 // SendRequest is the payload of chat.message.send.

@@ -11,9 +11,19 @@
 //	PUT    /v2/users/{id}        change role, can_video, language, display_name; "active": false deactivates
 //	DELETE /v2/users/{id}        delete (the id is never reused)
 //	POST   /v2/sdk/credentials   an SDK access token for a user
+//	GET    /v2/users/{user_id}/channels           a user's chat channels, with their unread counts
+//	POST   /v2/channels                           {"participants": [a, b]}: 201 a new channel, 200 the existing one
+//	DELETE /v2/channels/{channel_id}              remove a channel; its messages are erased for good
+//	GET    /v2/channels/{channel_id}/messages     a page of messages (user_id, limit, anchor, direction)
 //
 // Every request is authorised against the company its API key belongs to:
-// a key sees and changes only its own company's users.
+// a key sees and changes only its own company's users and channels.
+//
+// The chat routes call the chat plugin through the kernel (see chat.go);
+// while it is not running they answer 503 unavailable. The plugin's codes
+// pass through: channel_not_found, channel_not_exists and delete_channel
+// are 404, message_not_saved 503, validation_error, create_channel_oto
+// and message_anchor_error 400.
 package rest
 
 import (
@@ -79,6 +89,10 @@ var Routes = []Route{
 	{"PUT", "/v2/users/{id}", (*API).updateUser},
 	{"DELETE", "/v2/users/{id}", (*API).deleteUser},
 	{"POST", "/v2/sdk/credentials", (*API).credentials},
+	{"GET", "/v2/users/{user_id}/channels", (*API).userChannels},
+	{"POST", "/v2/channels", (*API).createChannel},
+	{"DELETE", "/v2/channels/{channel_id}", (*API).deleteChannel},
+	{"GET", "/v2/channels/{channel_id}/messages", (*API).channelMessages},
 }
 
 // Mount adds the routes (and /v2/openapi.json) to mux.
@@ -127,13 +141,14 @@ func Status(c kernel.Code) int {
 	switch c {
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
-	case directory.CodeUserNotFound, directory.CodeCompanyNotFound, CodeNotFound:
+	case directory.CodeUserNotFound, directory.CodeCompanyNotFound, CodeNotFound,
+		CodeChannelNotFound, CodeChannelNotExists, CodeDeleteChannel:
 		return http.StatusNotFound
 	case directory.CodeUserExists, kernel.CodeConflict:
 		return http.StatusConflict
 	case kernel.CodePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case kernel.CodeBusy, kernel.CodeUnavailable:
+	case kernel.CodeBusy, kernel.CodeUnavailable, CodeMessageNotSaved:
 		return http.StatusServiceUnavailable
 	case kernel.CodeInternal, CodeInternalServer:
 		return http.StatusInternalServerError

@@ -91,9 +91,11 @@ type session struct {
 	closing   bool // no worker starts after this
 	live      bool // pushes flow (after connect's answer and replay)
 	draining  bool // a drain goroutine runs
-	control   []Push
+	control   [][]byte // encoded pushes
 	reason    string // why the session ended; the first cause wins
 	expiresAt time.Time
+	recent    [8]uint64 // seqs of events in this device's latest command answers
+	next      int       // where the next answered seq goes in recent
 	warn      *time.Timer
 	expire    *time.Timer
 	workers   sync.WaitGroup // drains and timer callbacks
@@ -117,9 +119,23 @@ func (s *session) write(v any) error {
 	return wsjson.Write(ctx, s.c, v)
 }
 
+// writeFrame writes an encoded frame.
+func (s *session) writeFrame(b []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	return s.c.Write(ctx, websocket.MessageText, b)
+}
+
 func (s *session) reply(id json.RawMessage, result any, err error) error {
 	if err != nil {
 		return s.write(Response{ID: id, Error: kernel.AsError(err)})
+	}
+	if raw, ok := result.(json.RawMessage); ok && len(id) > 0 { // JSON already (a plugin's answer, checked by the kernel)
+		b := append(make([]byte, 0, len(raw)+len(id)+20), `{"id":`...)
+		b = append(b, id...)
+		b = append(b, `,"result":`...)
+		b = append(b, raw...)
+		return s.writeFrame(append(b, '}'))
 	}
 	return s.write(Response{ID: id, Result: result})
 }
@@ -232,12 +248,8 @@ func (s *session) replay(from, to uint64) error {
 		if !ok {
 			return nil
 		}
-		return s.write(pushOf(ev))
+		return s.writeFrame(EncodePush(ev))
 	})
-}
-
-func pushOf(e *eventlog.Event) Push {
-	return Push{Event: e.Type, Data: json.RawMessage(e.Payload), Seq: e.Seq}
 }
 
 // serve reads and answers requests until the session ends, and returns why
@@ -301,14 +313,38 @@ func readEndReason(err error) string {
 	}
 }
 
+// answer records the seqs of events a command answer carried, so that
+// the drain does not push them to this device again.
+func (s *session) answer(seqs ...uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range seqs {
+		s.recent[s.next] = q
+		s.next = (s.next + 1) % len(s.recent)
+	}
+}
+
+// answered reports whether seq was in one of the device's latest command
+// answers.
+func (s *session) answered(seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range s.recent {
+		if q == seq {
+			return true
+		}
+	}
+	return false
+}
+
 // push queues a server-initiated frame (presence, token warning).
-func (s *session) push(p Push) {
+func (s *session) push(frame []byte) {
 	s.mu.Lock()
 	if len(s.control) >= 16 { // a client this far behind is about to be dropped anyway
 		s.mu.Unlock()
 		return
 	}
-	s.control = append(s.control, p)
+	s.control = append(s.control, frame)
 	s.mu.Unlock()
 	s.wake()
 }
@@ -348,8 +384,8 @@ func (s *session) drain() {
 		ctrl := s.control
 		s.control = nil
 		s.mu.Unlock()
-		for _, p := range ctrl {
-			if s.write(p) != nil {
+		for _, f := range ctrl {
+			if s.writeFrame(f) != nil {
 				s.finish("write_failed", websocket.StatusInternalError)
 				return
 			}
@@ -359,14 +395,22 @@ func (s *session) drain() {
 			s.finish("slow_consumer", closeSlow)
 			return
 		}
-		for _, e := range evs {
+		for _, it := range evs {
+			e := it.Event
 			if forced(e, s.user) {
 				s.write(Push{Event: "client:force_disconnect", Data: map[string]string{"reason": e.Type}, Seq: e.Seq})
 				s.m.record(s.app, s.user, "client.force_disconnected", map[string]any{"cause": e.Type})
 				s.finish("force_disconnect", closeForced)
 				return
 			}
-			if s.write(pushOf(e)) != nil {
+			if s.answered(e.Seq) {
+				continue // this device has it in a command's answer
+			}
+			frame := it.Frame
+			if frame == nil {
+				frame = EncodePush(e)
+			}
+			if s.writeFrame(frame) != nil {
 				s.finish("write_failed", websocket.StatusInternalError)
 				return
 			}
@@ -396,7 +440,8 @@ func (s *session) warnExpiry() {
 	if time.Now().Before(exp.Add(-s.m.cfg.TokenLead)) { // renewed: a newer timer fires
 		return
 	}
-	s.push(Push{Event: "client:access_token:about_to_expire", Data: map[string]string{"expiresAt": exp.UTC().Format(time.RFC3339)}})
+	frame, _ := json.Marshal(Push{Event: "client:access_token:about_to_expire", Data: map[string]string{"expiresAt": exp.UTC().Format(time.RFC3339)}})
+	s.push(frame)
 }
 
 // expireToken ends the session when its token expires, unless renewed.

@@ -1,9 +1,12 @@
 package session
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
 
+	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
 )
 
@@ -91,4 +94,43 @@ func params(r Request, v any) error {
 		return kernel.Errorf(kernel.CodeValidation, "%s: %v", r.Method, err)
 	}
 	return nil
+}
+
+// EncodePush encodes a durable event as its push frame, {event, data,
+// seq}, without reflection: the hub encodes each event once for all its
+// recipients. A payload that is not JSON (binary tool data) goes as
+// dataBase64 instead of data.
+func EncodePush(e *eventlog.Event) []byte {
+	b := make([]byte, 0, len(e.Payload)+len(e.Type)+48)
+	b = append(b, `{"event":`...)
+	b = appendString(b, e.Type)
+	switch {
+	case len(e.Payload) == 0:
+		b = append(b, `,"data":null`...)
+	case json.Valid(e.Payload):
+		b = append(b, `,"data":`...)
+		b = append(b, e.Payload...)
+	default:
+		b = append(b, `,"data":null,"dataBase64":"`...)
+		b = base64.StdEncoding.AppendEncode(b, e.Payload)
+		b = append(b, '"')
+	}
+	if e.Seq != 0 {
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, e.Seq, 10)
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/parleyhq/parley/kernel"
@@ -12,18 +13,13 @@ import (
 // callTimeout bounds one plugin method call.
 const callTimeout = 10 * time.Second
 
-// CommandResult answers a plugin command: the events it appended, as the
-// pushes the session would deliver, and the seq of the last one (0 when
-// the command changed nothing). A client passes that seq as a query's
-// minSeq to read its own writes.
-type CommandResult struct {
-	Seq    uint64 `json:"seq"`
-	Events []Push `json:"events"`
-}
-
 // call runs a plugin's client method (kernel.ClientRoute) for the
-// session's user: a query is answered with the plugin's JSON, a command
-// with a CommandResult. The actor is always the connected user and the
+// session's user: a query is answered with the plugin's JSON; a command
+// with {seq, events}: the events it appended, as the pushes the session
+// delivers, and the seq of the last one (0 when the command changed
+// nothing). A client passes that seq as a query's minSeq to read its own
+// writes. The device that sent the command is not pushed those events
+// again; the user's other devices are. The actor is always the connected user and the
 // company theirs; the plugin authorises.
 func (s *session) call(req Request) (any, error) {
 	r, ok := s.m.k.ClientRoute(req.Method)
@@ -51,12 +47,27 @@ func (s *session) call(req Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := CommandResult{Events: make([]Push, 0, len(evs))}
-	for i := range evs {
-		res.Seq = evs[i].Seq
-		if ev, ok := s.m.hub.Open(&evs[i]); ok {
-			res.Events = append(res.Events, pushOf(ev))
-		}
+	// {seq, events: [push frames]}, encoded by hand: the frames are the
+	// pushes as EncodePush writes them.
+	b := append(make([]byte, 0, 256), `{"seq":`...)
+	var seqs []uint64
+	var last uint64
+	if len(evs) > 0 {
+		last = evs[len(evs)-1].Seq
 	}
-	return res, nil
+	b = strconv.AppendUint(b, last, 10)
+	b = append(b, `,"events":[`...)
+	for i := range evs {
+		ev, ok := s.m.hub.Open(&evs[i])
+		if !ok {
+			continue
+		}
+		if len(seqs) > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, EncodePush(ev)...)
+		seqs = append(seqs, ev.Seq)
+	}
+	s.answer(seqs...)
+	return json.RawMessage(append(b, "]}"...)), nil
 }

@@ -20,10 +20,11 @@
 // → {users}; disconnect; and every plugin method the kernel offers to
 // clients (kernel.ClientRoute: a plugin's Manifest.Client, such as
 // chat.message.send), called with the user as the actor. A plugin query
-// answers with the plugin's JSON; a plugin command answers with
-// CommandResult {seq, events}: the events it appended, as they will also
-// be pushed, so a client can pass seq as a query's minSeq and read its own
-// writes. Pushes: every durable event whose audience
+// answers with the plugin's JSON; a plugin command answers with {seq,
+// events}: the events it appended, as push frames, so a client can pass
+// seq as a query's minSeq and read its own writes. Those events are not
+// pushed again to the device that sent the command (its other devices get
+// them); a client should still ignore a seq it has already seen. Pushes: every durable event whose audience
 // includes the user (event = its type, seq = its seq),
 // client:access_token:about_to_expire {expiresAt} a configurable lead
 // before expiry, client:access_token:expired (then the socket closes),
@@ -331,21 +332,33 @@ func (m *Manager) flushPresence() {
 				users = append(users, u)
 			}
 			slices.Sort(users)
+			entries := make([][]byte, len(users)) // {"userId":..,"status":..}, encoded once
+			for i, u := range users {
+				entries[i], _ = json.Marshal(map[string]string{"userId": u, "status": changes[u]})
+			}
 			for k, ss := range m.sessions {
 				if k.app != app {
 					continue
 				}
-				var list []map[string]string // every change but the session's own user's
-				for _, u := range users {
-					if u != k.user {
-						list = append(list, map[string]string{"userId": u, "status": changes[u]})
+				// One frame per user, shared by their devices: every change
+				// but the user's own.
+				frame := append(make([]byte, 0, 64+len(entries)*48), `{"event":"user:status:changed","data":[`...)
+				n := 0
+				for i, u := range users {
+					if u == k.user {
+						continue
 					}
+					if n++; n > 1 {
+						frame = append(frame, ',')
+					}
+					frame = append(frame, entries[i]...)
 				}
-				if len(list) == 0 {
+				if n == 0 {
 					continue
 				}
+				frame = append(frame, "]}"...)
 				for s := range ss {
-					s.push(Push{Event: "user:status:changed", Data: list})
+					s.push(frame)
 				}
 			}
 		}
