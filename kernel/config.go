@@ -69,7 +69,7 @@ var (
 func DefaultConfig() Config {
 	return Config{
 		DataDir: "./data", HTTPAddr: ":8080", LogLevel: "info", LogFormat: "text",
-		ShutdownTimeout: 4 * time.Second, PluginsDir: "./plugins-installed", PluginTransport: "process",
+		ShutdownTimeout: 4 * time.Second, PluginsDir: "./plugins-installed", PluginTransport: "inproc",
 		Region: "eu", Environment: "sandbox",
 		EventLog: EventLogConfig{QueueSize: 8192, MaxBatch: 1024, MaxPayloadBytes: 1 << 20},
 	}
@@ -133,7 +133,7 @@ func (c *Config) settings() []setting {
 		{"log_format", "text or json", str(&c.LogFormat)},
 		{"shutdown_timeout", "how long SIGTERM waits for in-flight work", duration(&c.ShutdownTimeout)},
 		{"plugins_dir", "directory of installed plugins (kernel plugin install)", str(&c.PluginsDir)},
-		{"plugin_transport", "how built-in plugins run: process (isolated) or inproc", str(&c.PluginTransport)},
+		{"plugin_transport", "how built-in plugins run: inproc (fastest; a panic is recovered and the plugin restarted) or process (each in its own process)", str(&c.PluginTransport)},
 		{"region", "the region this kernel serves: eu, in, us or me", str(&c.Region)},
 		{"environment", "the environment this kernel serves: sandbox or production", str(&c.Environment)},
 		{"cors_origins", "comma-separated origins allowed to call the REST API from browsers (none by default)", str(&c.CORSOrigins)},

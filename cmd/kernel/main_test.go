@@ -150,7 +150,7 @@ func kernelCmd(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestServeMetricsHealthAndSIGTERM(t *testing.T) {
-	s := startServer(t, t.TempDir(), "--demo")
+	s := startServer(t, t.TempDir(), "--demo", "--plugin-transport", "process") // the built-ins re-executed from the binary
 	for path, want := range map[string]string{
 		"/healthz": "ok", "/readyz": "ready",
 		"/metrics": "parley_eventlog_append_seconds_bucket",

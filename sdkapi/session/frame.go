@@ -64,18 +64,17 @@ func DecodeRequest(b []byte) (Request, error) {
 	return r, nil
 }
 
-// validID accepts a number or a string id, as JSON-RPC does.
+// validID accepts a number or a string id, as JSON-RPC does. The frame
+// was valid JSON, so the first byte tells the id's type.
 func validID(id json.RawMessage) error {
 	if len(id) == 0 {
 		return kernel.Errorf(CodeMalformedFrame, "the request has no id")
 	}
-	var v any
-	if err := json.Unmarshal(id, &v); err != nil {
-		return kernel.Errorf(CodeMalformedFrame, "bad id: %v", err)
-	}
-	switch v.(type) {
-	case float64, string:
+	switch c := id[0]; {
+	case c == '"', c == '-', c >= '0' && c <= '9':
 		return nil
+	case c == 'n' && string(id) == "null":
+		return kernel.Errorf(CodeMalformedFrame, "the request has no id")
 	default:
 		return kernel.Errorf(CodeMalformedFrame, "the id must be a number or a string")
 	}
