@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/parleyhq/parley/eventlog"
+	"github.com/parleyhq/parley/kernel/hub"
 	"github.com/parleyhq/parley/kernel/logbus"
 )
 
@@ -52,6 +53,7 @@ type Bus struct {
 	mu   sync.Mutex
 	subs map[string]*logbus.Subscriber // durable, by name
 	eps  map[string]bool               // ephemeral names
+	taps []func(eventlog.Event)        // synchronous ephemeral subscribers
 }
 
 // deadLetterType is the durable type a poisoned event leaves in the log.
@@ -144,12 +146,44 @@ func (b *Bus) startHandlers() error {
 	return b.router.RunHandlers(context.Background())
 }
 
-// PublishEphemeral hands an ephemeral event to its subscribers. It is not
-// logged and has no seq.
+// TapEphemeral adds a synchronous subscriber to every ephemeral event:
+// tap runs in PublishEphemeral's caller, in publish order, so it must not
+// block. The session hub is one: WebRTC signaling must reach a device in
+// the order it was published, which the GoChannel's per-message delivery
+// does not promise.
+func (b *Bus) TapEphemeral(tap func(eventlog.Event)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.taps = append(b.taps, tap)
+}
+
+// PublishEphemeral hands an ephemeral event to the taps, then to the
+// subscribers of its family. It is not logged and has no seq.
 func (b *Bus) PublishEphemeral(e eventlog.Event) error {
+	b.mu.Lock()
+	taps := b.taps
+	b.mu.Unlock()
+	for _, tap := range taps {
+		tap(e)
+	}
 	msg := logbus.ToMessage(e)
 	msg.SetContext(logbus.ContextWithEvent(context.Background(), e))
 	return b.eph.Publish(eventlog.Family(e.Type), msg)
+}
+
+// MetaDevice is the Meta key of an ephemeral event addressed to one device
+// (plugins.NewEvent.Device), as the session hub reads it.
+const MetaDevice = hub.MetaDevice
+
+// EphemeralEvent is the bus form of an ephemeral event a handler decided
+// or a plugin published: of company, by actor, for one device when
+// e.Device is set.
+func EphemeralEvent(e NewEvent, company, actor string) eventlog.Event {
+	ev := eventlog.Event{Type: e.Type, Stream: e.Stream, Company: company, Actor: actor, Audience: e.Audience, Payload: e.Payload}
+	if e.Device != "" {
+		ev.Meta = map[string]string{MetaDevice: e.Device}
+	}
+	return ev
 }
 
 // Lags returns, per durable subscriber, how many events it has yet to

@@ -277,9 +277,8 @@ func (k *Kernel) attempt(ctx context.Context, h Handler, cmd Command) ([]eventlo
 			return nil, err
 		}
 		if !t.Durable {
-			ephemeral = append(ephemeral, eventlog.Event{
-				Type: ne.Type, Stream: stream, Company: cmd.Company, Actor: cmd.Actor, Audience: ne.Audience, Payload: payload,
-			})
+			ne.Stream = stream
+			ephemeral = append(ephemeral, EphemeralEvent(ne, cmd.Company, cmd.Actor))
 			continue
 		}
 		if ne.Seal != "" {

@@ -255,6 +255,11 @@ type Command struct {
 	// Version is the stream's durable version when the handler runs; the
 	// events it returns are appended only if the stream is still there.
 	Version uint64
+	// Device identifies the session (one device of the actor) that sent
+	// the command over the session protocol; empty from the REST API. A
+	// handler addresses an ephemeral answer to that device alone with
+	// NewEvent.Device.
+	Device string
 }
 
 // NewEvent is an event a plugin decides; the kernel fills in the envelope.
@@ -270,9 +275,19 @@ type NewEvent struct {
 	// (Kernel.EraseKey) the payload can never be read again, yet the
 	// envelope (type, stream, actor, time, audience) stays and the hash
 	// chain still verifies. The key belongs to the event's company: the
-	// command's, or none ("") for events appended through Kernel.Append.
+	// command's, or Company for events appended through Kernel.Append.
 	// Ephemeral events never reach the log and are not sealed.
 	Seal string
+	// Device, for an ephemeral event, delivers it to that one device
+	// (Command.Device) of its audience's user rather than to all their
+	// devices: a WebRTC answer or ICE candidate belongs to one connection.
+	// Durable events ignore it.
+	Device string
+	// Company is the company of an event a plugin appends or publishes
+	// through the Kernel API, where no command supplies one (a command's
+	// events are its company's, whatever this says). Sessions receive only
+	// their own company's events.
+	Company string
 }
 
 // Event is a durable event as delivered to plugins.

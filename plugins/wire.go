@@ -58,17 +58,17 @@ func manifestFromPB(m *pb.ManifestMsg) Manifest {
 }
 
 func commandToPB(c Command) *pb.CommandMsg {
-	return &pb.CommandMsg{Name: c.Name, Stream: c.Stream, Company: c.Company, Actor: c.Actor, Payload: c.Payload, Version: c.Version}
+	return &pb.CommandMsg{Name: c.Name, Stream: c.Stream, Company: c.Company, Actor: c.Actor, Payload: c.Payload, Version: c.Version, Device: c.Device}
 }
 
 func commandFromPB(c *pb.CommandMsg) Command {
-	return Command{Name: c.Name, Stream: c.Stream, Company: c.Company, Actor: c.Actor, Payload: c.Payload, Version: c.Version}
+	return Command{Name: c.Name, Stream: c.Stream, Company: c.Company, Actor: c.Actor, Payload: c.Payload, Version: c.Version, Device: c.Device}
 }
 
 func newEventsToPB(evs []NewEvent) []*pb.NewEventMsg {
 	out := make([]*pb.NewEventMsg, len(evs))
 	for i, e := range evs {
-		out[i] = &pb.NewEventMsg{Type: e.Type, Stream: e.Stream, Audience: e.Audience, Payload: e.Payload, Seal: e.Seal}
+		out[i] = &pb.NewEventMsg{Type: e.Type, Stream: e.Stream, Audience: e.Audience, Payload: e.Payload, Seal: e.Seal, Device: e.Device, Company: e.Company}
 	}
 	return out
 }
@@ -76,7 +76,7 @@ func newEventsToPB(evs []NewEvent) []*pb.NewEventMsg {
 func newEventsFromPB(evs []*pb.NewEventMsg) []NewEvent {
 	out := make([]NewEvent, len(evs))
 	for i, e := range evs {
-		out[i] = NewEvent{Type: e.Type, Stream: e.Stream, Audience: e.Audience, Payload: e.Payload, Seal: e.Seal}
+		out[i] = NewEvent{Type: e.Type, Stream: e.Stream, Audience: e.Audience, Payload: e.Payload, Seal: e.Seal, Device: e.Device, Company: e.Company}
 	}
 	return out
 }

@@ -59,6 +59,9 @@ func NewWith(k *kernel.Kernel, cfg kernel.Config, opts Options) (*Service, error
 	if err != nil {
 		return nil, err
 	}
+	// Ephemeral events (signaling, pointers) reach sessions straight from
+	// the bus, in the order they were published.
+	k.Bus().TapEphemeral(func(e eventlog.Event) { h.Ephemeral(&e) })
 	var origins []string
 	for _, o := range strings.Split(cfg.CORSOrigins, ",") {
 		if o = strings.TrimSpace(o); o != "" {

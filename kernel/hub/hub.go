@@ -34,6 +34,10 @@ import (
 	"github.com/parleyhq/parley/eventlog"
 )
 
+// MetaDevice is the Meta key of an ephemeral event addressed to one
+// device: the Subscription.Device it goes to.
+const MetaDevice = "device"
+
 // Buffer is the default number of events a subscription may hold.
 const Buffer = 128
 
@@ -48,6 +52,7 @@ type userKey struct{ app, user string }
 // Subscription is one session's feed.
 type Subscription struct {
 	AppID, UserID string
+	Device        string // receives ephemeral events addressed to it
 	limit         int
 	notify        func()
 
@@ -215,13 +220,44 @@ func (h *Hub) Open(e *eventlog.Event) (*eventlog.Event, bool) {
 	return h.open(e)
 }
 
-// Subscribe registers a feed for a user of a company and returns the
-// position after which events will arrive on it. notify is called, from
-// the hub's goroutine, whenever the queue becomes non-empty or the
-// subscription is dropped; it must not block (start a goroutine, or signal
-// one) and must not call back into the hub.
-func (h *Hub) Subscribe(appID, userID string, notify func()) (*Subscription, uint64) {
-	s := &Subscription{AppID: appID, UserID: userID, limit: h.buffer, notify: notify}
+// Ephemeral delivers an event that is not in the log (an ICE candidate,
+// a pointer move) to the subscriptions of its audience, or, when its Meta
+// names a device (MetaDevice), to that device's alone. It has no
+// seq and no place in the log's order; a subscriber that is not connected
+// misses it. The caller owns e from now on.
+func (h *Hub) Ephemeral(e *eventlog.Event) {
+	if len(e.Audience) == 0 || e.Company == "" {
+		return
+	}
+	it := Item{Event: e}
+	if h.encode != nil {
+		it.Frame = h.encode(e)
+	}
+	device := e.Meta[MetaDevice]
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, u := range e.Audience {
+		if slices.Contains(e.Audience[:i], u) {
+			continue
+		}
+		for s := range h.byUser[userKey{e.Company, u}] {
+			if device != "" && s.Device != device {
+				continue
+			}
+			if s.push(it) {
+				h.remove(s)
+			}
+		}
+	}
+}
+
+// Subscribe registers a feed for a device of a user of a company and
+// returns the position after which events will arrive on it. notify is
+// called, from the hub's goroutine, whenever the queue becomes non-empty
+// or the subscription is dropped; it must not block (start a goroutine, or
+// signal one) and must not call back into the hub.
+func (h *Hub) Subscribe(appID, userID, device string, notify func()) (*Subscription, uint64) {
+	s := &Subscription{AppID: appID, UserID: userID, Device: device, limit: h.buffer, notify: notify}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	k := userKey{appID, userID}

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ type feed struct {
 func subscribe(h *hub.Hub, app, user string) (*feed, uint64) {
 	f := &feed{wake: make(chan struct{}, 1)}
 	var pos uint64
-	f.sub, pos = h.Subscribe(app, user, func() {
+	f.sub, pos = h.Subscribe(app, user, "", func() {
 		select {
 		case f.wake <- struct{}{}:
 		default:
@@ -170,5 +171,42 @@ func TestOpenFiltersAndTransforms(t *testing.T) {
 	}
 	if calls != 2 {
 		t.Fatalf("Open ran %d times for 2 events", calls)
+	}
+}
+
+// TestEphemeralByAudienceAndDevice: an ephemeral event reaches its
+// audience's subscriptions in its company, or only the device it names.
+func TestEphemeralByAudienceAndDevice(t *testing.T) {
+	_, h := setup(t, hub.Options{Encode: func(e *eventlog.Event) []byte { return []byte(e.Type) }})
+	sub := func(app, user, device string) *hub.Subscription {
+		s, _ := h.Subscribe(app, user, device, func() {})
+		return s
+	}
+	phone, laptop, bob, foreign := sub("acme", "alice", "d1"), sub("acme", "alice", "d2"), sub("acme", "bob", "d3"), sub("other", "alice", "d4")
+	h.Ephemeral(&eventlog.Event{Type: "call.ice", Company: "acme", Audience: []string{"alice"}, Meta: map[string]string{hub.MetaDevice: "d2"}})
+	h.Ephemeral(&eventlog.Event{Type: "pointer.moved", Company: "acme", Audience: []string{"alice", "bob"}})
+	h.Ephemeral(&eventlog.Event{Type: "no.company", Audience: []string{"alice"}})
+	types := func(s *hub.Subscription) (out []string) {
+		items, _ := s.Take()
+		for _, it := range items {
+			if it.Event.Seq != 0 || string(it.Frame) != it.Event.Type {
+				t.Fatalf("item %+v", it)
+			}
+			out = append(out, it.Event.Type)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		s    *hub.Subscription
+		want []string
+	}{
+		{phone, []string{"pointer.moved"}},
+		{laptop, []string{"call.ice", "pointer.moved"}},
+		{bob, []string{"pointer.moved"}},
+		{foreign, nil},
+	} {
+		if got := types(c.s); !slices.Equal(got, c.want) {
+			t.Errorf("%s/%s: got %v, want %v", c.s.UserID, c.s.Device, got, c.want)
+		}
 	}
 }

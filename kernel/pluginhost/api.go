@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/parleyhq/parley/eventlog"
+	"github.com/parleyhq/parley/kernel"
 	"github.com/parleyhq/parley/plugins"
 )
 
@@ -58,12 +59,12 @@ func (a api) Append(ctx context.Context, evs []plugins.NewEvent) ([]plugins.Even
 		if err := a.check(g.CheckAppend(e)); err != nil {
 			return nil, err
 		}
-		// Events appended here have no company: their keys are company "".
-		payload, err := a.m.h.k.SealPayload(ctx, "", e)
+		// The event's company (NewEvent.Company) owns its key.
+		payload, err := a.m.h.k.SealPayload(ctx, e.Company, e)
 		if err != nil {
 			return nil, a.m.h.coded(err)
 		}
-		drafts = append(drafts, eventlog.Draft{Type: e.Type, Stream: e.Stream, Actor: a.m.actor(), Audience: e.Audience, Payload: payload})
+		drafts = append(drafts, eventlog.Draft{Type: e.Type, Stream: e.Stream, Company: e.Company, Actor: a.m.actor(), Audience: e.Audience, Payload: payload})
 	}
 	appended, err := a.m.h.k.Log().Append(ctx, drafts...)
 	if err != nil {
@@ -112,7 +113,7 @@ func (a api) Publish(_ context.Context, e plugins.NewEvent) error {
 	if err := a.check(g.CheckPublish(e)); err != nil {
 		return err
 	}
-	return a.m.h.k.Bus().PublishEphemeral(eventlog.Event{Type: e.Type, Stream: e.Stream, Actor: a.m.actor(), Audience: e.Audience, Payload: e.Payload})
+	return a.m.h.k.Bus().PublishEphemeral(kernel.EphemeralEvent(e, e.Company, a.m.actor()))
 }
 
 func (a api) namespace() string { return "plugin/" + a.m.id }

@@ -42,6 +42,7 @@ const (
 
 	EvChannelAdded   = "channel.added"
 	EvChannelRemoved = "channel.removed"
+	EvChannelClosed  = "channel.closed" // on the channel's stream, after its removal; pushed to nobody
 	EvMessageSent    = "channel.message.sent"
 	EvChannelRead    = "channel.read"
 )
@@ -54,7 +55,8 @@ const (
 )
 
 const (
-	maxWait         = 5 * time.Second // the longest a command or query waits for the projection
+	maxWait         = 5 * time.Second        // the longest a command or query waits for the projection
+	deliveryWait    = 100 * time.Millisecond // how long it waits for the delivery before reading the log itself
 	retryEvery      = 20 * time.Millisecond
 	readPage        = 1000                            // events per ReadLog call (the kernel's cap)
 	timeLayout      = "2006-01-02T15:04:05.000Z07:00" // what JavaScript's toISOString writes
@@ -84,12 +86,13 @@ type Plugin struct {
 	applyMu sync.Mutex
 	mu      sync.RWMutex
 	st      *state
+	moved   chan struct{} // closed (and replaced) whenever st moves on; guarded by mu
 
 	now func() time.Time // the clock for creationDate
 }
 
 // New returns the plugin.
-func New() plugins.Plugin { return &Plugin{st: newState(), now: time.Now} }
+func New() plugins.Plugin { return &Plugin{st: newState(), now: time.Now, moved: make(chan struct{})} }
 
 var (
 	_ plugins.CommandHandler = (*Plugin)(nil)
@@ -108,6 +111,7 @@ func (*Plugin) Manifest() plugins.Manifest {
 		Events: []plugins.EventType{
 			{Name: EvChannelAdded, Durable: true},
 			{Name: EvChannelRemoved, Durable: true},
+			{Name: EvChannelClosed, Durable: true},
 			{Name: EvMessageSent, Durable: true},
 			{Name: EvChannelRead, Durable: true},
 		},
@@ -186,16 +190,38 @@ func (p *Plugin) applyLocked(ctx context.Context, evs []plugins.Event) error {
 		}
 		p.mu.Lock()
 		p.st.apply(e)
+		close(p.moved)
+		p.moved = make(chan struct{})
 		p.mu.Unlock()
 	}
 	return nil
 }
 
-// waitFor returns once ok holds of the projection, catching up from the log
-// while it does not, for at most maxWait (or ctx).
+// waitFor returns once ok holds of the projection: it waits for the
+// delivery to get there (deliveryWait), then catches up from the log
+// itself, for at most maxWait (or ctx).
 func (p *Plugin) waitFor(ctx context.Context, ok func(*state) bool) error {
-	if p.holds(ok) {
-		return nil
+	deadline := time.Now().Add(deliveryWait)
+	for {
+		p.mu.RLock()
+		holds, moved := ok(p.st), p.moved
+		p.mu.RUnlock()
+		if holds {
+			return nil
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-moved:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return plugins.Errorf(CodeUnavailable, "chat: %v", ctx.Err())
+		}
+		t.Stop()
 	}
 	ctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()

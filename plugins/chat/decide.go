@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -50,23 +51,28 @@ func (p *Plugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plug
 	default:
 		return nil, plugins.Errorf(plugins.CodeInvalidCommand, "the chat has no command %q", cmd.Name)
 	}
-	// Creating and removing channels decide on the channels stream's exact
-	// state, so they wait until the projection has applied it up to
-	// cmd.Version. Sends and read cursors do not need to: what they check
-	// (the channel and its participants) lives on the channels stream, the
-	// message id comes from cmd.Version itself, and applying a read cursor
-	// never moves it backwards. Not waiting for the delivery of the
-	// previous message keeps a busy channel's sends from queueing behind
-	// it. A channel created an instant ago and not yet applied is found by
-	// retrying, which catches up once.
-	if cmd.Name == CmdChannelAdd || cmd.Name == CmdChannelRemove {
-		if err := p.waitFor(ctx, func(s *state) bool { return s.versions[cmd.Stream] >= cmd.Version }); err != nil {
-			return nil, err
+	// Decide on the projection as of cmd.Version of the command's stream:
+	// a removal closes the channel's stream too (channel.closed), so a send
+	// decided after it sees the channel gone. The projection is normally
+	// there already; waitFor waits for delivery, then reads the log.
+	if err := p.waitFor(ctx, func(s *state) bool { return s.versions[cmd.Stream] >= cmd.Version }); err != nil {
+		if cmd.Name == CmdMessageSend {
+			return nil, plugins.Errorf(CodeMessageNotSaved, "the message was not saved, please retry: %v", err)
 		}
+		return nil, err
 	}
 	evs, err := retrying(ctx, p, decide)
-	if cmd.Name == CmdMessageSend && plugins.AsCoded(err) != nil && plugins.AsCoded(err).Code == CodeUnavailable {
-		return nil, plugins.Errorf(CodeMessageNotSaved, "the message was not saved, please retry: %v", err)
+	if err == nil && cmd.Name == CmdChannelRemove && len(evs) > 0 {
+		// The messages become unreadable now, before the removal is even
+		// appended: a client that sees removeChannel succeed can rely on
+		// it. Applying channel.removed erases again (idempotent), which
+		// covers a crash in between.
+		var r ChannelRemoved
+		if json.Unmarshal(evs[0].Payload, &r) == nil {
+			if err := p.k.EraseKey(ctx, cmd.Company, KeyName(r.ChannelID)); err != nil {
+				return nil, plugins.Errorf(CodeDeleteChannel, "erase the channel's messages: %v", err)
+			}
+		}
 	}
 	return evs, err
 }
@@ -136,7 +142,12 @@ func (p *Plugin) decideRemove(s *state, cmd plugins.Command, in UserRequest) ([]
 		return nil, plugins.Errorf(CodeDeleteChannel, "channel %s is not the channel between %q and %q", in.ChannelID, me, in.UserID)
 	}
 	removed := ChannelRemoved{ChannelID: ch.id, Participants: slices.Clone(ch.participants[:])}
-	return []plugins.NewEvent{{Type: EvChannelRemoved, Stream: cmd.Stream, Audience: slices.Clone(ch.participants[:]), Payload: marshal(removed)}}, nil
+	return []plugins.NewEvent{
+		{Type: EvChannelRemoved, Stream: cmd.Stream, Audience: slices.Clone(ch.participants[:]), Payload: marshal(removed)},
+		// Moves the channel's own stream on, so that a send racing the
+		// removal conflicts, is decided again and finds the channel gone.
+		{Type: EvChannelClosed, Stream: ChannelStream(cmd.Company, ch.id), Payload: marshal(ChannelClosed{ChannelID: ch.id})},
+	}, nil
 }
 
 // participating returns the live channel id of company if user takes part

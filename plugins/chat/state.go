@@ -31,6 +31,12 @@ type ChannelRemoved struct {
 	Participants []string `json:"participants"`
 }
 
+// ChannelClosed is the payload of channel.closed, on a removed channel's
+// own stream.
+type ChannelClosed struct {
+	ChannelID string `json:"channelId"`
+}
+
 // ChannelRead is the payload of channel.read: userId has read the channel
 // up to messageId included.
 type ChannelRead struct {

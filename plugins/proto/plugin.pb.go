@@ -602,6 +602,7 @@ type CommandMsg struct {
 	Actor         string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
 	Payload       []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
 	Version       uint64                 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
+	Device        string                 `protobuf:"bytes,7,opt,name=device,proto3" json:"device,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -678,6 +679,13 @@ func (x *CommandMsg) GetVersion() uint64 {
 	return 0
 }
 
+func (x *CommandMsg) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
 type NewEventMsg struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
@@ -685,6 +693,8 @@ type NewEventMsg struct {
 	Audience      []string               `protobuf:"bytes,3,rep,name=audience,proto3" json:"audience,omitempty"`
 	Payload       []byte                 `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
 	Seal          string                 `protobuf:"bytes,5,opt,name=seal,proto3" json:"seal,omitempty"`
+	Device        string                 `protobuf:"bytes,6,opt,name=device,proto3" json:"device,omitempty"`
+	Company       string                 `protobuf:"bytes,7,opt,name=company,proto3" json:"company,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -750,6 +760,20 @@ func (x *NewEventMsg) GetPayload() []byte {
 func (x *NewEventMsg) GetSeal() string {
 	if x != nil {
 		return x.Seal
+	}
+	return ""
+}
+
+func (x *NewEventMsg) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *NewEventMsg) GetCompany() string {
+	if x != nil {
+		return x.Company
 	}
 	return ""
 }
@@ -1373,7 +1397,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\acompany\x18\x01 \x01(\tR\acompany\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"8\n" +
 	"\fStartRequest\x12(\n" +
-	"\x10kernel_broker_id\x18\x01 \x01(\rR\x0ekernelBrokerId\"\x9c\x01\n" +
+	"\x10kernel_broker_id\x18\x01 \x01(\rR\x0ekernelBrokerId\"\xb4\x01\n" +
 	"\n" +
 	"CommandMsg\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
@@ -1381,13 +1405,16 @@ const file_plugin_proto_rawDesc = "" +
 	"\acompany\x18\x03 \x01(\tR\acompany\x12\x14\n" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x18\n" +
 	"\apayload\x18\x05 \x01(\fR\apayload\x12\x18\n" +
-	"\aversion\x18\x06 \x01(\x04R\aversion\"\x83\x01\n" +
+	"\aversion\x18\x06 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06device\x18\a \x01(\tR\x06device\"\xb5\x01\n" +
 	"\vNewEventMsg\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\tR\x06stream\x12\x1a\n" +
 	"\baudience\x18\x03 \x03(\tR\baudience\x12\x18\n" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12\x12\n" +
-	"\x04seal\x18\x05 \x01(\tR\x04seal\"u\n" +
+	"\x04seal\x18\x05 \x01(\tR\x04seal\x12\x16\n" +
+	"\x06device\x18\x06 \x01(\tR\x06device\x12\x18\n" +
+	"\acompany\x18\a \x01(\tR\acompany\"u\n" +
 	"\rCommandResult\x125\n" +
 	"\x06events\x18\x01 \x03(\v2\x1d.parley.plugin.v1.NewEventMsgR\x06events\x12-\n" +
 	"\x05error\x18\x02 \x01(\v2\x17.parley.plugin.v1.ErrorR\x05error\"\x96\x02\n" +

@@ -82,17 +82,18 @@ type session struct {
 	m       *Manager
 	c       *websocket.Conn
 	remote  string
+	device  string // this connection's id: commands carry it, ephemeral events may target it
 	app     string
 	user    string
 	limiter *rate.Limiter
 	sub     *hub.Subscription
 
 	mu        sync.Mutex
-	closing   bool // no worker starts after this
-	live      bool // pushes flow (after connect's answer and replay)
-	draining  bool // a drain goroutine runs
+	closing   bool     // no worker starts after this
+	live      bool     // pushes flow (after connect's answer and replay)
+	draining  bool     // a drain goroutine runs
 	control   [][]byte // encoded pushes
-	reason    string // why the session ended; the first cause wins
+	reason    string   // why the session ended; the first cause wins
 	expiresAt time.Time
 	recent    [8]uint64 // seqs of events in this device's latest command answers
 	next      int       // where the next answered seq goes in recent
@@ -174,7 +175,7 @@ func (s *session) run() {
 	}
 	defer s.m.leave(s)
 	var pos uint64
-	s.sub, pos = s.m.hub.Subscribe(s.app, s.user, s.wake)
+	s.sub, pos = s.m.hub.Subscribe(s.app, s.user, s.device, s.wake)
 	defer s.m.hub.Unsubscribe(s.sub)
 	// A deactivation logged before pos will not come through the hub: make
 	// sure the directory has seen everything up to pos, then check again.
@@ -191,7 +192,7 @@ func (s *session) run() {
 
 	resync := p.LastSeq != nil && pos > *p.LastSeq && pos-*p.LastSeq > s.m.cfg.ResyncLimit
 	result := map[string]any{
-		"userId": s.user, "expiresAt": claims.ExpiresAt.UTC().Format(time.RFC3339), "seq": pos,
+		"userId": s.user, "device": s.device, "expiresAt": claims.ExpiresAt.UTC().Format(time.RFC3339), "seq": pos,
 		"onlineUsers": s.m.OnlineUsers(s.app), "resync": resync,
 	}
 	reason := "write_failed"
@@ -327,6 +328,9 @@ func (s *session) answer(seqs ...uint64) {
 // answered reports whether seq was in one of the device's latest command
 // answers.
 func (s *session) answered(seq uint64) bool {
+	if seq == 0 { // ephemeral: never in an answer
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, q := range s.recent {

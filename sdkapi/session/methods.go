@@ -43,7 +43,7 @@ func (s *session) call(req Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	evs, err := s.m.k.Execute(ctx, kernel.Command{Name: r.Name, Stream: stream, Company: s.app, Actor: s.user, Payload: params})
+	evs, err := s.m.k.Execute(ctx, kernel.Command{Name: r.Name, Stream: stream, Company: s.app, Actor: s.user, Device: s.device, Payload: params})
 	if err != nil {
 		return nil, err
 	}

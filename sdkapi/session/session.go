@@ -35,6 +35,13 @@
 // entry), and offline is announced only after a grace period, so flapping
 // connections stay quiet.
 //
+// Ephemeral events (WebRTC signaling, pointer moves) are pushed the same
+// way without a seq, in the order they were published, to every device of
+// their audience or, when a plugin addressed one (NewEvent.Device), to that
+// device alone: connect's answer names the connection's device, and every
+// command it sends carries it (Command.Device). A device that is not
+// connected misses them.
+//
 // Connect, disconnect, token refresh, expiry and force-disconnect are
 // durable client.* events in stream client/<app_id>/<user_id>.
 //
@@ -48,6 +55,8 @@ package session
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -195,11 +204,18 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(m.cfg.MaxFrame)
-	s := &session{m: m, c: c, remote: r.RemoteAddr, limiter: rate.NewLimiter(rate.Limit(m.cfg.RequestsPerSecond), int(2*m.cfg.RequestsPerSecond))}
+	s := &session{m: m, c: c, remote: r.RemoteAddr, device: newDeviceID(), limiter: rate.NewLimiter(rate.Limit(m.cfg.RequestsPerSecond), int(2*m.cfg.RequestsPerSecond))}
 	go func() {
 		defer m.wg.Done()
 		s.run()
 	}()
+}
+
+// newDeviceID names a connection: 16 random bytes, hex.
+func newDeviceID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return "dev_" + hex.EncodeToString(b)
 }
 
 // ConnectParams are connect's params.

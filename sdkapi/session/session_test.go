@@ -551,3 +551,54 @@ func (e *env) disconnectReasons() string {
 	})
 	return strings.Join(reasons, ",")
 }
+
+// TestEphemeralEventsReachDevices: an ephemeral event published on the bus
+// reaches every device of its audience, or the one device it names, with
+// no seq; other users and companies get nothing.
+func TestEphemeralEventsReachDevices(t *testing.T) {
+	e := newEnv(t, sdkapi.Options{})
+	connect := func(app, user string) (*client, string) {
+		cl := e.dial()
+		ans := cl.answer(cl.send("connect", connectParams(app, user, e.token(app, user))))
+		return cl, ans["result"].(map[string]any)["device"].(string)
+	}
+	phone, _ := connect(e.app, "alice")
+	laptop, laptopID := connect(e.app, "alice")
+	carol, _ := connect(e.app, "carol")
+	foreign, _ := connect(e.otherApp, "alice")
+	publish := func(typ string, device string) {
+		ne := kernel.NewEvent{Type: typ, Audience: []string{"alice"}, Payload: []byte(`{"x":1}`), Device: device}
+		if err := e.k.Bus().PublishEphemeral(kernel.EphemeralEvent(ne, e.app, "test")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.k.EventTypes().Declare(kernel.EventType{Name: "test.ping"}, kernel.EventType{Name: "test.ice"}); err != nil {
+		t.Fatal(err)
+	}
+	publish("test.ice", laptopID)
+	publish("test.ping", "")
+	if got := laptop.push("test.ice"); got["event"] != "test.ice" { // published first, so it comes first
+		t.Fatal(got)
+	}
+	for _, cl := range []*client{phone, laptop} {
+		got := cl.push("test.ping") // (push skips other frames: the phone's test.ice would be caught below)
+		if _, ok := got["seq"]; ok || got["data"].(map[string]any)["x"] != float64(1) {
+			t.Fatalf("ephemeral push %v", got)
+		}
+	}
+	select {
+	case m := <-phone.frames:
+		if m["event"] == "test.ice" || m["event"] == "test.ping" {
+			t.Fatalf("phone got %v", m)
+		}
+	case m := <-carol.frames:
+		if m["event"] == "test.ping" || m["event"] == "test.ice" {
+			t.Fatalf("carol got %v", m)
+		}
+	case m := <-foreign.frames:
+		if m["event"] == "test.ping" || m["event"] == "test.ice" {
+			t.Fatalf("the other company's alice got %v", m)
+		}
+	case <-time.After(300 * time.Millisecond):
+	}
+}
