@@ -30,15 +30,25 @@ const chatPairs = 500
 // (no coordinated omission). Server CPU (the kernel and, out of process,
 // the plugin) comes from /proc. Every message must arrive exactly once.
 //
-// BENCH_CHAT_SECONDS sets the load's duration (default 3);
+// BENCH_CHAT_SECONDS sets the load's duration (default 3),
+// BENCH_CHAT_RATES the total rates in messages/s (default "2000,10000");
 // BENCH_CPUPROFILE=<file> writes the kernel's CPU profile over the load.
 func BenchmarkChat(b *testing.B) {
 	secs := 3.0
 	if v, err := strconv.ParseFloat(os.Getenv("BENCH_CHAT_SECONDS"), 64); err == nil && v > 0 {
 		secs = v
 	}
+	rates := []int{2000, 10000}
+	if v := os.Getenv("BENCH_CHAT_RATES"); v != "" {
+		rates = nil
+		for _, f := range strings.Split(v, ",") {
+			if r, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && r > 0 {
+				rates = append(rates, r)
+			}
+		}
+	}
 	for _, tr := range []string{"inproc", "process"} {
-		for _, rate := range []int{2000, 10000} {
+		for _, rate := range rates {
 			b.Run(fmt.Sprintf("%s/%d-per-s", tr, rate), func(b *testing.B) { benchChat(b, tr, float64(rate), secs) })
 		}
 	}

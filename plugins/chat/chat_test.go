@@ -716,7 +716,8 @@ func TestRemoveChannelErasesMessages(t *testing.T) {
 	}
 	evs := e.must("bob", chat.CmdChannelRemove, obj{"userId": "alice"})
 	var removed chat.ChannelRemoved
-	if len(evs) != 1 || evs[0].Type != "channel.removed" || evs[0].Stream != "chat/acme/channels" ||
+	if len(evs) != 2 || evs[0].Type != "channel.removed" || evs[0].Stream != "chat/acme/channels" ||
+		evs[1].Type != chat.EvChannelClosed || evs[1].Stream != "chat/acme/ch/"+ch || len(evs[1].Audience) != 0 ||
 		!slices.Equal(evs[0].Audience, []string{"alice", "bob"}) || json.Unmarshal(evs[0].Payload, &removed) != nil ||
 		removed.ChannelID != ch || !slices.Equal(removed.Participants, []string{"alice", "bob"}) {
 		t.Fatalf("removed: %+v", evs)
@@ -807,7 +808,7 @@ func TestErasureIsRepaired(t *testing.T) {
 			msg := e.must("alice", chat.CmdMessageSend, obj{"channelId": ch, "text": "secret"})[0].Seq
 			fc.f.setFail(true)
 			evs, err := e.do("alice", chat.CmdChannelRemove, obj{"userId": "bob"})
-			if err == nil || len(evs) != 1 {
+			if err == nil || len(evs) != 2 {
 				t.Fatalf("the removal's delivery should fail: %v %v", evs, err)
 			}
 			if e.opened(msg).Erased {
@@ -915,7 +916,7 @@ func TestAdminActsAsUser(t *testing.T) {
 	if _, err := e.fetch("carol", obj{"channelId": ch, "asUser": "alice"}); codeOf(err) != chat.CodeChannelNotExists {
 		t.Fatalf("carol as alice: %v", err)
 	}
-	if evs, err := e.do(api, chat.CmdChannelRemove, obj{"userId": "alice", "asUser": "bob"}); err != nil || len(evs) != 1 {
+	if evs, err := e.do(api, chat.CmdChannelRemove, obj{"userId": "alice", "asUser": "bob"}); err != nil || len(evs) != 2 {
 		t.Fatalf("remove through the API: %v %v", evs, err)
 	}
 }
@@ -973,7 +974,7 @@ func TestChannelByID(t *testing.T) {
 	if _, err := e.ask(api, chat.QueryChannelGet, obj{"channelId": again}); err != nil {
 		t.Fatalf("the new channel: %v", err)
 	}
-	if evs, err := e.do(api, chat.CmdChannelRemove, obj{"userId": "bob", "asUser": "alice", "channelId": again}); err != nil || len(evs) != 1 {
+	if evs, err := e.do(api, chat.CmdChannelRemove, obj{"userId": "bob", "asUser": "alice", "channelId": again}); err != nil || len(evs) == 0 || evs[0].Type != chat.EvChannelRemoved {
 		t.Fatalf("remove by its id: %v %v", evs, err)
 	}
 	if _, err := e.ask(api, chat.QueryChannelGet, obj{"channelId": again}); codeOf(err) != chat.CodeChannelNotFound {

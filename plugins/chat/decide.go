@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -61,20 +60,11 @@ func (p *Plugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plug
 		}
 		return nil, err
 	}
-	evs, err := retrying(ctx, p, decide)
-	if err == nil && cmd.Name == CmdChannelRemove && len(evs) > 0 {
-		// The messages become unreadable now, before the removal is even
-		// appended: a client that sees removeChannel succeed can rely on
-		// it. Applying channel.removed erases again (idempotent), which
-		// covers a crash in between.
-		var r ChannelRemoved
-		if json.Unmarshal(evs[0].Payload, &r) == nil {
-			if err := p.k.EraseKey(ctx, cmd.Company, KeyName(r.ChannelID)); err != nil {
-				return nil, plugins.Errorf(CodeDeleteChannel, "erase the channel's messages: %v", err)
-			}
-		}
-	}
-	return evs, err
+	// Deciding has no side effects (the kernel may decide again): the key
+	// is erased when channel.removed is applied, before the removal counts
+	// as applied. A client that must see the messages gone waits for that
+	// with a query's minSeq (the REST API and the SDK do).
+	return retrying(ctx, p, decide)
 }
 
 // onChannelStream checks a channel command is serialised on its channel's

@@ -104,6 +104,11 @@ type chatRequest struct {
 	MinSeq uint64 `json:"minSeq,omitempty"`
 }
 
+// chatPayload is a query's payload: a struct embedding chatRequest.
+type chatPayload interface{ request() *chatRequest }
+
+func (r *chatRequest) request() *chatRequest { return r }
+
 // notRunning turns "nobody handles this name" into unavailable: the chat
 // is a plugin, and when it is not running the API is not broken, only
 // unavailable.
@@ -142,7 +147,12 @@ func (a *API) chatExecute(ctx context.Context, c directory.Company, name string,
 }
 
 // chatQuery asks the chat for company c and decodes its answer into v.
-func (a *API) chatQuery(ctx context.Context, c directory.Company, name string, payload, v any) error {
+// The payload's minSeq is raised to the log's head: the answer reflects
+// every write answered before the request came, whoever made it (the chat
+// applies events a moment after they are durable).
+func (a *API) chatQuery(ctx context.Context, c directory.Company, name string, payload chatPayload, v any) error {
+	r := payload.request()
+	r.MinSeq = max(r.MinSeq, a.k.Log().Head())
 	p, err := json.Marshal(payload)
 	if err != nil {
 		return err
@@ -158,14 +168,13 @@ func (a *API) chatQuery(ctx context.Context, c directory.Company, name string, p
 }
 
 // channelByID looks a channel up by id, as the company: it has no
-// participant's view (unread counts are 0). minSeq > 0 makes the answer
-// reflect the log up to that seq.
-func (a *API) channelByID(ctx context.Context, c directory.Company, id string, minSeq uint64) (pluginChannel, error) {
+// participant's view (unread counts are 0).
+func (a *API) channelByID(ctx context.Context, c directory.Company, id string) (pluginChannel, error) {
 	var ch pluginChannel
-	err := a.chatQuery(ctx, c, chatChannelGet, struct {
+	err := a.chatQuery(ctx, c, chatChannelGet, &struct {
 		chatRequest
 		ChannelID string `json:"channelId"`
-	}{chatRequest{MinSeq: minSeq}, id}, &ch)
+	}{ChannelID: id}, &ch)
 	return ch, err
 }
 
@@ -202,7 +211,7 @@ func (a *API) userChannels(w http.ResponseWriter, r *http.Request, c directory.C
 	var ans struct {
 		Channels []pluginChannel `json:"channels"`
 	}
-	if err := a.chatQuery(r.Context(), c, chatChannels, chatRequest{AsUser: id}, &ans); err != nil {
+	if err := a.chatQuery(r.Context(), c, chatChannels, &chatRequest{AsUser: id}, &ans); err != nil {
 		WriteError(w, err)
 		return
 	}
@@ -243,10 +252,10 @@ func (a *API) createChannel(w http.ResponseWriter, r *http.Request, c directory.
 		return
 	}
 	var ch pluginChannel
-	err = a.chatQuery(r.Context(), c, chatChannelGet, struct {
+	err = a.chatQuery(r.Context(), c, chatChannelGet, &struct {
 		chatRequest
 		UserID string `json:"userId"`
-	}{chatRequest{AsUser: me, MinSeq: seq}, other}, &ch)
+	}{chatRequest{AsUser: me}, other}, &ch)
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -263,7 +272,7 @@ func (a *API) createChannel(w http.ResponseWriter, r *http.Request, c directory.
 // by then.
 func (a *API) deleteChannel(w http.ResponseWriter, r *http.Request, c directory.Company) {
 	id := r.PathValue("channel_id")
-	ch, err := a.channelByID(r.Context(), c, id, 0)
+	ch, err := a.channelByID(r.Context(), c, id)
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -271,16 +280,16 @@ func (a *API) deleteChannel(w http.ResponseWriter, r *http.Request, c directory.
 	// The chat removes "the channel between me and other"; channelId makes
 	// sure it is still this one.
 	me, other := a.actingParticipant(c, ch)
-	seq, err := a.chatExecute(r.Context(), c, chatChannelRemove, struct {
+	if _, err := a.chatExecute(r.Context(), c, chatChannelRemove, struct {
 		chatRequest
 		UserID    string `json:"userId"`
 		ChannelID string `json:"channelId"`
-	}{chatRequest{AsUser: me}, other, id})
-	if err != nil {
+	}{chatRequest{AsUser: me}, other, id}); err != nil {
 		WriteError(w, err)
 		return
 	}
-	_, err = a.channelByID(r.Context(), c, id, seq)
+	// Asked after the removal, the chat answers once it has applied it.
+	_, err = a.channelByID(r.Context(), c, id)
 	if e := kernel.AsError(err); e == nil || e.Code != CodeChannelNotFound {
 		if e == nil {
 			e = kernel.Errorf(kernel.CodeInternal, "channel %s is still there after its removal", id)
@@ -317,7 +326,7 @@ func (a *API) channelMessages(w http.ResponseWriter, r *http.Request, c director
 			return
 		}
 	} else {
-		ch, err := a.channelByID(r.Context(), c, id, 0)
+		ch, err := a.channelByID(r.Context(), c, id)
 		if err != nil {
 			WriteError(w, err)
 			return
@@ -328,7 +337,7 @@ func (a *API) channelMessages(w http.ResponseWriter, r *http.Request, c director
 		Messages []pluginMessage `json:"messages"`
 		Anchor   string          `json:"anchor"`
 	}
-	if err := a.chatQuery(r.Context(), c, chatMessagesFetch, in, &ans); err != nil {
+	if err := a.chatQuery(r.Context(), c, chatMessagesFetch, &in, &ans); err != nil {
 		WriteError(w, err)
 		return
 	}

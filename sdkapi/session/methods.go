@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 
@@ -58,6 +59,9 @@ func (s *session) call(req Request) (any, error) {
 	b = strconv.AppendUint(b, last, 10)
 	b = append(b, `,"events":[`...)
 	for i := range evs {
+		if !slices.Contains(evs[i].Audience, s.user) {
+			continue // not the user's to see (a marker on a stream, another user's cursor)
+		}
 		ev, ok := s.m.hub.Open(&evs[i])
 		if !ok {
 			continue
