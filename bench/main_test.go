@@ -22,6 +22,10 @@ func TestMain(m *testing.M) {
 		plugins.Serve(chat.New())
 		return
 	}
+	if mode := os.Getenv("BENCH_SFU_SERVER"); mode != "" { // re-executed as the SFU of BenchmarkSFU
+		serveSFUChild(mode)
+		return
+	}
 	if dir := os.Getenv("BENCH_SESSION_SERVER"); dir != "" { // re-executed as the kernel of BenchmarkSessionsIdle or BenchmarkChat
 		serveSessionsChild(dir, os.Getenv("BENCH_CHAT"))
 		return

@@ -15,6 +15,7 @@ import (
 	"github.com/parleyhq/parley/kernel/hub"
 	"github.com/parleyhq/parley/sdkapi/directory"
 	"github.com/parleyhq/parley/sdkapi/rest"
+	"github.com/parleyhq/parley/sdkapi/sdk"
 	"github.com/parleyhq/parley/sdkapi/session"
 	"github.com/parleyhq/parley/sdkapi/token"
 )
@@ -105,10 +106,12 @@ func (s *Service) Run(ctx context.Context) error {
 	return errors.Join(err, <-hubDone)
 }
 
-// Mount adds the REST API and the WebSocket endpoint to mux.
+// Mount adds the REST API, the WebSocket endpoint and the browser SDK to
+// mux.
 func (s *Service) Mount(mux *http.ServeMux) {
 	s.API.Mount(mux)
 	mux.Handle("GET /v2/ws", s.Sessions)
+	sdk.Mount(mux, sdk.Info{Region: s.cfg.Region, Environment: s.cfg.Environment})
 }
 
 // CreateCompany creates a company in the kernel's region and environment

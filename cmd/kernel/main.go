@@ -142,8 +142,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	var demo *widgetDemo
 	if cfg.Demo {
-		if err := mountDemo(k, mux); err != nil {
+		if demo, err = mountDemo(k, svc, cfg, mux); err != nil {
 			fmt.Fprintln(stderr, "kernel serve: demo:", err)
 			k.Close(context.Background(), "demo failed")
 			return 1
@@ -170,6 +171,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	} else if key != "" {
 		fmt.Fprintf(stdout, "Created the first company. Keep these, the API key is not shown again:\n  app_id:  %s\n  apikey:  %s\n", c.AppID, key)
 	}
+	if demo != nil {
+		demo.start()
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }() // owned here: Shutdown below ends it
@@ -192,7 +196,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "Ready: %d of %d plugins running (kernel plugin list shows them)\n", running, len(list))
 		if cfg.Demo {
-			fmt.Fprintf(stdout, "Demo: open http://%s/ in a browser\n", displayAddr(ln.Addr()))
+			fmt.Fprintf(stdout, "Demo: open http://%s/demo in two browser tabs, one user in each, to chat and call (the event log: http://%[1]s/)\n", displayAddr(ln.Addr()))
 		}
 	}
 	if code == 0 {

@@ -162,7 +162,7 @@ func TestServeMetricsHealthAndSIGTERM(t *testing.T) {
 		}
 	}
 	_, metrics := get(t, s.base+"/metrics")
-	for _, m := range []string{"parley_eventlog_commit_seconds", "parley_eventlog_batch_events", `parley_eventlog_events_total{type="kernel.started"} 1`, `parley_eventlog_events_total{type="plugin.started"} 2`, `parley_plugin_state{plugin="parley.demo",state="running",transport="process"} 1`, `parley_plugin_state{plugin="parley.chat",state="running",transport="process"} 1`} {
+	for _, m := range []string{"parley_eventlog_commit_seconds", "parley_eventlog_batch_events", `parley_eventlog_events_total{type="kernel.started"} 1`, `parley_eventlog_events_total{type="plugin.started"} 3`, `parley_plugin_state{plugin="parley.demo",state="running",transport="process"} 1`, `parley_plugin_state{plugin="parley.chat",state="running",transport="process"} 1`, `parley_plugin_state{plugin="parley.call",state="running",transport="process"} 1`, "parley_calls_up 1", "parley_calls_created_total 0"} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}
@@ -201,12 +201,13 @@ func TestAuditVerifyNamesTamperedSeq(t *testing.T) {
 		t.Fatalf("stop: %d", code)
 	}
 	// kernel.started, company.created, company.apikey.created, plugin.started
-	// (chat, demo), 10 echoes, plugin.stopped (chat, demo), kernel.stopped
+	// (chat, call, demo), 10 echoes, plugin.stopped (chat, call, demo),
+	// kernel.stopped
 	code, out, _ := kernelCmd(t, "audit", "verify", "--data-dir", dir)
-	if code != 0 || !strings.Contains(out, "ok: 18 events") {
+	if code != 0 || !strings.Contains(out, "ok: 20 events") {
 		t.Fatalf("clean verify: exit %d, %s", code, out)
 	}
-	code, out, _ = kernelCmd(t, "audit", "export", "--data-dir", dir, "--type", "demo.*", "--from-seq", "9")
+	code, out, _ = kernelCmd(t, "audit", "export", "--data-dir", dir, "--type", "demo.*", "--from-seq", "10")
 	if code != 0 || strings.Count(out, "\n") != 7 || !strings.Contains(out, `"text":"marker-04"`) || strings.Contains(out, `"text":"marker-03"`) {
 		t.Fatalf("export: exit %d, %s", code, out)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/parleyhq/parley/kernel"
 	"github.com/parleyhq/parley/kernel/pluginhost"
 	"github.com/parleyhq/parley/plugins"
+	"github.com/parleyhq/parley/plugins/call"
 	"github.com/parleyhq/parley/plugins/chat"
 	"github.com/parleyhq/parley/plugins/demo"
 )
@@ -23,6 +24,7 @@ import (
 // builtins are the plugins compiled into the kernel binary. Out of process
 // they run as `kernel plugin serve <id>`: one file ships everything.
 var builtins = map[string]func() plugins.Plugin{
+	call.ID: call.New,
 	chat.ID: chat.New,
 	demo.ID: demo.New,
 }
@@ -123,11 +125,13 @@ func envOr(key string) string {
 	}
 }
 
-// startPlugins adds the built-ins (the chat always, the demo when the
-// configuration asks for it) and every installed plugin to a host, and
-// starts them.
+// startPlugins adds the built-ins (the chat and the calls always, the demo
+// when the configuration asks for it) and every installed plugin to a
+// host, and starts them. The call plugin's settings (PARLEY_CALL_*) go to
+// its process; in process, its media plane's metrics join the kernel's,
+// and the call metrics (call.NewCollector) are registered either way.
 func startPlugins(ctx context.Context, k *kernel.Kernel, cfg kernel.Config, h *pluginhost.Host) error {
-	ids := []string{chat.ID}
+	ids := []string{chat.ID, call.ID}
 	if cfg.Demo {
 		ids = append(ids, demo.ID)
 	}
@@ -141,6 +145,21 @@ func startPlugins(ctx context.Context, k *kernel.Kernel, cfg kernel.Config, h *p
 			spec.New = builtins[id]
 		} else {
 			spec.Path, spec.Args, spec.Env = self, []string{"plugin", "serve", id}, pluginhost.PluginEnv()
+		}
+		if id == call.ID {
+			if spec.Transport == pluginhost.InProcess {
+				spec.New = func() plugins.Plugin { return call.NewWithMetrics(k.Metrics().Registry) }
+			}
+			for _, kv := range os.Environ() {
+				if strings.HasPrefix(kv, call.EnvPrefix) {
+					spec.Env = append(spec.Env, kv)
+				}
+			}
+			if err := k.Metrics().Registry.Register(call.NewCollector(func(ctx context.Context) (json.RawMessage, error) {
+				return k.Query(ctx, kernel.Query{Name: call.QueryStats, Actor: plugins.ActorKernel})
+			})); err != nil {
+				return err
+			}
 		}
 		if err := h.Add(spec); err != nil {
 			return err

@@ -148,14 +148,18 @@ func (k *Kernel) append(ctx context.Context, company, actor string, evs []plugin
 	var out []plugins.Event
 	for _, e := range evs {
 		k.versions[e.Stream]++
+		co := company
+		if co == "" { // appended through the kernel API (or injected): the event names its company
+			co = e.Company
+		}
 		ev := plugins.Event{
 			Seq: uint64(len(k.events) + 1), ID: fmt.Sprintf("test-%d", len(k.events)+1), Time: time.Now().UTC(),
-			Type: e.Type, Stream: e.Stream, Version: k.versions[e.Stream], Company: company, Actor: actor,
+			Type: e.Type, Stream: e.Stream, Version: k.versions[e.Stream], Company: co, Actor: actor,
 			Audience: e.Audience, Payload: e.Payload,
 		}
 		gen := 0
 		if e.Seal != "" {
-			id := company + "\x00" + e.Seal
+			id := co + "\x00" + e.Seal
 			if gen = k.keys[id]; gen == 0 {
 				k.gens++
 				gen, k.keys[id] = k.gens, k.gens

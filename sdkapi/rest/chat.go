@@ -2,12 +2,10 @@ package rest
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 
 	"github.com/parleyhq/parley/kernel"
-	"github.com/parleyhq/parley/plugins"
 	"github.com/parleyhq/parley/sdkapi/directory"
 )
 
@@ -98,73 +96,28 @@ func (c pluginChannel) rest(withUnread bool) Channel {
 	return out
 }
 
-// chatRequest is the part of every chat payload the API fills in.
+// chatRequest is the part of every chat payload the API fills in
+// (pluginQuery adds minSeq).
 type chatRequest struct {
 	AsUser string `json:"asUser,omitempty"`
-	MinSeq uint64 `json:"minSeq,omitempty"`
 }
 
-// chatPayload is a query's payload: a struct embedding chatRequest.
-type chatPayload interface{ request() *chatRequest }
+// what the REST API calls the chat in its errors.
+const theChat = "the chat"
 
-func (r *chatRequest) request() *chatRequest { return r }
-
-// notRunning turns "nobody handles this name" into unavailable: the chat
-// is a plugin, and when it is not running the API is not broken, only
-// unavailable.
-func notRunning(err error) error {
-	if e := kernel.AsError(err); e.Code == kernel.CodeUnknownCommand || e.Code == kernel.CodeUnknownQuery {
-		return kernel.Errorf(kernel.CodeUnavailable, "the chat is not running")
-	}
-	return err
-}
-
-// chatExecute runs a chat command for company c on the stream its
-// manifest names, and returns the seq of its last event (0 when it
-// decided nothing).
+// chatExecute runs a chat command and returns the seq of its last event
+// (0 when it decided nothing).
 func (a *API) chatExecute(ctx context.Context, c directory.Company, name string, payload any) (uint64, error) {
-	r, ok := a.k.ClientRoute(name)
-	if !ok || r.Query {
-		return 0, kernel.Errorf(kernel.CodeUnavailable, "the chat is not running")
-	}
-	p, err := json.Marshal(payload)
-	if err != nil {
+	evs, err := a.pluginExecute(ctx, c, name, theChat, payload)
+	if err != nil || len(evs) == 0 {
 		return 0, err
-	}
-	actor := plugins.ActorAPIKeyPrefix + c.AppID
-	stream, err := plugins.ExpandStream(r.Stream, c.AppID, actor, p)
-	if err != nil {
-		return 0, err
-	}
-	evs, err := a.k.Execute(ctx, kernel.Command{Name: name, Stream: stream, Company: c.AppID, Actor: actor, Payload: p})
-	if err != nil {
-		return 0, notRunning(err)
-	}
-	if len(evs) == 0 {
-		return 0, nil
 	}
 	return evs[len(evs)-1].Seq, nil
 }
 
-// chatQuery asks the chat for company c and decodes its answer into v.
-// The payload's minSeq is raised to the log's head: the answer reflects
-// every write answered before the request came, whoever made it (the chat
-// applies events a moment after they are durable).
-func (a *API) chatQuery(ctx context.Context, c directory.Company, name string, payload chatPayload, v any) error {
-	r := payload.request()
-	r.MinSeq = max(r.MinSeq, a.k.Log().Head())
-	p, err := json.Marshal(payload)
-	if err != nil {
-		return err
-	}
-	ans, err := a.k.Query(ctx, kernel.Query{Name: name, Company: c.AppID, Actor: plugins.ActorAPIKeyPrefix + c.AppID, Payload: p})
-	if err != nil {
-		return notRunning(err)
-	}
-	if err := json.Unmarshal(ans, v); err != nil {
-		return kernel.Errorf(kernel.CodeInternal, "the chat answered %s with %s: %v", name, ans, err)
-	}
-	return nil
+// chatQuery asks the chat and decodes its answer into v.
+func (a *API) chatQuery(ctx context.Context, c directory.Company, name string, payload any, v any) error {
+	return a.pluginQuery(ctx, c, name, theChat, payload, v)
 }
 
 // channelByID looks a channel up by id, as the company: it has no

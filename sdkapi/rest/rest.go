@@ -15,6 +15,11 @@
 //	POST   /v2/channels                           {"participants": [a, b]}: 201 a new channel, 200 the existing one
 //	DELETE /v2/channels/{channel_id}              remove a channel; its messages are erased for good
 //	GET    /v2/channels/{channel_id}/messages     a page of messages (user_id, limit, anchor, direction)
+//	POST   /v2/rooms                 a call link's room: {"room": {room_id, user_urls: [{user, url, tools, is_admin}], ...}}
+//	GET    /v2/rooms                 the company's rooms (without links)
+//	GET    /v2/rooms/{id}            one room, with its links ({"room": ...}); also a createCall call's room
+//	DELETE /v2/rooms/{id}            delete a room; its call in progress ends
+//	PUT    /v2/rooms/{id}/disable    disable a room: its links stop working, its call in progress ends
 //
 // Every request is authorised against the company its API key belongs to:
 // a key sees and changes only its own company's users and channels.
@@ -24,6 +29,10 @@
 // pass through: channel_not_found, channel_not_exists and delete_channel
 // are 404, message_not_saved 503, validation_error, create_channel_oto
 // and message_anchor_error 400.
+//
+// The rooms' routes call the call plugin the same way (see rooms.go):
+// room_not_found is 404, no_plus_user and validation_error 400, and while
+// it is not running 503 unavailable.
 package rest
 
 import (
@@ -93,6 +102,11 @@ var Routes = []Route{
 	{"POST", "/v2/channels", (*API).createChannel},
 	{"DELETE", "/v2/channels/{channel_id}", (*API).deleteChannel},
 	{"GET", "/v2/channels/{channel_id}/messages", (*API).channelMessages},
+	{"POST", "/v2/rooms", (*API).createRoom},
+	{"GET", "/v2/rooms", (*API).listRooms},
+	{"GET", "/v2/rooms/{id}", (*API).getRoom},
+	{"DELETE", "/v2/rooms/{id}", (*API).deleteRoom},
+	{"PUT", "/v2/rooms/{id}/disable", (*API).disableRoom},
 }
 
 // Mount adds the routes (and /v2/openapi.json) to mux.
@@ -142,7 +156,7 @@ func Status(c kernel.Code) int {
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
 	case directory.CodeUserNotFound, directory.CodeCompanyNotFound, CodeNotFound,
-		CodeChannelNotFound, CodeChannelNotExists, CodeDeleteChannel:
+		CodeChannelNotFound, CodeChannelNotExists, CodeDeleteChannel, CodeRoomNotFound:
 		return http.StatusNotFound
 	case directory.CodeUserExists, kernel.CodeConflict:
 		return http.StatusConflict

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -87,6 +88,7 @@ type session struct {
 	user    string
 	limiter *rate.Limiter
 	sub     *hub.Subscription
+	link    *link // a call-link session's scope (joinCallURL); nil after connect
 
 	mu        sync.Mutex
 	closing   bool     // no worker starts after this
@@ -187,13 +189,26 @@ func (s *session) run() {
 		return
 	}
 	var p ConnectParams
-	json.Unmarshal(req.Params, &p) // checked by connect
+	json.Unmarshal(req.Params, &p) // checked by connect (joinCallURL's params share sdkVersion and lastSeq)
+	var linked map[string]any
+	if s.link != nil {
+		var err error
+		if linked, err = s.joinLink(); err != nil {
+			s.refuse(req.ID, err)
+			return
+		}
+	}
 	s.m.record(s.app, s.user, "client.connected", map[string]any{"sdk_version": p.SDKVersion, "remote": s.remote})
 
 	resync := p.LastSeq != nil && pos > *p.LastSeq && pos-*p.LastSeq > s.m.cfg.ResyncLimit
 	result := map[string]any{
 		"userId": s.user, "device": s.device, "expiresAt": claims.ExpiresAt.UTC().Format(time.RFC3339), "seq": pos,
 		"onlineUsers": s.m.OnlineUsers(s.app), "resync": resync,
+	}
+	if s.link != nil { // no token to expire; only the room's participants are anyone's business
+		delete(result, "expiresAt")
+		result["onlineUsers"] = s.link.onlinePeers(result["onlineUsers"].([]string))
+		maps.Copy(result, linked)
 	}
 	reason := "write_failed"
 	if err := s.reply(req.ID, result, nil); err == nil &&
@@ -213,8 +228,11 @@ func (s *session) connect() (token.Claims, Request, bool) {
 		return token.Claims{}, Request{}, false
 	}
 	req, err := DecodeRequest(b)
+	if err == nil && req.Method == "joinCallURL" {
+		return s.connectLink(req)
+	}
 	if err == nil && req.Method != "connect" {
-		err = kernel.Errorf(CodeNotConnected, "the first request must be connect, not %q", req.Method)
+		err = kernel.Errorf(CodeNotConnected, "the first request must be connect or joinCallURL, not %q", req.Method)
 	}
 	if err != nil {
 		s.refuse(req.ID, err)
@@ -242,7 +260,7 @@ func (s *session) connect() (token.Claims, Request, bool) {
 // replay pushes the logged events in [from, to] that concern the user.
 func (s *session) replay(from, to uint64) error {
 	return s.m.k.Log().Read(s.m.base, from, to, func(e eventlog.Event) error {
-		if e.Company != s.app || !slices.Contains(e.Audience, s.user) {
+		if e.Company != s.app || !slices.Contains(e.Audience, s.user) || (s.link != nil && !s.link.allows(s, &e)) {
 			return nil
 		}
 		ev, ok := s.m.hub.Open(&e)
@@ -407,6 +425,12 @@ func (s *session) drain() {
 				s.finish("force_disconnect", closeForced)
 				return
 			}
+			if s.link != nil && !s.link.allows(s, e) {
+				continue // outside the call-link session's scope
+			}
+			if s.link != nil && s.link.ends(e) {
+				s.closeLinkSoon()
+			}
 			if s.answered(e.Seq) {
 				continue // this device has it in a command's answer
 			}
@@ -487,12 +511,22 @@ func (s *session) handle(b []byte) (done bool) {
 		s.reply(req.ID, nil, derr)
 		return false
 	}
+	if s.link != nil {
+		if err := s.link.permit(s, req); err != nil {
+			s.reply(req.ID, nil, err)
+			return false
+		}
+	}
 	switch req.Method {
 	case "disconnect":
 		s.reply(req.ID, map[string]any{}, nil)
 		return true
 	case "getOnlineUsers":
-		s.reply(req.ID, map[string]any{"users": s.m.OnlineUsers(s.app)}, nil)
+		users := s.m.OnlineUsers(s.app)
+		if s.link != nil {
+			users = s.link.onlinePeers(users)
+		}
+		s.reply(req.ID, map[string]any{"users": users}, nil)
 	case "updateAccessToken":
 		res, err := s.updateToken(req)
 		s.reply(req.ID, res, err)

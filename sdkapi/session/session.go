@@ -14,6 +14,9 @@
 // audience includes the user are pushed before live ones, each once, in
 // seq order; too far back, the answer says resync: true instead.
 //
+// joinCallURL {url, sdkVersion, ...} instead of connect opens a session
+// restricted to one call link's call (see link.go).
+//
 // # Afterwards
 //
 // Methods: updateAccessToken {accessToken} → {expiresAt}; getOnlineUsers
@@ -374,7 +377,9 @@ func (m *Manager) flushPresence() {
 				}
 				frame = append(frame, "]}"...)
 				for s := range ss {
-					s.push(frame)
+					if s.link == nil { // a call-link session hears of nobody's presence
+						s.push(frame)
+					}
 				}
 			}
 		}

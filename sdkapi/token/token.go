@@ -106,9 +106,20 @@ func (i *Issuer) Issue(ctx context.Context, appID, userID string, ttl time.Durat
 	if ttl < MinTTL || ttl > MaxTTL {
 		return "", time.Time{}, kernel.Errorf(kernel.CodeValidation, "expires_in must be %d..%d seconds", int(MinTTL.Seconds()), int(MaxTTL.Seconds()))
 	}
+	now := i.now()
+	exp := now.Add(ttl).Truncate(time.Second)
+	signed, err := i.sign(ctx, appID, jwt.RegisteredClaims{
+		Issuer: issuer, Subject: userID, Audience: jwt.ClaimStrings{appID},
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp),
+	})
+	return signed, exp, err
+}
+
+// sign signs claims with the company's current secret, made on first use.
+func (i *Issuer) sign(ctx context.Context, appID string, claims jwt.Claims) (string, error) {
 	s, err := i.secrets(appID)
 	if err != nil {
-		return "", time.Time{}, err
+		return "", err
 	}
 	if len(s) == 0 { // the company's first token: make its secret, once
 		i.mu.Lock()
@@ -119,33 +130,24 @@ func (i *Issuer) Issue(ctx context.Context, appID, userID string, ttl time.Durat
 		}
 		i.mu.Unlock()
 		if err != nil {
-			return "", time.Time{}, err
+			return "", err
 		}
 	}
-	now := i.now()
-	exp := now.Add(ttl).Truncate(time.Second)
-	t := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
-		Issuer: issuer, Subject: userID, Audience: jwt.ClaimStrings{appID},
-		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp),
-	})
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
 	t.Header["kid"] = s[0].ID
-	signed, err := t.SignedString(s[0].Key)
-	return signed, exp, err
+	return t.SignedString(s[0].Key)
 }
 
-// Verify checks a token and returns its claims, or an *kernel.Error with
-// one of the reference's codes. appID, when not empty, must be the
-// token's company.
-func (i *Issuer) Verify(appID, raw string) (Claims, error) {
-	var rc jwt.RegisteredClaims
-	var tokenApp string
-	_, err := jwt.ParseWithClaims(raw, &rc, func(t *jwt.Token) (any, error) {
-		claims := t.Claims.(*jwt.RegisteredClaims)
-		if len(claims.Audience) != 1 {
+// key finds the secret a token names (its kid), among those of the
+// company its audience names; it reports that company in app.
+func (i *Issuer) key(app *string) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		aud, err := t.Claims.GetAudience()
+		if err != nil || len(aud) != 1 {
 			return nil, errors.New("token names no company")
 		}
-		tokenApp = claims.Audience[0]
-		secrets, err := i.secrets(tokenApp)
+		*app = aud[0]
+		secrets, err := i.secrets(*app)
 		if err != nil {
 			return nil, err
 		}
@@ -156,7 +158,17 @@ func (i *Issuer) Verify(appID, raw string) (Claims, error) {
 			}
 		}
 		return nil, jwt.ErrTokenSignatureInvalid
-	}, jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer(issuer), jwt.WithTimeFunc(i.now), jwt.WithExpirationRequired())
+	}
+}
+
+// Verify checks a token and returns its claims, or an *kernel.Error with
+// one of the reference's codes. appID, when not empty, must be the
+// token's company.
+func (i *Issuer) Verify(appID, raw string) (Claims, error) {
+	var rc jwt.RegisteredClaims
+	var tokenApp string
+	_, err := jwt.ParseWithClaims(raw, &rc, i.key(&tokenApp),
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer(issuer), jwt.WithTimeFunc(i.now), jwt.WithExpirationRequired())
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrTokenExpired):

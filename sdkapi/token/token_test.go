@@ -90,3 +90,31 @@ func TestRotationKeepsIssuedTokens(t *testing.T) {
 		t.Fatalf("second after two rotations: %v", err)
 	}
 }
+
+// TestLinkTokens: a call-link token names its company, user and room; it
+// does not pass for an access token, nor an access token for it; a
+// forged one fails.
+func TestLinkTokens(t *testing.T) {
+	ctx := context.Background()
+	iss := newIssuer(t)
+	link, err := iss.IssueLink(ctx, "app-a", "alice", "room_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := iss.VerifyLink(link)
+	if err != nil || c != (LinkClaims{AppID: "app-a", UserID: "alice", RoomID: "room_1"}) {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if _, err := iss.Verify("app-a", link); err == nil {
+		t.Fatal("a link token passed for an access token")
+	}
+	access, _, err := iss.Issue(ctx, "app-a", "alice", MinTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range map[string]string{"an access token": access, "garbage": "x.y.z", "a forged signature": link[:len(link)-4] + "AAAA"} {
+		if _, err := iss.VerifyLink(raw); kernel.AsError(err).Code != CodeLinkInvalid {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

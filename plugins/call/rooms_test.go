@@ -1,0 +1,266 @@
+package call_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/plugins"
+	"github.com/parleyhq/parley/plugins/call"
+)
+
+const api = "apikey:" + acme
+
+// room creates a call link's room through the REST API's command and
+// returns its id.
+func (e *env) room(body obj) string {
+	e.t.Helper()
+	evs := e.ok(api, "", call.CmdRoomCreate, body)
+	if len(evs) != 1 || evs[0].Type != call.EvRoomCreated || len(evs[0].Audience) != 0 {
+		e.t.Fatalf("room create decided %+v", evs)
+	}
+	return decode[call.RoomCreated](e.t, evs[0].Payload).RoomID
+}
+
+func (e *env) roomView(id string) call.RoomView {
+	e.t.Helper()
+	ans, err := e.k.Query(context.Background(), plugins.Query{Name: call.QueryRoom, Company: acme, Actor: api, Payload: mustJSON(obj{"room_id": id})})
+	if err != nil {
+		e.t.Fatalf("room %s: %v", id, err)
+	}
+	return decode[call.RoomView](e.t, ans)
+}
+
+func pair(a, b string) obj {
+	return obj{"participants": []obj{{"user_id": a, "is_admin": true}, {"user_id": b, "tools": obj{"chat": true}}}}
+}
+
+// TestRoomCreate: POST /v2/rooms' command: defaults, validation, the plus
+// rule, and only the company's REST API may use it.
+func TestRoomCreate(t *testing.T) {
+	e := newEnv(t, call.Config{})
+	id := e.room(obj{
+		"participants": []obj{{"user_id": "alice", "is_admin": true}, {"user_id": "bob", "tools": obj{}}, {"user_id": "carol", "tools": obj{"whiteboard": obj{"wb_pen": true}, "chat": false}}},
+		"recording":    "manual", "duration": 60, "call_type": "audio_only", "live": true,
+	})
+	v := e.roomView(id)
+	if v.RoomID != id || v.Recording != "manual" || v.Duration != 60 || v.CallType != "audio_only" || !v.Live || !v.Link || v.Disabled || v.CreatedAt == "" || len(v.Participants) != 3 {
+		t.Fatalf("room %+v", v)
+	}
+	var all map[string]bool
+	json.Unmarshal(v.Participants[0].Tools, &all)
+	if len(all) != len(call.Tools) || !all["chat"] || !v.Participants[0].IsAdmin || string(v.Participants[1].Tools) != "{}" {
+		t.Fatalf("tools %s %s", v.Participants[0].Tools, v.Participants[1].Tools)
+	}
+	d := e.roomView(e.room(pair("alice", "bob")))
+	if d.Recording != "none" || d.CallType != "audio_video" || d.Duration != 0 || d.Live {
+		t.Fatalf("defaults %+v", d)
+	}
+	ans, err := e.k.Query(context.Background(), plugins.Query{Name: call.QueryRooms, Company: acme, Actor: api})
+	if err != nil || len(decode[call.RoomsAnswer](t, ans).Rooms) != 2 {
+		t.Fatalf("rooms %s %v", ans, err)
+	}
+
+	many := make([]obj, 26)
+	for i := range many {
+		many[i] = obj{"user_id": "alice"}
+	}
+	for _, c := range []struct {
+		name string
+		body obj
+		want plugins.Code
+	}{
+		{"one participant", obj{"participants": []obj{{"user_id": "alice"}}}, call.CodeValidation},
+		{"26 participants", obj{"participants": many}, call.CodeValidation},
+		{"twice the same", obj{"participants": []obj{{"user_id": "alice"}, {"user_id": "alice"}}}, call.CodeValidation},
+		{"an unknown user", pair("alice", "zed"), call.CodeValidation},
+		{"a deactivated user", pair("alice", "dave"), call.CodeValidation},
+		{"an unknown tool", obj{"participants": []obj{{"user_id": "alice", "tools": obj{"teleport": true}}, {"user_id": "bob"}}}, call.CodeValidation},
+		{"a tool not boolean", obj{"participants": []obj{{"user_id": "alice", "tools": obj{"chat": "yes"}}, {"user_id": "bob"}}}, call.CodeValidation},
+		{"an unknown whiteboard tool", obj{"participants": []obj{{"user_id": "alice", "tools": obj{"whiteboard": obj{"wb_laser": true}}}, {"user_id": "bob"}}}, call.CodeValidation},
+		{"a short duration", withKV(pair("alice", "bob"), "duration", 59), call.CodeValidation},
+		{"an unknown recording", withKV(pair("alice", "bob"), "recording", "always"), call.CodeValidation},
+		{"an unknown call type", withKV(pair("alice", "bob"), "call_type", "video"), call.CodeValidation},
+		{"no plus user", pair("bob", "carol"), call.CodeNoPlusUser},
+	} {
+		t.Run(c.name, func(t *testing.T) { e.fails(c.want, api, "", call.CmdRoomCreate, c.body) })
+	}
+	e.fails(call.CodePermissionDenied, "alice", "a1", call.CmdRoomCreate, pair("alice", "bob"))
+	e.fails(call.CodePermissionDenied, "alice", "a1", call.CmdRoomDelete, obj{"room_id": id})
+	if _, err := e.k.Query(context.Background(), plugins.Query{Name: call.QueryRooms, Company: acme, Actor: "alice"}); codeOf(err) != call.CodePermissionDenied {
+		t.Fatalf("a user listed rooms: %v", err)
+	}
+}
+
+func withKV(o obj, k string, v any) obj {
+	o[k] = v
+	return o
+}
+
+// TestRoomJoin: the first participant to open their link starts the
+// room's call (without live it rings nobody and does not time out); the
+// other, opening theirs, answers it; opening a link again moves the
+// user's media to the new device.
+func TestRoomJoin(t *testing.T) {
+	e := newEnv(t, call.Config{DialTimeout: 100 * time.Millisecond, ConnectTimeout: time.Hour})
+	room := e.room(pair("alice", "bob"))
+	evs := e.ok("bob", "lb1", call.CmdRoomJoin, obj{"roomId": room})
+	c := decode[call.CallCreated](t, evs[0].Payload)
+	if evs[0].Type != call.EvCreated || c.RoomID != room || !c.Link || c.Caller != "bob" || c.Callee != "alice" || c.CallerDevice != "lb1" || c.DialDeadline != "" || c.Options.Live || !slices.Equal(evs[0].Audience, []string{"bob"}) || !slices.Equal(c.Admins, []string{"alice"}) {
+		t.Fatalf("join created %+v to %v", c, evs[0].Audience)
+	}
+	if v := e.roomView(room); v.CallID != c.CallID || v.CallStatus != call.StatusDialing {
+		t.Fatalf("room %+v", v)
+	}
+	// The call link's tools are the viewer's.
+	if v := e.view(acme, "bob", c.CallID); string(v.Tools) != `{"chat":true}` || !v.Link || v.IsAdmin {
+		t.Fatalf("bob's view %+v", v)
+	}
+	time.Sleep(200 * time.Millisecond) // no dial timeout
+	// Alice never rang: she cannot decline, she joins.
+	e.fails(call.CodeDialDecline, "alice", "a1", call.CmdEnd, obj{"callId": c.CallID})
+	evs = e.ok("alice", "la1", call.CmdRoomJoin, obj{"roomId": room})
+	if a := decode[call.CallAnswered](t, evs[0].Payload); evs[0].Type != call.EvAnswered || a.Device != "la1" || evs[0].Stream != call.CallStream(acme, c.CallID) {
+		t.Fatalf("second join %+v", evs[0])
+	}
+	evs = e.ok("bob", "lb2", call.CmdRoomJoin, obj{"roomId": room})
+	if r := decode[call.CallRejoined](t, evs[0].Payload); evs[0].Type != call.EvRejoined || r.Device != "lb2" || r.UserID != "bob" {
+		t.Fatalf("rejoin %+v", evs[0])
+	}
+	if v := e.view(acme, "bob", c.CallID); v.Devices["bob"] != "lb2" || v.Devices["alice"] != "la1" {
+		t.Fatalf("devices %v", v.Devices)
+	}
+	e.fails(call.CodeUserNotInDialing, "bob", "lb1", call.CmdEnd, obj{"callId": c.CallID})
+	e.ok("bob", "lb2", call.CmdEnd, obj{"callId": c.CallID})
+	if v := e.roomView(room); v.CallID != "" {
+		t.Fatalf("the room keeps its ended call: %+v", v)
+	}
+	// The room can be used again: a new call.
+	evs = e.ok("alice", "la2", call.CmdRoomJoin, obj{"roomId": room})
+	if n := decode[call.CallCreated](t, evs[0].Payload); n.CallID == c.CallID || n.Caller != "alice" {
+		t.Fatalf("a new call %+v", n)
+	}
+}
+
+// TestRoomJoinLive: a live room rings the other participant, who may
+// answer from any device, and times out like a call.
+func TestRoomJoinLive(t *testing.T) {
+	e := newEnv(t, call.Config{DialTimeout: 150 * time.Millisecond})
+	room := e.room(withKV(pair("alice", "bob"), "live", true))
+	evs := e.ok("alice", "la1", call.CmdRoomJoin, obj{"roomId": room})
+	c := decode[call.CallCreated](t, evs[0].Payload)
+	if !slices.Equal(evs[0].Audience, []string{"alice", "bob"}) || c.DialDeadline == "" || !c.Options.Live {
+		t.Fatalf("live join %+v to %v", c, evs[0].Audience)
+	}
+	if v := e.status(c.CallID, call.StatusEnded); *v.EndReason != call.ReasonTimeout {
+		t.Fatalf("ended %s", *v.EndReason)
+	}
+	// All users busy: the other participant is in another call.
+	e.create("erin", "e1", "bob", obj{})
+	e.fails(call.CodeAllUsersBusy, "alice", "la2", call.CmdRoomJoin, obj{"roomId": room})
+}
+
+// TestRoomJoinErrors: every refusal of a join.
+func TestRoomJoinErrors(t *testing.T) {
+	e := newEnv(t, call.Config{DialTimeout: time.Hour})
+	room := e.room(pair("alice", "bob"))
+	three := e.room(obj{"participants": []obj{{"user_id": "alice"}, {"user_id": "bob"}, {"user_id": "carol"}}})
+	basic := e.room(pair("alice", "bob"))
+	disabled := e.room(pair("alice", "bob"))
+	deleted := e.room(pair("alice", "bob"))
+	e.ok(api, "", call.CmdRoomDisable, obj{"room_id": disabled})
+	e.ok(api, "", call.CmdRoomDelete, obj{"room_id": deleted})
+	e.user("user.updated", acme, obj{"user_id": "alice", "role": "basic", "can_video": true, "active": true})
+	e.fails(call.CodeNoPlusUser, "bob", "lb1", call.CmdRoomJoin, obj{"roomId": basic})
+	e.user("user.updated", acme, obj{"user_id": "alice", "role": "plus", "can_video": true, "active": true})
+	for _, c := range []struct {
+		name, as, device, room string
+		want                   plugins.Code
+	}{
+		{"no room id", "alice", "la1", "", call.CodeValidation},
+		{"no device", "alice", "", room, call.CodeValidation},
+		{"an unknown room", "alice", "la1", "room_nope", call.CodeInvalidToken},
+		{"a disabled room", "alice", "la1", disabled, call.CodeInvalidToken},
+		{"a deleted room", "alice", "la1", deleted, call.CodeInvalidToken},
+		{"not a participant", "carol", "lc1", room, call.CodeUserNotAssociatedLink},
+		{"three participants", "alice", "la1", three, call.CodeJoinURLMTM},
+		{"a deactivated user", "dave", "ld1", room, call.CodeCurrentUserNotAvail},
+	} {
+		t.Run(c.name, func(t *testing.T) { e.fails(c.want, c.as, c.device, call.CmdRoomJoin, obj{"roomId": c.room}) })
+	}
+	// Busy elsewhere.
+	e.create("alice", "a1", "carol", obj{})
+	e.fails(call.CodeCurrentUserBusy, "alice", "la1", call.CmdRoomJoin, obj{"roomId": room})
+	e.create("erin", "e1", "bob", obj{})
+	e.fails(call.CodeAnotherCallInProgress, "bob", "lb1", call.CmdRoomJoin, obj{"roomId": room})
+	// Without a media plane.
+	n := newEnv(t, call.Config{UDPPort: -1})
+	r := n.room(pair("alice", "bob"))
+	n.fails(call.CodeRoomCreate, "alice", "la1", call.CmdRoomJoin, obj{"roomId": r})
+}
+
+// TestRoomClose: disabling or deleting a room ends its call with
+// room_closed; disabling twice decides nothing; a missing room is
+// room_not_found.
+func TestRoomClose(t *testing.T) {
+	e := newEnv(t, call.Config{DialTimeout: time.Hour})
+	for _, cmd := range []string{call.CmdRoomDisable, call.CmdRoomDelete} {
+		room := e.room(pair("alice", "bob"))
+		id := decode[call.CallCreated](t, e.ok("alice", "la1", call.CmdRoomJoin, obj{"roomId": room})[0].Payload).CallID
+		evs := e.ok(api, "", cmd, obj{"room_id": room})
+		if len(evs) != 2 || evs[1].Type != call.EvEnded || evs[1].Stream != call.CallStream(acme, id) || !slices.Equal(evs[1].Audience, []string{"alice", "bob"}) {
+			t.Fatalf("%s decided %+v", cmd, evs)
+		}
+		if v := e.view(acme, "alice", id); *v.EndReason != call.ReasonRoomClosed {
+			t.Fatalf("ended %s", *v.EndReason)
+		}
+	}
+	room := e.room(pair("alice", "bob"))
+	e.ok(api, "", call.CmdRoomDisable, obj{"room_id": room})
+	if evs := e.ok(api, "", call.CmdRoomDisable, obj{"room_id": room}); len(evs) != 0 {
+		t.Fatalf("disabled twice: %+v", evs)
+	}
+	if v := e.roomView(room); !v.Disabled {
+		t.Fatalf("room %+v", v)
+	}
+	e.ok(api, "", call.CmdRoomDelete, obj{"room_id": room})
+	e.fails(call.CodeRoomNotFound, api, "", call.CmdRoomDelete, obj{"room_id": room})
+	e.fails(call.CodeRoomNotFound, api, "", call.CmdRoomDisable, obj{"room_id": "room_nope"})
+	if _, err := e.k.Query(context.Background(), plugins.Query{Name: call.QueryRoom, Company: acme, Actor: api, Payload: mustJSON(obj{"room_id": room})}); codeOf(err) != call.CodeRoomNotFound {
+		t.Fatalf("a deleted room: %v", err)
+	}
+	// The room of a createCall call answers too, as the company sees it.
+	id := e.create("alice", "a1", "bob", obj{"callType": "audio_only"})
+	v := e.roomView(e.view(acme, "alice", id).RoomID)
+	if v.Link || v.CallID != id || v.CallType != "audio_only" || len(v.Participants) != 2 {
+		t.Fatalf("createCall's room %+v", v)
+	}
+}
+
+// TestRoomDuration: a room's duration counts time with both connected,
+// over its calls; 30 s before the end both are warned, at the end the call
+// ends with duration_expired.
+func TestRoomDuration(t *testing.T) {
+	e := newEnv(t, call.Config{ConnectTimeout: time.Hour, MediaGrace: time.Hour})
+	room := e.room(withKV(pair("alice", "bob"), "duration", 60))
+	id := decode[call.CallCreated](t, e.ok("alice", "la1", call.CmdRoomJoin, obj{"roomId": room})[0].Payload).CallID
+	e.ok("bob", "lb1", call.CmdRoomJoin, obj{"roomId": room})
+	e.connect(id, map[string]string{"alice": "la1", "bob": "lb1"})
+	e.clock.advance(31 * time.Second)
+	e.p.Kick(id)
+	eventually(t, func() bool { return len(e.published(call.EvRoomExpiring)) == 1 }, "the warning")
+	w := decode[call.ExpiringPayload](t, e.published(call.EvRoomExpiring)[0].Payload)
+	if w.CallID != id || w.RoomID != room || w.Remaining < 28 || w.Remaining > 30 {
+		t.Fatalf("warning %+v", w)
+	}
+	e.clock.advance(30 * time.Second)
+	e.p.Kick(id)
+	if v := e.status(id, call.StatusEnded); *v.EndReason != call.ReasonDurationExpired {
+		t.Fatalf("ended %s", *v.EndReason)
+	}
+	if n := len(e.published(call.EvRoomExpiring)); n != 1 {
+		t.Fatalf("%d warnings", n)
+	}
+}

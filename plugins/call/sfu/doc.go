@@ -1,0 +1,97 @@
+// Package sfu is the media plane of calls: a selective forwarding unit on
+// pion/webrtc v4 and pion/interceptor. Each participant device has one
+// peer connection with the SFU; the SFU forwards each participant's audio
+// and video to the other participants of the room (a call) as they are,
+// without decoding. It knows nothing of call state: the call plugin drives
+// it and decides when a call ends.
+//
+// # Basics
+//
+//	s, err := sfu.New(sfu.Config{UDPPort: 50000, PublicIPs: []string{"203.0.113.7"}}, logger)
+//	s.OnOffer = func(room, device, sdp string) { /* send to the device; its answer goes to s.Answer */ }
+//	s.OnCandidate = func(room, device, cand string) { /* send to the device */ }
+//	s.OnState = func(room, user, device, state string) { /* "disconnected", "failed": start a grace timer */ }
+//
+//	answer, err := s.Offer(ctx, callID, userID, deviceID, offerSDP, video)
+//	err = s.AddCandidate(callID, deviceID, candidateJSON)  // the device's trickled candidates
+//	err = s.AllowVideo(callID)                             // audio_upgradable, upgraded
+//	s.Leave(callID, deviceID)
+//	s.Close()
+//
+// All media use one UDP port (pion's ICE UDP mux), advertised as
+// PublicIPs when set (1:1 NAT). The SFU's candidates ride in its answers:
+// with the mux they are all known at once, so OnCandidate is rarely called.
+//
+// Signalling. A device's first Offer joins the room; later Offers
+// renegotiate (a camera added, a screen shared). Each m-line the device
+// offers to receive on gets a track of the SFU's at once, in the answer,
+// so in a 1:1 call the other side's media flow as soon as ICE and DTLS are
+// up, with no second round. A track that finds no free m-line of its kind
+// on a device (a screen share, video after an upgrade) gets an m-line of
+// its own: the SFU offers it through OnOffer and the device answers
+// through Answer. On glare (the device offers while an offer of the SFU's
+// is out) the SFU rolls its offer back and offers again after answering.
+// Signalling for one device must be delivered in order: the answer Offer
+// returns before any later OnOffer for that device.
+//
+// Tracks. A track on an m-line the device itself offered has stream id
+// "sfu" and id "audio1", "video2", …; a track on an m-line the SFU added
+// has the publisher's user as stream id and the publisher's track id.
+//
+// Video. Offer's video flag false refuses video (audio_only, or
+// audio_upgradable before the upgrade): the device's video m-lines are
+// answered inactive, and video it sends anyway is not forwarded. Video
+// allowed once in a room (an Offer with video true, or AllowVideo) stays
+// allowed; the device then offers again with video.
+//
+// # Media
+//
+// Codecs are Opus and VP8 (what recording writes without transcoding),
+// without RTX: a retransmission is the packet again on its own SSRC. The
+// interceptors are NACK both ways (pion's generator asks publishers for
+// what is lost; the SFU's own responder answers subscribers from a ring of
+// the last 256 packets of each video track), RTCP sender and receiver
+// reports, and transport-wide congestion control feedback to publishers
+// (their congestion controller's input). A keyframe request (PLI or FIR)
+// from a subscriber goes to the track's publisher, at most one every
+// 250 ms; a new subscriber gets one asked for it, and its video starts at
+// the next keyframe. When a track's source changes (the publisher left and
+// joined again from another device), sequence numbers and timestamps stay
+// continuous for the subscriber. Header extensions of the publisher are
+// not forwarded (their ids are the publisher's negotiation, not the
+// subscriber's).
+//
+// The forwarding loop allocates nothing per packet, down through pion to
+// the socket: one buffer per track, the publisher's header parsed once and
+// shared with pion's interceptors (which would otherwise each make a map
+// and a header per packet), subscribers read with one atomic load,
+// counters flushed every 64 packets. The SFU replaces two of pion's
+// interceptors for that: the NACK responder (pion's allocates a packet per
+// send) and TWCC feedback (pion's hands every packet to another goroutine
+// over a channel).
+//
+// Metrics (Config.Registerer): parley_sfu_peer_connections,
+// parley_sfu_rtp_packets_total and parley_sfu_rtp_bytes_total{direction},
+// parley_sfu_nacks_total{direction}, parley_sfu_rtp_retransmissions_total,
+// parley_sfu_keyframe_requests_total{direction}.
+//
+// # Caveats
+//
+//   - A packet crosses five goroutines inside pion before the forwarding
+//     loop reads it (socket reader, ICE candidate, DTLS/SRTP demux, SRTP
+//     session, then the track), each a wake-up; the send is one sendto(2)
+//     per packet per subscriber, from the forwarding goroutine. That, not
+//     the forwarding code, is most of the CPU a packet costs (bench/README,
+//     "SFU"). Reads use recvmmsg(2) on Linux (Config.ReadBatch), which
+//     saves system calls only when datagrams queue up; sendmmsg(2) would
+//     need a hand-off of its own, behind pion's synchronous writes, to save
+//     about 0.2 µs of the 2 µs a sendto costs here.
+//   - One peer connection per device and no simulcast: every subscriber
+//     gets the publisher's one encoding; congestion toward a subscriber is
+//     not acted on.
+//   - The SFU never removes an m-line: a track whose source left stays as
+//     a free slot, reused by the next publication of its kind.
+//   - Pion's TWCC feedback builder allocates per packet reported (in its
+//     100 ms ticker, not on the forwarding path): about two allocations a
+//     forwarded packet, process-wide, with browser-like clients.
+package sfu

@@ -1,0 +1,147 @@
+package sfu
+
+import (
+	"encoding/json"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/plugins/call/sfu/sfutest"
+	"github.com/pion/webrtc/v4"
+)
+
+// harness is one SFU on loopback and the sfutest clients talking to it:
+// real pion peers, signalling straight through the SFU's methods and
+// callbacks.
+type harness struct {
+	t   *testing.T
+	s   *SFU
+	mu  sync.Mutex
+	cs  map[string]*sfutest.Client // by device
+	evs chan stateEvent
+}
+
+type stateEvent struct{ room, user, device, state string }
+
+func newHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	cfg.ListenIP = "127.0.0.1"
+	s, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, s: s, cs: map[string]*sfutest.Client{}, evs: make(chan stateEvent, 256)}
+	s.OnOffer = func(room, device, sdp string) {
+		if c := h.client(device); c != nil {
+			go func() {
+				if err := c.ServerOffer(sdp); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	s.OnCandidate = func(room, device, cand string) {
+		var init webrtc.ICECandidateInit
+		if c := h.client(device); c != nil && json.Unmarshal([]byte(cand), &init) == nil {
+			c.PC().AddICECandidate(init)
+		}
+	}
+	s.OnState = func(room, user, device, state string) {
+		select {
+		case h.evs <- stateEvent{room, user, device, state}:
+		default:
+		}
+	}
+	t.Cleanup(func() {
+		h.mu.Lock()
+		cs := h.cs
+		h.mu.Unlock()
+		for _, c := range cs {
+			c.Close()
+		}
+		s.Close()
+	})
+	return h
+}
+
+func (h *harness) client(device string) *sfutest.Client {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cs[device]
+}
+
+func (h *harness) newClient(room, user, device string, o sfutest.Options) *sfutest.Client {
+	h.t.Helper()
+	o.Verify = true
+	c, err := sfutest.NewClient(h.s, room, user, device, o)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.cs[device] = c
+	h.mu.Unlock()
+	return c
+}
+
+// call starts a 1:1 call in room "r": caller (with o) and callee join with
+// o.Video as their video flag and publish audio, and a camera if
+// withVideo.
+func (h *harness) call(o sfutest.Options, withVideo bool) (caller, callee *sfutest.Client) {
+	h.t.Helper()
+	caller = h.newClient("r", "alice", "alice-phone", o)
+	callee = h.newClient("r", "bob", "bob-laptop", sfutest.Options{Video: o.Video})
+	for _, c := range []*sfutest.Client{caller, callee} {
+		must(h.t, c.PublishAudio())
+		if withVideo {
+			must(h.t, c.PublishVideo("camera"))
+		}
+		if err := c.Negotiate(); err != nil {
+			h.t.Fatalf("%s joins: %v", c.Device, err)
+		}
+	}
+	return caller, callee
+}
+
+// waitState waits for device to report state.
+func (h *harness) waitState(device, state string, d time.Duration) {
+	h.t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case ev := <-h.evs:
+			if ev.device == device && ev.state == state {
+				return
+			}
+		case <-deadline:
+			h.t.Fatalf("%s: no %q state within %v", device, state, d)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFrames(t *testing.T, c *sfutest.Client, kind webrtc.RTPCodecType, n, frames int) []sfutest.Track {
+	t.Helper()
+	ts, err := c.WaitFrames(kind, n, frames, 15*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+// checkClean fails the test if a track of c's lost or garbled a frame.
+func checkClean(t *testing.T, c *sfutest.Client, kind webrtc.RTPCodecType) {
+	t.Helper()
+	for _, ts := range c.Tracks(kind) {
+		if ts.Corrupt > 0 || ts.Missing > 0 {
+			t.Errorf("%s: %s track %s/%s: %d frames, %d corrupt, %d missing", c.Device, kind, ts.Stream, ts.ID, ts.Frames, ts.Corrupt, ts.Missing)
+		}
+	}
+}

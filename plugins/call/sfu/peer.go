@@ -1,0 +1,337 @@
+package sfu
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// peer is one device's peer connection in a room.
+//
+// Lock order: peer.sig before SFU.mu. Callbacks (OnOffer, OnCandidate,
+// OnState) are called with neither held.
+type peer struct {
+	s            *SFU
+	room         *room
+	user, device string
+	pc           *webrtc.PeerConnection
+
+	sig       sync.Mutex // one negotiation step at a time; guards the fields below
+	remoteSet bool       // a remote description was applied: candidates go straight in
+	early     []webrtc.ICECandidateInit
+	needOffer bool        // the device has not been offered every track we send it
+	answered  atomic.Bool // our first answer is out: later candidates go through OnCandidate (not under sig: pion's gatherer calls OnICECandidate while handleOffer waits for it)
+	slots     int         // slot tracks made, for their ids
+
+	// guarded by SFU.mu
+	pubs   []*publication
+	downs  []*downTrack
+	closed bool
+}
+
+// newPeer makes the peer connection; s.mu is held.
+func (s *SFU) newPeer(r *room, user, device string) (*peer, error) {
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{
+		Certificates:  []webrtc.Certificate{s.cert},
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("peer connection: %w", err)
+	}
+	p := &peer{s: s, room: r, user: user, device: device, pc: pc}
+	s.m.peers.Inc()
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c == nil || s.OnCandidate == nil {
+			return
+		}
+		if !p.answered.Load() { // it rides in the answer
+			return
+		}
+		b, err := json.Marshal(c.ToJSON())
+		if err == nil {
+			s.OnCandidate(r.id, device, string(b))
+		}
+	})
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if s.OnState != nil {
+			s.OnState(r.id, user, device, st.String())
+		}
+	})
+	pc.OnTrack(func(t *webrtc.TrackRemote, rc *webrtc.RTPReceiver) { s.publish(p, t, rc) })
+	return p, nil
+}
+
+// mline is what an offer says of one m-line.
+type mline struct {
+	kind webrtc.RTPCodecType
+	dir  string // sendrecv, sendonly, recvonly, inactive
+	off  bool   // port 0: rejected or removed
+}
+
+func parseOffer(s string) (map[string]mline, error) {
+	var d sdp.SessionDescription
+	if err := d.Unmarshal([]byte(s)); err != nil {
+		return nil, fmt.Errorf("parse offer: %w", err)
+	}
+	out := map[string]mline{}
+	for _, md := range d.MediaDescriptions {
+		mid, ok := md.Attribute(sdp.AttrKeyMID)
+		if !ok {
+			continue
+		}
+		l := mline{kind: webrtc.NewRTPCodecType(md.MediaName.Media), dir: "sendrecv", off: md.MediaName.Port.Value == 0}
+		for _, a := range md.Attributes {
+			switch a.Key {
+			case "sendrecv", "sendonly", "recvonly", "inactive":
+				l.dir = a.Key
+			}
+		}
+		out[mid] = l
+	}
+	return out, nil
+}
+
+// handleOffer applies an offer of the device's and answers it. Each m-line
+// the device wants to receive on gets a slot track, and publications of
+// the room are bound to free slots; those left over get m-lines of their
+// own, offered to the device right after this answer.
+func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
+	p.sig.Lock()
+	lines, err := parseOffer(offer)
+	if err != nil {
+		p.sig.Unlock()
+		return "", err
+	}
+	if p.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+		// Glare: the SFU gives way, and offers again after this answer.
+		if err := p.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
+			p.sig.Unlock()
+			return "", fmt.Errorf("roll back our offer: %w", err)
+		}
+		p.needOffer = true
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		p.sig.Unlock()
+		return "", fmt.Errorf("apply offer: %w", err)
+	}
+	if !p.remoteSet {
+		p.remoteSet = true
+		for _, c := range p.early {
+			if err := p.pc.AddICECandidate(c); err != nil {
+				p.s.log.Debug("sfu: early candidate", "device", p.device, "err", err)
+			}
+		}
+		p.early = nil
+	}
+
+	video := p.s.videoAllowed(p.room)
+	var slots []*downTrack
+	refused := map[string]bool{}
+	for _, tr := range p.pc.GetTransceivers() {
+		l, ok := lines[tr.Mid()]
+		if !ok || l.off {
+			continue
+		}
+		if tr.Kind() == webrtc.RTPCodecTypeVideo && !video {
+			refused[tr.Mid()] = true
+			continue
+		}
+		if tr.Sender() != nil || (l.dir != "sendrecv" && l.dir != "recvonly") {
+			continue
+		}
+		p.slots++
+		dt := newDownTrack(p, tr.Kind(), "sfu", fmt.Sprintf("%s%d", tr.Kind(), p.slots))
+		sender, err := p.s.api.NewRTPSender(dt, p.pc.SCTP().Transport())
+		if err == nil {
+			err = tr.SetSender(sender, dt)
+		}
+		if err != nil {
+			p.sig.Unlock()
+			return "", fmt.Errorf("slot for %s: %w", tr.Mid(), err)
+		}
+		dt.sender = sender
+		slots = append(slots, dt)
+	}
+	left := p.s.attach(p, slots)
+
+	answer, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		p.sig.Unlock()
+		return "", fmt.Errorf("create answer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(answer); err != nil {
+		p.sig.Unlock()
+		return "", fmt.Errorf("apply answer: %w", err)
+	}
+	// With the UDP mux the host candidates are known at once; waiting for
+	// them puts them in the answer and spares the device a trickle round.
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+	case <-time.After(2 * time.Second):
+	}
+	sdpAnswer := p.pc.LocalDescription().SDP
+	if len(refused) > 0 {
+		if sdpAnswer, err = inactivate(sdpAnswer, refused); err != nil {
+			p.sig.Unlock()
+			return "", err
+		}
+	}
+	p.answered.Store(true)
+	for _, dt := range slots {
+		p.s.goRTCP(dt)
+	}
+	if p.addDedicated(left) {
+		p.needOffer = true
+	}
+	again := p.needOffer
+	p.sig.Unlock()
+	if again {
+		go p.negotiate()
+	}
+	return sdpAnswer, nil
+}
+
+// inactivate marks the refused m-lines of an answer inactive, so the device
+// sends nothing on them. Pion's own state for them stays "recvonly", which
+// lets a later offer of the device turn them on once video is allowed.
+func inactivate(answer string, mids map[string]bool) (string, error) {
+	var d sdp.SessionDescription
+	if err := d.Unmarshal([]byte(answer)); err != nil {
+		return "", fmt.Errorf("parse answer: %w", err)
+	}
+	for _, md := range d.MediaDescriptions {
+		if mid, _ := md.Attribute(sdp.AttrKeyMID); !mids[mid] {
+			continue
+		}
+		attrs := md.Attributes[:0]
+		for _, a := range md.Attributes {
+			switch a.Key {
+			case "sendrecv", "sendonly", "recvonly", "inactive":
+			default:
+				attrs = append(attrs, a)
+			}
+		}
+		md.Attributes = append(attrs, sdp.NewPropertyAttribute("inactive"))
+	}
+	b, err := d.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("write answer: %w", err)
+	}
+	return string(b), nil
+}
+
+// addDedicated gives each publication an m-line of its own on p (sendonly)
+// and reports whether there was any; p.sig is held.
+func (p *peer) addDedicated(pubs []*publication) bool {
+	added := false
+	for _, pub := range pubs {
+		dt := newDownTrack(p, pub.kind, pub.p.user, pub.track.ID())
+		tr, err := p.pc.AddTransceiverFromTrack(dt, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			p.s.log.Warn("sfu: add track", "device", p.device, "err", err)
+			continue
+		}
+		dt.sender = tr.Sender()
+		if !p.s.bindDedicated(p, dt, pub) {
+			continue
+		}
+		p.s.goRTCP(dt)
+		added = true
+	}
+	return added
+}
+
+// negotiate sends the device an offer if it has tracks not yet offered
+// and no negotiation is under way; handleAnswer calls it again.
+func (p *peer) negotiate() {
+	p.sig.Lock()
+	if !p.needOffer || p.pc.SignalingState() != webrtc.SignalingStateStable || p.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
+		p.sig.Unlock()
+		return
+	}
+	p.needOffer = false
+	offer, err := p.pc.CreateOffer(nil)
+	if err == nil {
+		err = p.pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		p.sig.Unlock()
+		p.s.log.Warn("sfu: offer", "device", p.device, "err", err)
+		return
+	}
+	sdp := p.pc.LocalDescription().SDP
+	p.sig.Unlock()
+	if p.s.OnOffer != nil {
+		p.s.OnOffer(p.room.id, p.device, sdp)
+	}
+}
+
+func (p *peer) handleAnswer(answer string) error {
+	p.sig.Lock()
+	if p.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+		p.sig.Unlock()
+		return ErrNoOffer
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		p.sig.Unlock()
+		return fmt.Errorf("apply answer: %w", err)
+	}
+	again := p.needOffer
+	p.sig.Unlock()
+	if again {
+		go p.negotiate()
+	}
+	return nil
+}
+
+func (p *peer) addCandidate(candidate string) error {
+	var c webrtc.ICECandidateInit
+	if err := json.Unmarshal([]byte(candidate), &c); err != nil {
+		return fmt.Errorf("candidate: %w", err)
+	}
+	if strings.TrimSpace(c.Candidate) == "" {
+		return nil // end of candidates
+	}
+	p.sig.Lock()
+	defer p.sig.Unlock()
+	if !p.remoteSet {
+		p.early = append(p.early, c)
+		return nil
+	}
+	if err := p.pc.AddICECandidate(c); err != nil {
+		return fmt.Errorf("add candidate: %w", err)
+	}
+	return nil
+}
+
+// close stops forwarding to and from p and closes its peer connection.
+func (p *peer) close() {
+	s := p.s
+	s.mu.Lock()
+	if p.closed {
+		s.mu.Unlock()
+		return
+	}
+	p.closed = true
+	for _, pub := range p.pubs {
+		s.unbindAll(pub)
+	}
+	for _, dt := range p.downs {
+		s.unbind(dt)
+	}
+	s.mu.Unlock()
+	if err := p.pc.Close(); err != nil {
+		s.log.Debug("sfu: close peer", "device", p.device, "err", err)
+	}
+	s.m.peers.Dec()
+}

@@ -1,0 +1,379 @@
+package sfu
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures an SFU. The zero value listens on an ephemeral port of
+// every interface and advertises the interfaces' addresses.
+type Config struct {
+	// UDPPort is the one UDP port all peers' media use (ICE UDP mux).
+	// 0 picks an ephemeral port (tests).
+	UDPPort int
+	// ListenIP binds the port to one address ("127.0.0.1" in tests).
+	// Empty binds it on every address of every interface that is up,
+	// leaving out loopback and link-local ones.
+	ListenIP string
+	// PublicIPs are advertised in the host candidates instead of the local
+	// addresses: the public address of a machine behind a 1:1 NAT (a cloud
+	// instance's elastic IP). Empty advertises the local addresses.
+	PublicIPs []string
+
+	// A peer from which nothing arrived for ICEDisconnectedTimeout
+	// (default 5 s) is "disconnected"; after ICEFailedTimeout more
+	// (default 25 s) it is "failed". Keepalives go every
+	// ICEKeepaliveInterval (default 2 s). The SFU only reports these
+	// through OnState: ending the call after a grace period is the
+	// caller's decision.
+	ICEDisconnectedTimeout time.Duration
+	ICEFailedTimeout       time.Duration
+	ICEKeepaliveInterval   time.Duration
+
+	// ReadBatch is how many datagrams one system call may read from the
+	// media socket (recvmmsg, Linux). Default 32; 1 reads one at a time.
+	ReadBatch int
+
+	// Registerer receives the SFU's Prometheus collectors; nil registers
+	// none.
+	Registerer prometheus.Registerer
+}
+
+// Errors returned by the SFU's methods.
+var (
+	ErrClosed       = errors.New("sfu: closed")
+	ErrNoRoom       = errors.New("sfu: no such room")
+	ErrNoPeer       = errors.New("sfu: no such peer")
+	ErrNoOffer      = errors.New("sfu: no offer of ours is waiting for an answer")
+	ErrUserMismatch = errors.New("sfu: device already in the room as another user")
+)
+
+// SFU forwards the media of calls. See the package doc.
+type SFU struct {
+	// OnCandidate is called with a server ICE candidate (JSON of
+	// webrtc.ICECandidateInit) found after the answer that carried the
+	// others was returned. With the UDP mux every candidate is known at
+	// once, so it is rarely called; it exists for trickle-ICE clients.
+	OnCandidate func(room, device, candidateJSON string)
+	// OnOffer is called with an offer of the SFU's to a device: a track
+	// to forward needs a new m-line. The device answers through Answer.
+	OnOffer func(room, device, sdp string)
+	// OnState is called when a peer connection's state changes: "new",
+	// "connecting", "connected", "disconnected", "failed", "closed".
+	OnState func(room, user, device, state string)
+
+	cfg   Config
+	log   *slog.Logger
+	api   *webrtc.API
+	cert  webrtc.Certificate
+	mux   ice.UDPMux
+	addrs []net.Addr
+	m     *metrics
+
+	mu     sync.Mutex
+	rooms  map[string]*room
+	closed bool
+	wg     sync.WaitGroup // peer goroutines
+}
+
+// New opens the media port and returns an SFU ready for Offer. Set the
+// callbacks before the first Offer.
+func New(cfg Config, logger *slog.Logger) (*SFU, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ReadBatch == 0 {
+		cfg.ReadBatch = 32
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	conns, err := listenUDP(cfg.ListenIP, cfg.UDPPort, cfg.ReadBatch)
+	if err != nil {
+		return nil, err
+	}
+	plogs := pionLogs{log: logger}
+	var muxes []ice.UDPMux
+	var v4, v6, loopback bool
+	var addrs []net.Addr
+	for _, c := range conns {
+		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: c, Logger: plogs.NewLogger("udpmux")}))
+		a := c.LocalAddr().(*net.UDPAddr)
+		addrs = append(addrs, a)
+		ip, _ := netip.AddrFromSlice(a.IP)
+		ip = ip.Unmap()
+		v4, v6, loopback = v4 || ip.Is4(), v6 || ip.Is6(), loopback || ip.IsLoopback()
+	}
+	s := &SFU{cfg: cfg, log: logger, m: m, rooms: map[string]*room{}, addrs: addrs}
+	if len(muxes) == 1 {
+		s.mux = muxes[0]
+	} else {
+		s.mux = ice.NewMultiUDPMuxDefault(muxes...)
+	}
+	fail := func(err error) (*SFU, error) {
+		s.mux.Close()
+		return nil, err
+	}
+
+	// One certificate for every peer connection: generating one per peer
+	// is CPU spent on every join for nothing.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fail(err)
+	}
+	cert, err := webrtc.GenerateCertificate(key)
+	if err != nil {
+		return fail(err)
+	}
+	s.cert = *cert
+
+	se := webrtc.SettingEngine{LoggerFactory: plogs}
+	se.SetICEUDPMux(s.mux)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(loopback)
+	var nets []webrtc.NetworkType
+	if v4 {
+		nets = append(nets, webrtc.NetworkTypeUDP4)
+	}
+	if v6 {
+		nets = append(nets, webrtc.NetworkTypeUDP6)
+	}
+	se.SetNetworkTypes(nets)
+	se.SetICETimeouts(orDefault(cfg.ICEDisconnectedTimeout, 5*time.Second),
+		orDefault(cfg.ICEFailedTimeout, 25*time.Second), orDefault(cfg.ICEKeepaliveInterval, 2*time.Second))
+	if len(cfg.PublicIPs) > 0 {
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External: cfg.PublicIPs, AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace,
+		}); err != nil {
+			return fail(fmt.Errorf("public addresses: %w", err))
+		}
+	}
+
+	me := &webrtc.MediaEngine{}
+	if err := registerCodecs(me); err != nil {
+		return fail(err)
+	}
+	reg := &interceptor.Registry{}
+	if err := registerInterceptors(me, reg, m); err != nil {
+		return fail(err)
+	}
+	s.api = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg))
+	return s, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// The codecs the SFU forwards: Opus and VP8, which recording writes to
+// files as they are. RTX is not offered: a retransmission is the packet
+// itself, on its own SSRC, which keeps forwarding a copy and nothing more.
+var (
+	opus = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}
+	vp8  = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+)
+
+func registerCodecs(me *webrtc.MediaEngine) error {
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: opus, PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		return err
+	}
+	v := vp8
+	v.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}}
+	return me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: v, PayloadType: 96}, webrtc.RTPCodecTypeVideo)
+}
+
+// registerInterceptors builds the chain, innermost (next to SRTP) first:
+// the SFU's own (header cache, NACK ring, counters), RTCP sender and
+// receiver reports, the NACK generator (asks publishers for lost packets)
+// and TWCC feedback to publishers (their congestion control; see
+// twccFeedback).
+func registerInterceptors(me *webrtc.MediaEngine, reg *interceptor.Registry, m *metrics) error {
+	reg.Add(sfuInterceptorFactory{m: m})
+	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+		return err
+	}
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return err
+	}
+	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+	reg.Add(gen)
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, kind)
+		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
+			return err
+		}
+	}
+	reg.Add(twccFactory{})
+	return nil
+}
+
+// Addrs returns the local addresses of the media port.
+func (s *SFU) Addrs() []net.Addr { return s.addrs }
+
+// Close ends every peer connection and closes the media port.
+func (s *SFU) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var peers []*peer
+	for _, r := range s.rooms {
+		for _, p := range r.peers {
+			peers = append(peers, p)
+		}
+	}
+	s.rooms = map[string]*room{}
+	s.mu.Unlock()
+	for _, p := range peers {
+		p.close()
+	}
+	s.wg.Wait()
+	return s.mux.Close()
+}
+
+// room is one call: the devices in it and whether video is allowed.
+type room struct {
+	id    string
+	video bool
+	peers map[string]*peer // by device
+}
+
+// Offer handles a device's SDP offer in room: its first (joining the room)
+// or a later one (it renegotiates: an added camera, a screen share). video
+// false refuses video (audio_only, or audio_upgradable before AllowVideo):
+// video m-lines are answered inactive and the device's video is not
+// forwarded. Once video is allowed in a room, by an Offer with video true
+// or by AllowVideo, it stays allowed. It returns the SDP answer, with the
+// SFU's candidates in it.
+func (s *SFU) Offer(ctx context.Context, roomID, user, device, sdp string, video bool) (string, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return "", ErrClosed
+	}
+	r := s.rooms[roomID]
+	if r == nil {
+		r = &room{id: roomID, peers: map[string]*peer{}}
+		s.rooms[roomID] = r
+	}
+	r.video = r.video || video
+	p := r.peers[device]
+	if p != nil && p.user != user {
+		s.mu.Unlock()
+		return "", fmt.Errorf("%w: %s is %s", ErrUserMismatch, device, p.user)
+	}
+	if p == nil {
+		var err error
+		if p, err = s.newPeer(r, user, device); err != nil {
+			if len(r.peers) == 0 {
+				delete(s.rooms, roomID)
+			}
+			s.mu.Unlock()
+			return "", err
+		}
+		r.peers[device] = p
+	}
+	s.mu.Unlock()
+	return p.handleOffer(ctx, sdp)
+}
+
+// Answer applies a device's answer to the SFU's last offer (OnOffer).
+func (s *SFU) Answer(roomID, device, sdp string) error {
+	p, err := s.peer(roomID, device)
+	if err != nil {
+		return err
+	}
+	return p.handleAnswer(sdp)
+}
+
+// AddCandidate adds a device's trickled ICE candidate (JSON of
+// webrtc.ICECandidateInit). A candidate that comes while the device's
+// first Offer is being handled is kept until the offer is applied.
+func (s *SFU) AddCandidate(roomID, device, candidate string) error {
+	p, err := s.peer(roomID, device)
+	if err != nil {
+		return err
+	}
+	return p.addCandidate(candidate)
+}
+
+// AllowVideo allows video in room (an audio_upgradable call upgraded):
+// the devices may now offer video, and it is forwarded.
+func (s *SFU) AllowVideo(roomID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[roomID]
+	if r == nil {
+		return fmt.Errorf("%w: %s", ErrNoRoom, roomID)
+	}
+	r.video = true
+	return nil
+}
+
+// Leave closes device's peer connection and stops forwarding its media.
+// The room is forgotten when its last device leaves. Leaving twice, or a
+// room never joined, does nothing.
+func (s *SFU) Leave(roomID, device string) {
+	s.mu.Lock()
+	r := s.rooms[roomID]
+	var p *peer
+	if r != nil {
+		p = r.peers[device]
+		delete(r.peers, device)
+		if len(r.peers) == 0 {
+			delete(s.rooms, roomID)
+		}
+	}
+	s.mu.Unlock()
+	if p != nil {
+		p.close()
+	}
+}
+
+func (s *SFU) peer(roomID, device string) (*peer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	r := s.rooms[roomID]
+	if r == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNoRoom, roomID)
+	}
+	p := r.peers[device]
+	if p == nil {
+		return nil, fmt.Errorf("%w: %s in %s", ErrNoPeer, device, roomID)
+	}
+	return p, nil
+}
+
+// videoAllowed reports whether room r allows video now.
+func (s *SFU) videoAllowed(r *room) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return r.video
+}

@@ -1,0 +1,229 @@
+package sfu
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/plugins/call/sfu/sfutest"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+const (
+	audio = webrtc.RTPCodecTypeAudio
+	video = webrtc.RTPCodecTypeVideo
+)
+
+// Caller and callee each publish Opus and VP8; each receives the other's
+// frames whole and in order.
+func TestCallForwardsAudioAndVideo(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := newHarness(t, Config{Registerer: reg})
+	caller, callee := h.call(sfutest.Options{Video: true}, true)
+	for _, c := range []*sfutest.Client{caller, callee} {
+		waitFrames(t, c, audio, 1, 25)
+		waitFrames(t, c, video, 1, 15)
+		checkClean(t, c, audio)
+		checkClean(t, c, video)
+	}
+	if n := testutil.ToFloat64(h.s.m.peers); n != 2 {
+		t.Errorf("peer connections gauge = %v, want 2", n)
+	}
+	time.Sleep(200 * time.Millisecond) // let the loops flush their counts
+	if in, out := testutil.ToFloat64(h.s.m.packetsIn), testutil.ToFloat64(h.s.m.packetsOut); in < 100 || out < 100 {
+		t.Errorf("rtp packets in %v out %v", in, out)
+	}
+	if n := testutil.ToFloat64(h.s.m.plisOut); n < 2 {
+		t.Errorf("keyframe requests sent = %v, want one per video subscription at least", n)
+	}
+	h.s.Leave("r", caller.Device)
+	h.waitState(caller.Device, "closed", 5*time.Second)
+	if n := testutil.ToFloat64(h.s.m.peers); n != 1 {
+		t.Errorf("peer connections gauge after a leave = %v, want 1", n)
+	}
+}
+
+// audio_only: video m-lines are answered inactive and no video flows,
+// while audio does.
+func TestAudioOnlyRefusesVideo(t *testing.T) {
+	h := newHarness(t, Config{})
+	caller, callee := h.call(sfutest.Options{Video: false}, true)
+	for _, c := range []*sfutest.Client{caller, callee} {
+		waitFrames(t, c, audio, 1, 25)
+		if d := c.PC().CurrentRemoteDescription(); d == nil || !videoInactive(d.SDP) {
+			t.Errorf("%s: video m-line not inactive in the answer", c.Device)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, c := range []*sfutest.Client{caller, callee} {
+		if ts := c.Tracks(video); len(ts) > 0 {
+			t.Errorf("%s received video %+v in an audio-only call", c.Device, ts)
+		}
+	}
+}
+
+func videoInactive(sdp string) bool {
+	for _, sec := range strings.Split(sdp, "m=")[1:] {
+		if strings.HasPrefix(sec, "video") && !strings.Contains(sec, "a=inactive") {
+			return false
+		}
+	}
+	return strings.Contains(sdp, "m=video")
+}
+
+// audio_upgradable: both start with audio; after AllowVideo the caller
+// adds a camera (its offer is answered, the SFU offers the callee a new
+// m-line), then the callee does (it goes out on the m-line its own offer
+// opened).
+func TestUpgradeToVideo(t *testing.T) {
+	h := newHarness(t, Config{})
+	caller, callee := h.call(sfutest.Options{Video: false}, false)
+	waitFrames(t, caller, audio, 1, 10)
+	waitFrames(t, callee, audio, 1, 10)
+
+	if err := h.s.AllowVideo("r"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, caller.PublishVideo("camera"))
+	if err := caller.Negotiate(); err != nil {
+		t.Fatal(err)
+	}
+	ts := waitFrames(t, callee, video, 1, 15)
+	if ts[0].Stream != "alice" || ts[0].ID != "camera" {
+		t.Errorf("callee's video track is %s/%s, want alice/camera", ts[0].Stream, ts[0].ID)
+	}
+	must(t, callee.PublishVideo("camera"))
+	if err := callee.Negotiate(); err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(t, caller, video, 1, 15)
+	checkClean(t, caller, video)
+	checkClean(t, callee, video)
+	if err := h.s.AllowVideo("nope"); err == nil {
+		t.Error("AllowVideo of an unknown room succeeded")
+	}
+}
+
+// A second video track (screen share) reaches the other side on an
+// m-line the SFU offers.
+func TestScreenShare(t *testing.T) {
+	h := newHarness(t, Config{})
+	caller, callee := h.call(sfutest.Options{Video: true}, true)
+	waitFrames(t, callee, video, 1, 10)
+	must(t, caller.PublishVideo("screen"))
+	if err := caller.Negotiate(); err != nil {
+		t.Fatal(err)
+	}
+	ts := waitFrames(t, callee, video, 2, 15)
+	ids := map[string]bool{}
+	for _, t := range ts {
+		ids[t.ID] = true
+	}
+	if !ids["screen"] {
+		t.Errorf("callee's video tracks %+v: none is the screen", ts)
+	}
+	checkClean(t, callee, video)
+}
+
+// Every 10th VP8 packet from the caller is lost on its way to the SFU: the
+// SFU's NACKs get it resent and the callee still gets every frame whole.
+func TestNACKRepairsLoss(t *testing.T) {
+	h := newHarness(t, Config{})
+	caller, callee := h.call(sfutest.Options{Video: true, DropEvery: 10}, true)
+	waitFrames(t, callee, video, 1, 60)
+	ts := callee.Tracks(video)[0]
+	if caller.Dropped() == 0 || caller.Resent() == 0 {
+		t.Fatalf("dropped %d, resent %d", caller.Dropped(), caller.Resent())
+	}
+	if ts.Missing > 0 || ts.Corrupt > 0 {
+		t.Errorf("callee: %d frames, %d missing, %d corrupt; caller dropped %d packets and resent %d",
+			ts.Frames, ts.Missing, ts.Corrupt, caller.Dropped(), caller.Resent())
+	}
+	if n := testutil.ToFloat64(h.s.m.nacksOut); n == 0 {
+		t.Error("no NACK counted as sent")
+	}
+	t.Logf("%d frames, caller dropped %d packets, resent %d", ts.Frames, caller.Dropped(), caller.Resent())
+}
+
+// A PLI from the callee reaches the caller, whose video it names.
+func TestKeyframeRequestForwarded(t *testing.T) {
+	h := newHarness(t, Config{})
+	caller, callee := h.call(sfutest.Options{Video: true}, true)
+	waitFrames(t, callee, video, 1, 10)
+	time.Sleep(keyframeGap)
+	before := caller.KeyframeRequests()
+	var ssrc uint32
+	for _, tr := range callee.PC().GetTransceivers() {
+		if r := tr.Receiver(); r != nil && tr.Kind() == video && r.Track() != nil {
+			ssrc = uint32(r.Track().SSRC())
+		}
+	}
+	if err := callee.PC().WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for caller.KeyframeRequests() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the callee's PLI did not reach the caller")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A device whose network goes silent is reported disconnected, then
+// failed; leaving closes it.
+func TestICEDisconnectReported(t *testing.T) {
+	h := newHarness(t, Config{ICEDisconnectedTimeout: time.Second, ICEFailedTimeout: time.Second, ICEKeepaliveInterval: 200 * time.Millisecond})
+	caller, callee := h.call(sfutest.Options{Video: true, Pausable: true}, false)
+	h.waitState(caller.Device, "connected", 10*time.Second)
+	waitFrames(t, callee, audio, 1, 10)
+	caller.Pause(true)
+	h.waitState(caller.Device, "disconnected", 5*time.Second)
+	h.waitState(caller.Device, "failed", 5*time.Second)
+	h.s.Leave("r", caller.Device)
+	h.waitState(caller.Device, "closed", 5*time.Second)
+}
+
+// Signalling errors: unknown room and device, an answer nobody asked for,
+// a device that changes user.
+func TestSignallingErrors(t *testing.T) {
+	h := newHarness(t, Config{})
+	if err := h.s.AddCandidate("r", "x", `{"candidate":""}`); err == nil {
+		t.Error("AddCandidate in an unknown room succeeded")
+	}
+	caller, _ := h.call(sfutest.Options{Video: true}, false)
+	if err := h.s.Answer("r", caller.Device, "v=0"); err != ErrNoOffer {
+		t.Errorf("Answer with no offer out: %v, want ErrNoOffer", err)
+	}
+	if _, err := h.s.Offer(t.Context(), "r", "mallory", caller.Device, "v=0", true); err == nil {
+		t.Error("a device joined as another user")
+	}
+	cand := `{"candidate":"candidate:1 1 udp 2130706431 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}`
+	if err := h.s.AddCandidate("r", caller.Device, cand); err != nil {
+		t.Errorf("AddCandidate: %v", err)
+	}
+	h.s.Leave("r", "nobody") // no-op
+}
+
+// Closing the SFU ends every goroutine it started.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	h := newHarness(t, Config{})
+	caller, callee := h.call(sfutest.Options{Video: true}, true)
+	waitFrames(t, callee, video, 1, 5)
+	caller.Close()
+	callee.Close()
+	h.s.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

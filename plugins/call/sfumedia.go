@@ -1,0 +1,175 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/parleyhq/parley/plugins"
+	"github.com/parleyhq/parley/plugins/call/sfu"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// sfuMedia is the Media of plugins/call/sfu: one SFU room per call (the
+// room id is the call id). It keeps which devices of which users joined
+// each call, to name the user of the SFU's callbacks and to end a call.
+type sfuMedia struct {
+	s *sfu.SFU
+
+	mu      sync.Mutex
+	ev      MediaEvents
+	devices map[string]map[string]string // call -> device -> user
+}
+
+var _ Media = (*sfuMedia)(nil)
+
+// shared is the process's media plane: made by the first New, kept across
+// activations (an in-process plugin restarted after a panic finds its
+// calls' media still flowing, and the UDP port still bound), closed by
+// Stop.
+var shared struct {
+	sync.Mutex
+	m *sfuMedia
+}
+
+// newMedia returns the process's media plane, starting it if needed; the
+// closer stops it (Stop).
+func newMedia(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (Media, io.Closer, error) {
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.m == nil {
+		sc := sfu.Config{UDPPort: cfg.UDPPort}
+		if cfg.PublicIP != "" {
+			sc.PublicIPs = []string{cfg.PublicIP}
+		}
+		if reg != nil {
+			sc.Registerer = replacing{reg}
+		}
+		s, err := sfu.New(sc, logger.With("component", "sfu"))
+		if err != nil {
+			return nil, nil, err
+		}
+		shared.m = SFUMedia(s).(*sfuMedia)
+	}
+	return shared.m, closeShared{}, nil
+}
+
+type closeShared struct{}
+
+func (closeShared) Close() error {
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.m == nil {
+		return nil
+	}
+	err := shared.m.s.Close()
+	shared.m = nil
+	return err
+}
+
+// replacing registers collectors in place of those of an SFU made before
+// on the same registry (a plugin stopped and started again in the same
+// process).
+type replacing struct{ prometheus.Registerer }
+
+func (r replacing) Register(c prometheus.Collector) error {
+	err := r.Registerer.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		r.Registerer.Unregister(are.ExistingCollector)
+		return r.Registerer.Register(c)
+	}
+	return err
+}
+
+// SFUMedia is the Media of an SFU the caller made (and closes), for
+// NewWith: one SFU room per call. It sets the SFU's callbacks, before any
+// Offer.
+func SFUMedia(s *sfu.SFU) Media {
+	m := &sfuMedia{s: s, devices: map[string]map[string]string{}}
+	s.OnCandidate = func(room, device, candidate string) {
+		if user, ev := m.user(room, device); user != "" && ev.Candidate != nil {
+			ev.Candidate(room, user, device, candidate)
+		}
+	}
+	s.OnOffer = func(room, device, sdp string) {
+		if user, ev := m.user(room, device); user != "" && ev.Offer != nil {
+			ev.Offer(room, user, device, sdp)
+		}
+	}
+	s.OnState = func(room, user, device, state string) {
+		m.mu.Lock()
+		ev := m.ev
+		m.mu.Unlock()
+		if ev.State != nil {
+			ev.State(room, user, device, state)
+		}
+	}
+	return m
+}
+
+func (m *sfuMedia) user(call, device string) (string, MediaEvents) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.devices[call][device], m.ev
+}
+
+func (m *sfuMedia) Notify(ev MediaEvents) {
+	m.mu.Lock()
+	m.ev = ev
+	m.mu.Unlock()
+}
+
+func (m *sfuMedia) Offer(ctx context.Context, callID, user, device, sdp string, allowVideo bool) (string, error) {
+	m.mu.Lock()
+	if m.devices[callID] == nil {
+		m.devices[callID] = map[string]string{}
+	}
+	m.devices[callID][device] = user
+	m.mu.Unlock()
+	answer, err := m.s.Offer(ctx, callID, user, device, sdp, allowVideo)
+	return answer, sfuError(err)
+}
+
+func (m *sfuMedia) Answer(_ context.Context, callID, _, device, sdp string) error {
+	return sfuError(m.s.Answer(callID, device, sdp))
+}
+
+func (m *sfuMedia) AddCandidate(_ context.Context, callID, _, device, candidate string) error {
+	return sfuError(m.s.AddCandidate(callID, device, candidate))
+}
+
+func (m *sfuMedia) Leave(_ context.Context, callID, _, device string) error {
+	m.s.Leave(callID, device)
+	m.mu.Lock()
+	delete(m.devices[callID], device)
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *sfuMedia) EndCall(_ context.Context, callID string) error {
+	m.mu.Lock()
+	devices := m.devices[callID]
+	delete(m.devices, callID)
+	m.mu.Unlock()
+	for d := range devices {
+		m.s.Leave(callID, d)
+	}
+	return nil
+}
+
+// sfuError tells the client's mistakes (validation_error) from the
+// server's: only a closed SFU is the server's; an SDP or a candidate the
+// SFU cannot apply, or signaling out of order, is the client's.
+func sfuError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sfu.ErrClosed):
+		return err
+	default:
+		return plugins.Errorf(CodeValidation, "%v", err)
+	}
+}

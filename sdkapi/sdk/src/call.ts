@@ -1,0 +1,490 @@
+// Calls, with the kernel's call plugin (go doc ./plugins/call): call.create,
+// call.answer and call.end commands, the call.* events of the log (the
+// call's transitions) and, for the media, one RTCPeerConnection per call
+// with the kernel's SFU, negotiated over the session (call.media.offer /
+// answer / candidate; the SFU's answers, offers and candidates come back as
+// ephemeral call.media.sdp and call.media.ice pushes to this device alone).
+//
+// The CallView exists from configure on (Client.callView is never
+// undefined, so the reference's `Client.callView.tone.ring.stop()` works in
+// any handler); its `call` is the current or last call.
+
+import type {
+  Call as CallAPI,
+  CallEndReason,
+  CallEvents,
+  CallOptions,
+  CallStatus,
+  CallView as CallViewAPI,
+  CallType,
+  ClientEvents,
+  CreateCallOptions,
+  RecordingType,
+} from '../index';
+import { Emitter } from './emitter';
+import { SDKError, remap } from './errors';
+import type { CommandAnswer, Push } from './session';
+
+/** A call as the plugin describes it (call.created, call.get). */
+export interface WireCall {
+  callId: string;
+  roomId: string;
+  creationDate: string;
+  participants: string[];
+  caller: string;
+  callee: string;
+  callerDevice?: string;
+  status: CallStatus;
+  endReason?: string | null;
+  options: { callType: CallType; recording?: boolean; recordingType: RecordingType; live: boolean };
+  recordingState?: 'started' | 'stopped';
+  devices?: Record<string, string>;
+  link?: boolean;
+}
+
+/** What calls need from the client. */
+export interface CallHost {
+  me(): string;
+  device(): string;
+  command(method: string, params: unknown): Promise<CommandAnswer>;
+  request<T>(method: string, params: unknown): Promise<T>;
+  emit<E extends keyof ClientEvents>(event: E, ...args: Parameters<ClientEvents[E]>): void;
+  defaults(): { callType: CallType; recordingType: RecordingType; isAdmin: boolean };
+  /** The UI: a call to show (incoming, outgoing, changed). */
+  show(call: Call): void;
+  changed(): void;
+}
+
+/** A ring tone made with WebAudio: no file to fetch. */
+class Ring {
+  private ctx: AudioContext | null = null;
+  private timer = 0;
+  playing = false;
+
+  play(): void {
+    if (this.playing) return;
+    this.playing = true;
+    const beep = () => {
+      try {
+        const AC = window.AudioContext || (window as unknown as { webkitAudioContext: typeof AudioContext }).webkitAudioContext;
+        if (!AC) return;
+        this.ctx = this.ctx || new AC();
+        const ctx = this.ctx;
+        const gain = ctx.createGain();
+        gain.gain.value = 0.08;
+        gain.connect(ctx.destination);
+        for (const f of [440, 480]) {
+          const o = ctx.createOscillator();
+          o.frequency.value = f;
+          o.connect(gain);
+          o.start(ctx.currentTime);
+          o.stop(ctx.currentTime + 1.2);
+        }
+      } catch {
+        // Autoplay policies may refuse sound before a user gesture.
+      }
+    };
+    beep();
+    this.timer = window.setInterval(beep, 3000);
+  }
+
+  stop(): void {
+    this.playing = false;
+    window.clearInterval(this.timer);
+    if (this.ctx) {
+      this.ctx.close().catch(() => {});
+      this.ctx = null;
+    }
+  }
+}
+
+/** The media of a call on this device: one PeerConnection with the SFU. */
+export class Media {
+  readonly remote = new MediaStream();
+  local: MediaStream | null = null;
+  private pc: RTCPeerConnection | null = null;
+  private chain: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  onChange: () => void = () => {};
+
+  constructor(
+    private call: Call,
+    private host: CallHost,
+  ) {}
+
+  /** start gets the camera and microphone and offers them to the SFU. */
+  async start(): Promise<void> {
+    const video = this.call.options.callType === 'audio_video';
+    try {
+      this.local = await navigator.mediaDevices.getUserMedia({ audio: true, video });
+    } catch (e) {
+      console.warn('BandyerSDK: no camera or microphone; receiving only', e);
+      this.local = new MediaStream();
+    }
+    if (this.closed) {
+      this.stopLocal();
+      return;
+    }
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    this.pc = pc;
+    for (const t of this.local.getTracks()) pc.addTrack(t, this.local);
+    if (this.local.getAudioTracks().length === 0) pc.addTransceiver('audio', { direction: 'recvonly' });
+    if (this.local.getVideoTracks().length === 0 && this.call.options.callType !== 'audio_only') {
+      pc.addTransceiver('video', { direction: 'recvonly' });
+    }
+    pc.ontrack = (ev) => {
+      if (this.remote.getTracks().indexOf(ev.track) < 0) this.remote.addTrack(ev.track);
+      ev.track.onended = () => {
+        this.remote.removeTrack(ev.track);
+        this.onChange();
+      };
+      this.onChange();
+    };
+    pc.onicecandidate = (ev) => {
+      if (!ev.candidate || this.closed) return;
+      this.host
+        .command('call.media.candidate', { callId: this.call.callId, candidate: ev.candidate.toJSON() })
+        .catch((e) => console.warn('BandyerSDK: sending an ICE candidate failed', e));
+    };
+    this.onChange();
+    await this.serial(async () => {
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      await this.host.command('call.media.offer', { callId: this.call.callId, sdp: pc.localDescription?.sdp || offer.sdp });
+    });
+  }
+
+  /** sdp applies the SFU's answer to our offer, or answers its offer. */
+  sdp(type: string, sdp: string): void {
+    this.serial(async () => {
+      const pc = this.pc;
+      if (!pc || this.closed) return;
+      if (type === 'answer') {
+        // The answer may come twice (in the command's answer and pushed).
+        if (pc.signalingState !== 'have-local-offer') return;
+        await pc.setRemoteDescription({ type: 'answer', sdp });
+        return;
+      }
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      await this.host.command('call.media.answer', { callId: this.call.callId, sdp: pc.localDescription?.sdp || answer.sdp });
+    });
+  }
+
+  candidate(c: unknown): void {
+    this.serial(async () => {
+      if (!this.pc || this.closed) return;
+      const init = typeof c === 'string' ? JSON.parse(c) : c;
+      await this.pc.addIceCandidate(init as RTCIceCandidateInit);
+    });
+  }
+
+  /** setMuted turns the microphone (audio) or the camera (video) off or on. */
+  setEnabled(kind: 'audio' | 'video', on: boolean): void {
+    for (const t of this.local?.getTracks() || []) if (t.kind === kind) t.enabled = on;
+    this.onChange();
+  }
+
+  enabled(kind: 'audio' | 'video'): boolean {
+    const tracks = (this.local?.getTracks() || []).filter((t) => t.kind === kind);
+    return tracks.length > 0 && tracks.every((t) => t.enabled);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopLocal();
+    this.pc?.close();
+    this.pc = null;
+    this.onChange();
+  }
+
+  private stopLocal(): void {
+    for (const t of this.local?.getTracks() || []) t.stop();
+  }
+
+  /** serial runs signaling steps one at a time, in order. */
+  private serial(f: () => Promise<void>): Promise<unknown> {
+    this.chain = this.chain.then(f).catch((e) => console.warn('BandyerSDK: media negotiation failed', e));
+    return this.chain;
+  }
+}
+
+const answerCodes = ['invalid_call_status', 'callee_not_available', 'dial_answer_error'];
+const endCodes = ['invalid_call_status', 'user_not_in_dialing', 'dial_stop_error', 'dial_decline_error'];
+
+export class Call implements CallAPI {
+  readonly callId: string;
+  readonly roomId: string;
+  readonly options: CallOptions;
+  readonly creationDate: string;
+  readonly participants: string[];
+  readonly direction: 'incoming' | 'outgoing';
+  readonly caller: string;
+  readonly callee: string;
+  status: CallStatus;
+  recordingState: 'started' | 'stopped';
+  endReason: CallEndReason | null = null;
+  media: Media | null = null;
+  private events = new Emitter<CallEvents>();
+
+  constructor(
+    private calls: Calls,
+    w: WireCall,
+  ) {
+    this.callId = w.callId;
+    this.roomId = w.roomId;
+    this.options = { callType: w.options.callType, recordingType: w.options.recordingType, live: w.options.live };
+    this.creationDate = w.creationDate;
+    this.participants = w.participants.slice();
+    this.caller = w.caller;
+    this.callee = w.callee;
+    this.direction = w.caller === calls.host.me() ? 'outgoing' : 'incoming';
+    this.status = w.status;
+    this.recordingState = w.recordingState || 'stopped';
+    if (w.endReason) this.endReason = w.endReason as CallEndReason;
+  }
+
+  /** other is the participant who is not the connected user. */
+  get other(): string {
+    return this.direction === 'outgoing' ? this.callee : this.caller;
+  }
+
+  on<E extends keyof CallEvents>(event: E, listener: CallEvents[E]): void {
+    this.events.on(event, listener);
+  }
+
+  off<E extends keyof CallEvents>(event: E, listener?: CallEvents[E]): void {
+    this.events.off(event, listener);
+  }
+
+  async answer(): Promise<void> {
+    if (this.direction !== 'incoming' || this.status !== 'dialing') {
+      throw new SDKError('invalid_call_status', 'only an incoming call that is ringing can be answered');
+    }
+    try {
+      await this.calls.host.command('call.answer', { callId: this.callId });
+    } catch (e) {
+      throw remap(e, answerCodes, 'internal_server_error');
+    }
+  }
+
+  async end(): Promise<void> {
+    if (this.status === 'ended') throw new SDKError('invalid_call_status', 'the call has ended already');
+    try {
+      await this.calls.host.command('call.end', { callId: this.callId });
+    } catch (e) {
+      throw remap(e, endCodes, 'internal_server_error');
+    }
+  }
+
+  /** setStatus moves the call on; ended is final (the first end wins). */
+  setStatus(status: CallStatus, reason?: string | null): void {
+    if (this.status === 'ended' || this.status === status) return;
+    this.status = status;
+    if (status === 'ended') {
+      this.endReason = (reason || 'hang_up') as CallEndReason;
+      this.media?.close();
+    }
+    this.events.emit('status:changed', status);
+    this.calls.host.emit('call:status:changed', { call: this, status });
+    this.calls.statusChanged(this);
+  }
+
+  startMedia(): void {
+    if (this.media || this.status === 'ended') return;
+    this.media = new Media(this, this.calls.host);
+    this.media.onChange = () => this.calls.host.changed();
+    this.media.start().catch((e) => console.warn('BandyerSDK: starting the call media failed', e));
+  }
+
+  dispose(): void {
+    this.media?.close();
+    this.events.clear();
+  }
+}
+
+export class CallView implements CallViewAPI {
+  call: Call | undefined;
+  readonly tone = { ring: new Ring() };
+
+  constructor(private onSelect: () => void) {}
+
+  select(): void {
+    this.onSelect();
+  }
+
+  dispose(): void {
+    this.tone.ring.stop();
+    this.call?.dispose();
+  }
+}
+
+const callTypes = ['audio_only', 'audio_upgradable', 'audio_video'];
+const recordingTypes = ['none', 'manual', 'automatic'];
+
+/** checkCreate validates createCall's arguments (validation_error). */
+export function checkCreate(userIds: unknown, options: unknown): void {
+  if (!Array.isArray(userIds) || userIds.length !== 1 || typeof userIds[0] !== 'string' || userIds[0] === '') {
+    throw new SDKError('validation_error', 'createCall takes an array of exactly one userId');
+  }
+  if (options === undefined) return;
+  const o = options as CreateCallOptions & Record<string, unknown>;
+  if (typeof o !== 'object' || o === null) throw new SDKError('validation_error', 'createCall options must be an object');
+  const bad: string[] = [];
+  const callType = o.callType ?? o.call_type;
+  if (callType !== undefined && callTypes.indexOf(callType as string) < 0) bad.push('callType');
+  if (o.recordingType !== undefined && recordingTypes.indexOf(o.recordingType) < 0) bad.push('recordingType');
+  if (o.recording !== undefined && typeof o.recording !== 'boolean') bad.push('recording');
+  if (o.isAdmin !== undefined && typeof o.isAdmin !== 'boolean') bad.push('isAdmin');
+  if (bad.length > 0) throw new SDKError('validation_error', `createCall options: ${bad.join(', ')}`);
+}
+
+/** checkURL validates joinCallURL's argument (invalid_url). */
+export function checkURL(url: unknown): void {
+  if (typeof url !== 'string') throw new SDKError('validation_error', 'joinCallURL takes a URL string');
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error('not http');
+  } catch {
+    throw new SDKError('invalid_url', `${url} is not a valid URL`);
+  }
+}
+
+const createCodes = [
+  'validation_error',
+  'another_call_in_progress',
+  'current_user_not_available',
+  'current_user_busy',
+  'all_users_busy',
+  'no_plus_user',
+  'room_create_error',
+];
+
+/** Calls keeps the connected user's call. */
+export class Calls {
+  constructor(
+    readonly host: CallHost,
+    readonly view: CallView,
+  ) {}
+
+  get current(): Call | undefined {
+    return this.view.call;
+  }
+
+  /** create starts a call with one user (createCall). */
+  async create(userIds: string[], options: CreateCallOptions = {}): Promise<CallView> {
+    checkCreate(userIds, options);
+    const d = this.host.defaults();
+    const o = options as CreateCallOptions & { call_type?: CallType };
+    const recordingType = o.recordingType ?? d.recordingType;
+    const params = {
+      users: userIds,
+      options: {
+        callType: o.callType ?? o.call_type ?? d.callType,
+        recordingType,
+        recording: o.recording ?? recordingType !== 'none',
+        isAdmin: o.isAdmin ?? d.isAdmin,
+      },
+    };
+    let ans: CommandAnswer;
+    try {
+      ans = await this.host.command('call.create', params);
+    } catch (e) {
+      throw remap(e, createCodes, 'internal_server_error');
+    }
+    for (const ev of ans.events) {
+      const w = ev.data as WireCall;
+      if (ev.event === 'call.created' && w && this.current?.callId === w.callId) return this.view;
+    }
+    throw new SDKError('room_create_error', 'the kernel did not create the call');
+  }
+
+  /** apply handles a call event; it reports whether it was one. */
+  apply(p: Push): boolean {
+    if (p.event.indexOf('call.') !== 0) return false;
+    const d = (p.data || {}) as Record<string, unknown>;
+    const cur = this.current;
+    const mine = cur !== undefined && cur.callId === d.callId;
+    switch (p.event) {
+      case 'call.created': {
+        const w = d as unknown as WireCall;
+        const me = this.host.me();
+        if (w.caller === me && w.callerDevice !== this.host.device()) return true; // called from another device
+        if (w.callee === me && w.options && !w.options.live) return true; // a link's call that does not ring
+        if (cur && cur.status !== 'ended') return true; // busy here: the plugin refuses such calls anyway
+        this.adopt(w);
+        return true;
+      }
+      case 'call.answered':
+        if (!mine || !cur) return true;
+        if (d.userId === this.host.me() && d.device !== this.host.device()) {
+          this.view.tone.ring.stop();
+          cur.setStatus('ended', 'answered_of_another_device');
+          return true;
+        }
+        this.view.tone.ring.stop();
+        cur.setStatus('connecting');
+        if (d.userId === this.host.me()) cur.startMedia(); // this device answered
+        return true;
+      case 'call.rejoined':
+        return true;
+      case 'call.connected':
+        if (mine && cur) cur.setStatus('connected');
+        return true;
+      case 'call.ended':
+        if (mine && cur) {
+          this.view.tone.ring.stop();
+          cur.setStatus('ended', (d.endReason as string) || 'hang_up');
+        }
+        return true;
+      case 'call.media.sdp':
+        if (mine && cur?.media) cur.media.sdp(String(d.type), String(d.sdp));
+        return true;
+      case 'call.media.ice':
+        if (mine && cur?.media) cur.media.candidate(d.candidate);
+        return true;
+    }
+    return true; // call.media.state, call.room.expiring, call.room.*: nothing to do
+  }
+
+  /** load takes the calls in progress after a (re)connect. */
+  load(calls: WireCall[]): void {
+    const cur = this.current;
+    const w = calls.filter((c) => c.status !== 'ended')[0];
+    if (cur && cur.status !== 'ended' && (!w || w.callId !== cur.callId)) {
+      this.view.tone.ring.stop();
+      cur.setStatus('ended', 'hang_up'); // it ended while we were away
+    }
+    if (w && (!cur || cur.callId !== w.callId)) this.adopt(w);
+  }
+
+  private adopt(w: WireCall): void {
+    this.view.call?.dispose();
+    const call = new Call(this, w);
+    this.view.call = call;
+    if (call.direction === 'incoming') {
+      if (call.status === 'dialing') {
+        this.view.tone.ring.play();
+        this.host.emit('call:incoming', { call });
+      }
+    } else if (call.status === 'dialing') {
+      call.startMedia(); // the caller's media is set up while it rings
+    }
+    // A call in progress whose media this device carries (a call link
+    // joined again): its media starts here.
+    if (call.status !== 'dialing' && call.status !== 'ended' && w.devices?.[this.host.me()] === this.host.device()) call.startMedia();
+    this.host.show(call);
+  }
+
+  statusChanged(_: Call): void {
+    this.host.changed();
+  }
+
+  /** clear ends what is left locally (disconnect, destroy). */
+  clear(): void {
+    this.view.tone.ring.stop();
+    this.current?.media?.close();
+  }
+}
