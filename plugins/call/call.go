@@ -147,7 +147,7 @@ type Plugin struct {
 	applyMu sync.Mutex
 	mu      sync.RWMutex
 	st      *state
-	moved   chan struct{} // closed (and replaced) whenever st moves on; guarded by mu
+	caught  plugins.CatchUp // waits for the projection to reach a position
 
 	sched *scheduler // the plugin's own transitions: timeouts, media, durations
 	calls callLocks  // orders signaling with the end of the call's media
@@ -181,7 +181,7 @@ func NewWithMetrics(reg prometheus.Registerer) plugins.Plugin {
 // are refused with room_create_error). The caller owns m.
 func NewWith(cfg Config, m Media) *Plugin {
 	cfg = cfg.withDefaults()
-	p := &Plugin{cfg: cfg, media: m, st: newState(), moved: make(chan struct{}), logger: slog.New(slog.DiscardHandler)}
+	p := &Plugin{cfg: cfg, media: m, st: newState(), logger: slog.New(slog.DiscardHandler)}
 	p.sched = newScheduler(p)
 	return p
 }
@@ -320,8 +320,7 @@ func (p *Plugin) applyLocked(evs []plugins.Event) {
 		}
 		p.mu.Lock()
 		id := p.st.apply(e)
-		close(p.moved)
-		p.moved = make(chan struct{})
+		p.caught.Moved()
 		p.mu.Unlock()
 		if id != "" {
 			touched = append(touched, id)
@@ -330,48 +329,19 @@ func (p *Plugin) applyLocked(evs []plugins.Event) {
 	p.sched.kick(touched...)
 }
 
-// waitFor returns once ok holds of the projection: it waits for the
-// delivery to get there (deliveryWait), then catches up from the log
-// itself, for at most maxWait (or ctx). Failing, it is
-// internal_server_error.
-func (p *Plugin) waitFor(ctx context.Context, ok func(*state) bool) error {
-	deadline := time.Now().Add(deliveryWait)
-	for {
-		p.mu.RLock()
-		holds, moved := ok(p.st), p.moved
-		p.mu.RUnlock()
-		if holds {
-			return nil
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			break
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-moved:
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return plugins.Errorf(CodeInternalServer, "call: %v", ctx.Err())
-		}
-		t.Stop()
+// waitFor returns once ok holds of the projection (see plugins.CatchUp):
+// it waits for the delivery, then reads the log itself. fromLog skips the
+// wait, for positions the delivery may never bring (a minSeq that is not
+// one of the plugin's events).
+func (p *Plugin) waitFor(ctx context.Context, ok func(*state) bool, fromLog bool) error {
+	o := plugins.CatchUpOptions{MaxWait: maxWait, Retry: retryEvery, Delivery: deliveryWait}
+	if fromLog {
+		o.Delivery = -1
 	}
-	ctx, cancel := context.WithTimeout(ctx, maxWait)
-	defer cancel()
-	for {
-		if err := p.catchUp(ctx); err != nil && ctx.Err() == nil {
-			return plugins.Errorf(CodeInternalServer, "call: %v", err)
-		}
-		if p.holds(ok) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return plugins.Errorf(CodeInternalServer, "call: the projection did not catch up with the log in time")
-		case <-time.After(retryEvery):
-		}
+	if err := p.caught.Await(ctx, func() bool { return p.holds(ok) }, p.catchUp, o); err != nil {
+		return plugins.Errorf(CodeInternalServer, "call: %v", err)
 	}
+	return nil
 }
 
 func (p *Plugin) holds(ok func(*state) bool) bool {

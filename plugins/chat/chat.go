@@ -86,13 +86,13 @@ type Plugin struct {
 	applyMu sync.Mutex
 	mu      sync.RWMutex
 	st      *state
-	moved   chan struct{} // closed (and replaced) whenever st moves on; guarded by mu
+	caught  plugins.CatchUp // waits for the projection to reach a position
 
 	now func() time.Time // the clock for creationDate
 }
 
 // New returns the plugin.
-func New() plugins.Plugin { return &Plugin{st: newState(), now: time.Now, moved: make(chan struct{})} }
+func New() plugins.Plugin { return &Plugin{st: newState(), now: time.Now} }
 
 var (
 	_ plugins.CommandHandler = (*Plugin)(nil)
@@ -190,54 +190,25 @@ func (p *Plugin) applyLocked(ctx context.Context, evs []plugins.Event) error {
 		}
 		p.mu.Lock()
 		p.st.apply(e)
-		close(p.moved)
-		p.moved = make(chan struct{})
+		p.caught.Moved()
 		p.mu.Unlock()
 	}
 	return nil
 }
 
-// waitFor returns once ok holds of the projection: it waits for the
-// delivery to get there (deliveryWait), then catches up from the log
-// itself, for at most maxWait (or ctx).
-func (p *Plugin) waitFor(ctx context.Context, ok func(*state) bool) error {
-	deadline := time.Now().Add(deliveryWait)
-	for {
-		p.mu.RLock()
-		holds, moved := ok(p.st), p.moved
-		p.mu.RUnlock()
-		if holds {
-			return nil
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			break
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-moved:
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return plugins.Errorf(CodeUnavailable, "chat: %v", ctx.Err())
-		}
-		t.Stop()
+// waitFor returns once ok holds of the projection (see plugins.CatchUp):
+// it waits for the delivery, then reads the log itself. fromLog skips the
+// wait, for positions the delivery may never bring (a minSeq that is not
+// one of the plugin's events).
+func (p *Plugin) waitFor(ctx context.Context, ok func(*state) bool, fromLog bool) error {
+	o := plugins.CatchUpOptions{MaxWait: maxWait, Retry: retryEvery, Delivery: deliveryWait}
+	if fromLog {
+		o.Delivery = -1
 	}
-	ctx, cancel := context.WithTimeout(ctx, maxWait)
-	defer cancel()
-	for {
-		if err := p.catchUp(ctx); err != nil && ctx.Err() == nil {
-			return plugins.Errorf(CodeUnavailable, "chat: %v", err)
-		}
-		if p.holds(ok) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return plugins.Errorf(CodeUnavailable, "chat: the projection did not catch up with the log in time")
-		case <-time.After(retryEvery):
-		}
+	if err := p.caught.Await(ctx, func() bool { return p.holds(ok) }, p.catchUp, o); err != nil {
+		return plugins.Errorf(CodeUnavailable, "chat: %v", err)
 	}
+	return nil
 }
 
 func (p *Plugin) holds(ok func(*state) bool) bool {

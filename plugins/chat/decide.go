@@ -54,7 +54,7 @@ func (p *Plugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plug
 	// a removal closes the channel's stream too (channel.closed), so a send
 	// decided after it sees the channel gone. The projection is normally
 	// there already; waitFor waits for delivery, then reads the log.
-	if err := p.waitFor(ctx, func(s *state) bool { return s.versions[cmd.Stream] >= cmd.Version }); err != nil {
+	if err := p.waitFor(ctx, func(s *state) bool { return s.versions[cmd.Stream] >= cmd.Version }, false); err != nil {
 		if cmd.Name == CmdMessageSend {
 			return nil, plugins.Errorf(CodeMessageNotSaved, "the message was not saved, please retry: %v", err)
 		}

@@ -63,7 +63,7 @@ func (p *Plugin) HandleQuery(ctx context.Context, q plugins.Query) (json.RawMess
 		return nil, plugins.Errorf(plugins.CodeInvalidCommand, "the chat has no query %q", q.Name)
 	}
 	if at.MinSeq > 0 {
-		if err := p.waitFor(ctx, func(s *state) bool { return s.applied >= at.MinSeq }); err != nil {
+		if err := p.waitFor(ctx, func(s *state) bool { return s.applied >= at.MinSeq }, true); err != nil {
 			return nil, err
 		}
 	}
