@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +32,9 @@ const chatPairs = 500
 // the plugin) comes from /proc. Every message must arrive exactly once.
 //
 // BENCH_CHAT_SECONDS sets the load's duration (default 3),
-// BENCH_CHAT_RATES the total rates in messages/s (default "2000,10000");
+// BENCH_CHAT_RATES the total rates in messages/s (default "2000,10000"),
+// BENCH_COMMIT_DELAY the kernel's eventlog.commit_delay and
+// BENCH_SERVER_GOGC its GC percent;
 // BENCH_CPUPROFILE=<file> writes the kernel's CPU profile over the load.
 func BenchmarkChat(b *testing.B) {
 	secs := 3.0
@@ -64,6 +67,9 @@ type chatPair struct {
 }
 
 func benchChat(b *testing.B, transport string, rate, secs float64) {
+	// The load generator shares the machine with the kernel: keep its own
+	// garbage collection out of the way.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	child := startServerChild(b, transport)
 	defer child.stop()
 	c := child.client

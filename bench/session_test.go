@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -37,6 +38,12 @@ import (
 func sessionServer(dir, chatTransport string) (*kernel.Kernel, *sdkapi.Service, *httptest.Server, string, string, func()) {
 	cfg := kernel.DefaultConfig()
 	cfg.DataDir = dir
+	if d, err := time.ParseDuration(os.Getenv("BENCH_COMMIT_DELAY")); err == nil {
+		cfg.EventLog.CommitDelay = d
+	}
+	if v, err := strconv.Atoi(os.Getenv("BENCH_SERVER_GOGC")); err == nil {
+		debug.SetGCPercent(v)
+	}
 	k, err := kernel.Open(cfg, nil)
 	if err != nil {
 		panic(err)

@@ -216,22 +216,47 @@ func (l *Log) run() {
 	defer close(l.writerDone)
 	batch := make([]*request, 0, l.opts.MaxBatch)
 	var waits []time.Duration
+	delay := time.NewTimer(time.Hour)
+	delay.Stop()
 	for r := range l.queue {
 		batch = append(batch[:0], r)
-	fill:
-		for len(batch) < l.opts.MaxBatch {
-			select {
-			case r, ok := <-l.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
+		batch = l.fill(batch, nil)
+		if l.opts.CommitDelay > 0 && len(batch) < l.opts.CommitDelayBelow {
+			delay.Reset(l.opts.CommitDelay)
+			batch = l.fill(batch, delay.C)
+			delay.Stop()
 		}
 		waits = l.commit(batch, waits[:0])
 	}
+}
+
+// fill adds queued requests to batch up to MaxBatch: those already
+// queued, or, with until, those arriving before it fires.
+func (l *Log) fill(batch []*request, until <-chan time.Time) []*request {
+	for len(batch) < l.opts.MaxBatch {
+		if until == nil {
+			select {
+			case r, ok := <-l.queue:
+				if !ok {
+					return batch
+				}
+				batch = append(batch, r)
+			default:
+				return batch
+			}
+			continue
+		}
+		select {
+		case r, ok := <-l.queue:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		case <-until:
+			return batch
+		}
+	}
+	return batch
 }
 
 // headCacheMax bounds the writer's cache of stream versions; past it the

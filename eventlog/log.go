@@ -51,6 +51,12 @@ type Options struct {
 	// LockTimeout is how long Open waits for the file lock (default 1 s)
 	// before failing with ErrLocked.
 	LockTimeout time.Duration
+	// CommitDelay, when positive, lets the writer wait up to that long for
+	// more appends before committing a batch smaller than
+	// CommitDelayBelow (default 8) requests: fewer, larger transactions
+	// (each costs two fsyncs) for a little latency. 0 commits at once.
+	CommitDelay      time.Duration
+	CommitDelayBelow int
 	// Observer, if set, is told about every commit. It runs on the writer
 	// goroutine: keep it fast.
 	Observer Observer
@@ -62,6 +68,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 1024
+	}
+	if o.CommitDelayBelow <= 0 {
+		o.CommitDelayBelow = 8
 	}
 	if o.MaxPayload <= 0 {
 		o.MaxPayload = 1 << 20

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -429,5 +430,50 @@ func TestReadAfterReopenSeesOlderEvents(t *testing.T) {
 	e, err := tail.Next(ctx)
 	if fmt.Sprint(seqs) != "[1 2 3 4 5 6]" || err != nil || e.Seq != 2 {
 		t.Fatalf("read %v, tail from 2 gave %d %v", seqs, e.Seq, err)
+	}
+}
+
+type batchSizes struct {
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (b *batchSizes) Committed(s eventlog.CommitStats) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sizes = append(b.sizes, len(s.Events))
+}
+
+// TestCommitDelayGathersSmallBatches: with a commit delay, appends that
+// arrive within it share one transaction; without, each has its own.
+func TestCommitDelayGathersSmallBatches(t *testing.T) {
+	for _, c := range []struct {
+		delay time.Duration
+		want  []int
+	}{{0, []int{1, 1}}, {300 * time.Millisecond, []int{2}}} {
+		obs := &batchSizes{}
+		l, err := eventlog.Open(t.TempDir(), eventlog.Options{CommitDelay: c.delay, Observer: obs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 2)
+		for i := range 2 {
+			go func() {
+				time.Sleep(time.Duration(i) * 50 * time.Millisecond) // the second well after the first
+				_, err := l.Append(context.Background(), eventlog.Draft{Type: "t.x", Stream: "s/1"})
+				done <- err
+			}()
+		}
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.Close()
+		obs.mu.Lock()
+		if !slices.Equal(obs.sizes, c.want) {
+			t.Errorf("delay %v: batches %v, want %v", c.delay, obs.sizes, c.want)
+		}
+		obs.mu.Unlock()
 	}
 }

@@ -57,6 +57,7 @@ type EventLogConfig struct {
 	QueueSize       int
 	MaxBatch        int
 	MaxPayloadBytes int
+	CommitDelay     time.Duration
 }
 
 // The regions and environments a kernel (and its companies) may serve.
@@ -79,6 +80,7 @@ func DefaultConfig() Config {
 func (c *Config) EventLogOptions() eventlog.Options {
 	return eventlog.Options{
 		QueueSize: c.EventLog.QueueSize, MaxBatch: c.EventLog.MaxBatch, MaxPayload: c.EventLog.MaxPayloadBytes,
+		CommitDelay: c.EventLog.CommitDelay,
 	}
 }
 
@@ -141,6 +143,7 @@ func (c *Config) settings() []setting {
 		{"eventlog.queue_size", "appends that may wait for the writer before callers get busy", integer(&c.EventLog.QueueSize)},
 		{"eventlog.max_batch", "appends committed in one transaction at most", integer(&c.EventLog.MaxBatch)},
 		{"eventlog.max_payload_bytes", "largest event payload accepted", integer(&c.EventLog.MaxPayloadBytes)},
+		{"eventlog.commit_delay", "how long the writer may wait to gather a small batch (fewer fsyncs, a little latency); 0 commits at once", duration(&c.EventLog.CommitDelay)},
 	}
 }
 
