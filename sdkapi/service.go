@@ -111,6 +111,7 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) Mount(mux *http.ServeMux) {
 	s.API.Mount(mux)
 	mux.Handle("GET /v2/ws", s.Sessions)
+	mux.HandleFunc(linkPattern, s.serveLinkPage)
 	sdk.Mount(mux, sdk.Info{Region: s.cfg.Region, Environment: s.cfg.Environment})
 }
 

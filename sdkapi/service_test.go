@@ -294,3 +294,34 @@ func TestDirectoryRebuildsFromTheLog(t *testing.T) {
 		}
 	})
 }
+
+// TestCallLinkPage: a call link opened in a browser serves the widget
+// configured for the link's company and joining its call; a link that
+// does not verify, or names another region, is a 404 page.
+func TestCallLinkPage(t *testing.T) {
+	e := newEnv(t)
+	tok, err := e.svc.Tokens.IssueLink(context.Background(), e.appX, "alice", "room_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get(e.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/eu/" + rest.LinkPath + "/" + tok)
+	for _, want := range []string{`/sdk/js/chat/latest/bandyer-widget.min.js`, `appId: "` + e.appX + `"`, `region: "eu"`, `joinCallURL(location.href)`} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Fatalf("link page: %d, want %q in\n%s", code, want, body)
+		}
+	}
+	for _, path := range []string{"/eu/" + rest.LinkPath + "/not-a-token", "/us/" + rest.LinkPath + "/" + tok} {
+		if code, _ := get(path); code != 404 {
+			t.Errorf("GET %s: %d, want 404", path, code)
+		}
+	}
+}
