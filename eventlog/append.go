@@ -260,7 +260,7 @@ func (l *Log) fill(batch []*request, until <-chan time.Time) []*request {
 }
 
 // headCacheMax bounds the writer's cache of stream versions; past it the
-// cache is dropped and refilled from the heads bucket.
+// cache is dropped and refilled from the stream index.
 const headCacheMax = 1 << 17
 
 // commit writes one batch in one transaction and acknowledges its callers.
@@ -295,7 +295,6 @@ func (l *Log) commit(batch []*request, waits []time.Duration) []time.Duration {
 		events := tx.Bucket(bucketEvents)
 		events.FillPercent = 0.9
 		index := tx.Bucket(bucketStreams)
-		heads := tx.Bucket(bucketHeads)
 		version := func(stream string) uint64 {
 			if v, ok := l.staged[stream]; ok {
 				return v
@@ -303,12 +302,9 @@ func (l *Log) commit(batch []*request, waits []time.Duration) []time.Duration {
 			if v, ok := l.heads[stream]; ok {
 				return v
 			}
-			if b := heads.Get([]byte(stream)); len(b) == 8 {
-				v := binary.BigEndian.Uint64(b)
-				l.heads[stream] = v
-				return v
-			}
-			return 0
+			v := lastVersion(index.Cursor(), stream)
+			l.heads[stream] = v
+			return v
 		}
 		for _, r := range batch {
 			r.err = nil
@@ -365,11 +361,6 @@ func (l *Log) commit(batch []*request, waits []time.Duration) []time.Duration {
 				l.staged[d.Stream] = e.Version
 				prev = e.Hash
 				committed = append(committed, e)
-			}
-		}
-		for s, v := range l.staged {
-			if err := heads.Put([]byte(s), u64(v)); err != nil {
-				return err
 			}
 		}
 		head := append(u64(seq), prev[:]...)

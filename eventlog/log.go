@@ -28,7 +28,7 @@ var (
 	bucketMeta    = []byte("meta")
 	bucketEvents  = []byte("events")
 	bucketStreams = []byte("streams") // stream \x00 version(8) -> seq(8)
-	bucketHeads   = []byte("heads")   // stream -> version(8)
+	bucketHeads   = []byte("heads")   // no longer written: versions come from the stream index; kept so files stay one format
 	bucketCursors = []byte("cursors") // name -> seq(8)
 	bucketState   = []byte("state")   // namespace \x00 key -> value
 

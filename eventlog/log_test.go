@@ -477,3 +477,48 @@ func TestCommitDelayGathersSmallBatches(t *testing.T) {
 		obs.mu.Unlock()
 	}
 }
+
+// TestStreamVersionFromTheIndex: a stream's version comes from the stream
+// index, also after a reopen, whatever streams sort next to it.
+func TestStreamVersionFromTheIndex(t *testing.T) {
+	dir := t.TempDir()
+	l, err := eventlog.Open(dir, eventlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	want := map[string]uint64{"a": 3, "a/b": 2, "ab": 1, "b": 0, "": 0, "zz": 4}
+	for s, n := range want {
+		for range n {
+			if _, err := l.Append(ctx, eventlog.Draft{Type: "t.x", Stream: s}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(l *eventlog.Log, when string) {
+		for s, n := range want {
+			if s == "" {
+				continue
+			}
+			if v, err := l.StreamVersion(s); err != nil || v != n {
+				t.Errorf("%s: StreamVersion(%q) = %d, %v; want %d", when, s, v, err, n)
+			}
+		}
+	}
+	check(l, "open")
+	l.Close()
+	l, err = eventlog.Open(dir, eventlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	check(l, "reopened")
+	// The writer knows the versions too: an expectation on the old head holds.
+	if _, err := l.Append(ctx, eventlog.Draft{Type: "t.x", Stream: "a", Expect: eventlog.ExpectVersion(3)}); err != nil {
+		t.Fatalf("expect 3 after reopen: %v", err)
+	}
+	var ce *eventlog.ConflictError
+	if _, err := l.Append(ctx, eventlog.Draft{Type: "t.x", Stream: "a/b", Expect: eventlog.ExpectVersion(1)}); !errors.As(err, &ce) {
+		t.Fatalf("stale expectation: %v", err)
+	}
+}

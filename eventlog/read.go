@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -195,7 +196,29 @@ func (l *Log) ReadStream(ctx context.Context, stream string, from uint64, fn fun
 // StreamVersion returns the durable version of stream (0 if it has no
 // events).
 func (l *Log) StreamVersion(stream string) (uint64, error) {
-	return l.getUint64(bucketHeads, stream)
+	var v uint64
+	err := l.view(func(tx *bolt.Tx) error {
+		v = lastVersion(tx.Bucket(bucketStreams).Cursor(), stream)
+		return nil
+	})
+	return v, err
+}
+
+// lastVersion is the version of stream's last event in the stream index
+// (0 if none): the key just before stream \x00 MaxUint64.
+func lastVersion(c *bolt.Cursor, stream string) uint64 {
+	end := streamKey(stream, math.MaxUint64)
+	k, _ := c.Seek(end)
+	switch {
+	case k == nil:
+		k, _ = c.Last()
+	case !bytes.Equal(k, end):
+		k, _ = c.Prev()
+	}
+	if len(k) != len(end) || !bytes.Equal(k[:len(stream)+1], end[:len(stream)+1]) {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k[len(stream)+1:])
 }
 
 // Cursor returns the seq saved for the named consumer (0 if none).
