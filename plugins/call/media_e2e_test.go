@@ -64,6 +64,47 @@ func TestRealMedia(t *testing.T) {
 	ca.Close()
 	cb.Close()
 
+	// An audio_upgradable call starts with audio; video added later
+	// renegotiates through the sessions and reaches the other side.
+	id = alice.callTyped(t, bob, "audio_upgradable")
+	ua, ub := alice.clientWith(t, id, sfutest.Options{Video: true, Verify: true}, false), bob.clientWith(t, id, sfutest.Options{Video: true, Verify: true}, false)
+	for _, c := range []*sfutest.Client{ua, ub} {
+		if _, err := c.WaitFrames(webrtc.RTPCodecTypeAudio, 1, 10, 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ua.PublishVideo("camera"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ua.Negotiate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ub.WaitFrames(webrtc.RTPCodecTypeVideo, 1, 15, 15*time.Second); err != nil {
+		t.Fatalf("bob got no video after alice's upgrade: %v", err)
+	}
+	alice.mustRequest(t, call.CmdEnd, obj{"callId": id})
+	bob.wait(t, call.EvEnded, id)
+	ua.Close()
+	ub.Close()
+
+	// Every 10th VP8 packet alice sends is lost on its way to the SFU:
+	// NACKs get it resent, and bob's frames are all whole.
+	id = alice.callTyped(t, bob, "audio_video")
+	na := alice.clientWith(t, id, sfutest.Options{Video: true, Verify: true, DropEvery: 10}, true)
+	nb := bob.clientWith(t, id, sfutest.Options{Video: true, Verify: true}, true)
+	tracks, err := nb.WaitFrames(webrtc.RTPCodecTypeVideo, 1, 60, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if na.Dropped() == 0 || na.Resent() == 0 || tracks[0].Missing > 0 || tracks[0].Corrupt > 0 {
+		t.Fatalf("alice dropped %d and resent %d; bob: %d frames, %d missing, %d corrupt",
+			na.Dropped(), na.Resent(), tracks[0].Frames, tracks[0].Missing, tracks[0].Corrupt)
+	}
+	alice.mustRequest(t, call.CmdEnd, obj{"callId": id})
+	bob.wait(t, call.EvEnded, id)
+	na.Close()
+	nb.Close()
+
 	// bob's network drops for good: the SFU reports his peer connection
 	// disconnected, then failed; past the grace period the call ends.
 	id = alice.call(t, bob)
@@ -274,7 +315,13 @@ func (p *mediaPeer) wait(t *testing.T, typ, callID string) frame {
 // call has p call other, who answers; it returns the call id.
 func (p *mediaPeer) call(t *testing.T, other *mediaPeer) string {
 	t.Helper()
-	res := p.mustRequest(t, call.CmdCreate, obj{"users": []string{other.name}, "options": obj{"callType": "audio_video"}})
+	return p.callTyped(t, other, "audio_video")
+}
+
+// callTyped is call with a call type.
+func (p *mediaPeer) callTyped(t *testing.T, other *mediaPeer, callType string) string {
+	t.Helper()
+	res := p.mustRequest(t, call.CmdCreate, obj{"users": []string{other.name}, "options": obj{"callType": callType}})
 	id := decode[call.CallCreated](t, res.Events[0].Data).CallID
 	other.wait(t, call.EvCreated, id)
 	other.mustRequest(t, call.CmdAnswer, obj{"callId": id})
@@ -285,7 +332,14 @@ func (p *mediaPeer) call(t *testing.T, other *mediaPeer) string {
 // video.
 func (p *mediaPeer) client(t *testing.T, callID string, pausable bool) *sfutest.Client {
 	t.Helper()
-	c, err := sfutest.NewClient(p, callID, p.name, p.device, sfutest.Options{Video: true, Verify: true, Pausable: pausable})
+	return p.clientWith(t, callID, sfutest.Options{Video: true, Verify: true, Pausable: pausable}, true)
+}
+
+// clientWith joins the call's media with a pion peer publishing audio,
+// and video when withVideo.
+func (p *mediaPeer) clientWith(t *testing.T, callID string, o sfutest.Options, withVideo bool) *sfutest.Client {
+	t.Helper()
+	c, err := sfutest.NewClient(p, callID, p.name, p.device, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,8 +349,10 @@ func (p *mediaPeer) client(t *testing.T, callID string, pausable bool) *sfutest.
 	if err := c.PublishAudio(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.PublishVideo("camera"); err != nil {
-		t.Fatal(err)
+	if withVideo {
+		if err := c.PublishVideo("camera"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := c.Negotiate(); err != nil {
 		t.Fatal(err)
