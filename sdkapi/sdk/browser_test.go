@@ -250,6 +250,7 @@ func TestBrowser(t *testing.T) {
 		{"layout and languages", func(t *testing.T) { connectTimes = append(connectTimes, browserLayout(t, w)...) }},
 		{"user details and removal", func(t *testing.T) { browserUsers(t, w, alice.For(t)) }},
 		{"calls", func(t *testing.T) { browserCalls(t, w, alice.For(t), bob.For(t)) }},
+		{"window mode and screen sharing", func(t *testing.T) { browserWindowAndScreen(t, w) }},
 		{"call links", func(t *testing.T) { browserCallLinks(t, w) }},
 	}
 	for _, s := range steps {
@@ -975,4 +976,99 @@ func browserCallLinks(t *testing.T, w *world) {
 	p.Eval("setup("+w.config("")+")", nil)
 	wantPrefix(t, "a link that is not a URL", p.String("err(client.joinCallURL('not a url'))"), "invalid_url")
 	wantPrefix(t, "a link with a bad token", p.String("err(client.joinCallURL("+browsertest.Quote(w.direct+"/eu/direct-rest-call-handler/nope")+"))"), "invalid_token")
+}
+
+// advancing checks that the video js names (an expression) plays on page
+// p: it has frames and its currentTime moves.
+func advancing(t *testing.T, p *browsertest.Page, what, js string) {
+	t.Helper()
+	p.Wait(what+" has frames", js+" && "+js+".videoWidth > 0 && "+js+".currentTime > 0", 15*time.Second)
+	var t1, t2 float64
+	p.Eval(js+".currentTime", &t1)
+	time.Sleep(400 * time.Millisecond)
+	p.Eval(js+".currentTime", &t2)
+	if t2 <= t1 {
+		t.Errorf("%s does not advance (%v → %v)", what, t1, t2)
+	}
+}
+
+// alice calls carol in window mode: the call view opens in a popup window
+// of alice's, where carol's video plays; both share their screens, the
+// other side getting a second playing video, and stop; closing the popup
+// hangs up.
+func browserWindowAndScreen(t *testing.T, w *world) {
+	alice, _ := w.connect(t, "alice", "mode: 'window', tools: {screen_sharing: true}")
+	carol, _ := w.connect(t, "carol", "tools: {screen_sharing: true}")
+	alice.Eval("client.createCall(['carol'])", nil)
+	popup := alice.Popup(10 * time.Second)
+	// The popup shows the call view from the outgoing call's ring on.
+	popup.Wait("the call view in the popup", "document.querySelector('.bw-call') && !document.querySelector('.bw-call').hidden && document.querySelector('.bw-hangup')", 5*time.Second)
+	alice.Wait("the widget points to the popup", "!$w('.bw-in-window').hidden && $w('.bw-remote') === null && !$w('.bw-dial').hidden", 3*time.Second)
+	carol.Wait("carol's incoming call", "count('call:incoming') === 1 && !$w('.bw-answer').hidden", 5*time.Second)
+	if n := carol.Popups(); n != 0 {
+		t.Errorf("carol, in embed mode, has %d popups", n)
+	}
+	carol.Eval("$w('.bw-answer').click()", nil)
+	alice.Wait("alice's call connected", "client.callView.call.status === 'connected'", 20*time.Second)
+	advancing(t, popup, "carol's video in alice's popup", "document.querySelector('.bw-remote')")
+	advancing(t, carol, "alice's video in carol's widget", "$w('.bw-remote')")
+	if got := popup.String("document.title"); !strings.HasPrefix(got, "carol") {
+		t.Errorf("the popup's title: %q", got)
+	}
+	popup.Screenshot(w.shots, "call-window")
+
+	// alice shares her screen from the popup: carol gets a second video.
+	screen := "$w('.bw-screens video.bw-remote-screen')"
+	if got := carol.String("String(" + screen + ")"); got != "null" {
+		t.Fatalf("a screen before any sharing: %s", got)
+	}
+	popup.Eval("document.querySelector('.bw-screen').hidden ? 'hidden' : document.querySelector('.bw-screen').click()", nil)
+	popup.Wait("alice sharing", "document.querySelector('.bw-screen').textContent === 'Stop sharing'", 5*time.Second)
+	advancing(t, carol, "alice's screen in carol's widget", screen)
+	advancing(t, carol, "alice's camera next to her screen", "$w('.bw-remote')")
+	var sizes []float64
+	carol.Eval("[$w('.bw-remote').videoWidth, "+screen+".videoWidth]", &sizes)
+	t.Logf("carol's videos: camera %v wide, screen %v wide", sizes[0], sizes[1])
+	carol.Screenshot(w.shots, "call-screen-shared")
+	popup.Eval("document.querySelector('.bw-screen').click()", nil)
+	popup.Wait("alice stopped sharing", "document.querySelector('.bw-screen').textContent === 'Share screen'", 3*time.Second)
+	alice.Wait("alice's screen track stopped", "!client.callView.call.media.screen", time.Second)
+	carol.Wait("alice's screen gone from carol's widget", screen+" === null && $w('.bw-screens').hidden", 8*time.Second)
+	advancing(t, carol, "alice's camera after the sharing", "$w('.bw-remote')")
+
+	// carol shares hers: alice's popup gets the second video.
+	carol.Eval("$w('.bw-screen').click()", nil)
+	advancing(t, popup, "carol's screen in alice's popup", "document.querySelector('.bw-screens video.bw-remote-screen')")
+	carol.Eval("$w('.bw-screen').click()", nil)
+	popup.Wait("carol's screen gone from the popup", "document.querySelector('.bw-remote-screen') === null", 8*time.Second)
+	// alice shares again; the call window closes while she shares.
+	popup.Eval("document.querySelector('.bw-screen').click()", nil)
+	advancing(t, carol, "alice's screen shared again", screen)
+
+	// Closing the call window hangs up.
+	ended := "client.callView.call.status === 'ended' && client.callView.call.endReason === 'hang_up'"
+	popup.TryEval("window.close()", nil) // the target goes away with it
+	alice.Wait("alice's call ended by closing the popup", ended, 5*time.Second)
+	carol.Wait("carol's call ended", ended, 5*time.Second)
+	alice.Wait("the call view back in the widget", "$w('.bw-remote') !== null && $w('.bw-in-window').hidden && !$w('.bw-ended').hidden", 3*time.Second)
+	alice.Wait("alice's screen stopped with the call", "!client.callView.call.media.screen", time.Second)
+	if n := alice.Popups(); n != 0 {
+		t.Errorf("%d popups left after the call", n)
+	}
+
+	// The other side hangs up: the call window closes by itself.
+	for _, p := range []*browsertest.Page{alice, carol} {
+		p.Eval("events = []", nil)
+	}
+	alice.Eval("client.createCall(['carol'])", nil)
+	popup = alice.Popup(10 * time.Second)
+	carol.Wait("carol's second incoming call", "count('call:incoming') === 1 && !$w('.bw-answer').hidden", 5*time.Second)
+	carol.Eval("client.callView.call.answer()", nil)
+	advancing(t, popup, "carol's video in the second popup", "document.querySelector('.bw-remote')")
+	carol.Eval("$w('.bw-hangup').click()", nil)
+	alice.Wait("alice's second call ended", ended, 5*time.Second)
+	kerneltest.Eventually(t, "the call window closed with the call", func() bool { return alice.Popups() == 0 })
+	for _, p := range []*browsertest.Page{alice, carol} {
+		p.Eval("BandyerSDK.destroyClient()", nil)
+	}
 }

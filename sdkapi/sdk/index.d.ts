@@ -54,6 +54,7 @@ export interface WhiteboardTools {
 /** In-call tools; missing means all off. */
 export interface Tools {
   chat?: boolean;
+  /** A Share screen button in the call view; the other side sees a second video. */
   screen_sharing?: boolean;
   file_upload?: boolean;
   whiteboard?: boolean | WhiteboardTools;
@@ -90,6 +91,7 @@ export interface Config {
   recordingType?: RecordingType;
   isAdmin?: boolean;
   callType?: CallType;
+  /** embed (default): the call in the widget; window: in a popup window (closing it hangs up). */
   mode?: WidgetMode;
   language?: Language;
   userDetailsProvider?: UserDetailsProvider;

@@ -26,11 +26,39 @@
 // script's origin) unless configure names another (kernelUrl), and
 // configure compares its region and environment with /sdk/info.
 //
+// # Window mode and screen sharing
+//
+// With `mode: 'window'` the call view (remote and local video, the
+// controls) moves into a popup window the SDK opens with window.open when
+// a call starts on this device: an outgoing call as it rings, an incoming
+// one once answered here (the dial view stays in the widget, which says
+// the call is in its own window). The popup is an about:blank window of
+// the page's origin; the widget's elements, stylesheet and layout move
+// there, and the media stay in the page. Closing the popup hangs the call
+// up (endReason hang_up); the call's end closes the popup and brings the
+// call view back to the widget (the ended and feedback views). A popup the
+// browser refuses (window.open without a recent click) leaves the call in
+// the widget, as in `embed` mode; the tests run Chromium with the popup
+// blocker off (browsertest).
+//
+// With `tools: {screen_sharing: true}` the call view has a Share screen
+// button: getDisplayMedia, sent as a second video track on a send-only
+// m-line of its own, negotiated again with the SFU (call.media.offer; the
+// SFU adds an m-line on the other side's connection with a call.media.sdp
+// offer). The other side shows it as a second video (.bw-remote-screen)
+// beside the camera. Stop sharing (or the browser's own stop button) stops
+// the track and removes it from the offer; the SFU never removes an
+// m-line, so the receiver shows a shared screen while packets flow
+// (getStats, once a second) and drops it two seconds after they stop.
+//
 // # Caveats
 //
-//   - The widget's `window` mode shows the call in the widget, like
-//     `embed`; screen sharing, the whiteboard and the other in-call tools
-//     are not in the widget yet (the `tools` option is validated only).
+//   - The whiteboard, snapshot, live edit, file upload and live pointer
+//     tools are not in the widget yet (the `tools` option is validated
+//     only).
+//   - The popup plays its videos without a user gesture of its own: a
+//     browser's autoplay policy may keep the remote sound muted there until
+//     the user clicks in the popup.
 //   - The feedback view's rating stays in the page: nothing receives it.
 package sdk
 

@@ -65,6 +65,13 @@ func Start(t testing.TB) *Browser {
 		chromedp.Flag("use-fake-device-for-media-stream", true),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		// Screen sharing without a picker: with these and the fake media
+		// flags above, getDisplayMedia answers at once with a fake screen.
+		chromedp.Flag("auto-select-desktop-capture-source", "Entire screen"),
+		chromedp.Flag("enable-usermedia-screen-capturing", true),
+		// The SDK's window mode opens its popup when a call starts, which
+		// the test does without a user gesture.
+		chromedp.Flag("disable-popup-blocking", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
@@ -100,6 +107,54 @@ func (b *Browser) Open(t testing.TB, url string) *Page {
 		t.Fatalf("open %s: %v", url, err)
 	}
 	return p
+}
+
+// Popup waits up to timeout for a window that the page opened
+// (window.open) and returns it as a page of its own: Eval and Wait run in
+// the popup's document. It fails the test when none opens.
+func (p *Page) Popup(timeout time.Duration) *Page {
+	p.t.Helper()
+	c := chromedp.FromContext(p.ctx)
+	if c == nil || c.Target == nil {
+		p.t.Fatal("Popup: the page has no target")
+	}
+	self := c.Target.TargetID
+	deadline := time.Now().Add(timeout)
+	for {
+		infos, err := chromedp.Targets(p.ctx)
+		for _, in := range infos {
+			if in.Type != "page" || in.OpenerID != self {
+				continue
+			}
+			ctx, cancel := chromedp.NewContext(p.ctx, chromedp.WithTargetID(in.TargetID))
+			p.t.Cleanup(cancel)
+			if err := chromedp.Do(ctx); err != nil {
+				p.t.Fatalf("attach to the popup %s: %v", in.URL, err)
+			}
+			return &Page{t: p.t, ctx: ctx}
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("no popup window opened within %v (last error: %v)", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Popups counts the windows the page opened that are still open.
+func (p *Page) Popups() int {
+	p.t.Helper()
+	self := chromedp.FromContext(p.ctx).Target.TargetID
+	infos, err := chromedp.Targets(p.ctx)
+	if err != nil {
+		p.t.Fatalf("list targets: %v", err)
+	}
+	n := 0
+	for _, in := range infos {
+		if in.Type == "page" && in.OpenerID == self {
+			n++
+		}
+	}
+	return n
 }
 
 // For returns the page reporting failures to t: a page opened by a test

@@ -98,10 +98,26 @@ class Ring {
   }
 }
 
-/** The media of a call on this device: one PeerConnection with the SFU. */
+/**
+ * The media of a call on this device: one PeerConnection with the SFU.
+ *
+ * remote holds the other side's audio and first video (the camera); a
+ * further remote video (a shared screen, on an m-line the SFU added by
+ * renegotiating) goes to extras. The SFU keeps an m-line whose source
+ * stopped (it never removes one), so a shared screen counts as shown only
+ * while its packets flow: getStats is polled once a second, and an extra
+ * video that received nothing for two polls is left out (screens()).
+ */
 export class Media {
   readonly remote = new MediaStream();
   local: MediaStream | null = null;
+  /** The screen this device shares, if it does. */
+  screen: MediaStream | null = null;
+  private screenSender: RTCRtpSender | null = null;
+  private extras: MediaStreamTrack[] = [];
+  private flowing = new Set<string>(); // extra track ids receiving packets
+  private packets = new Map<string, { n: number; idle: number }>();
+  private statsTimer = 0;
   private pc: RTCPeerConnection | null = null;
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -133,11 +149,20 @@ export class Media {
       pc.addTransceiver('video', { direction: 'recvonly' });
     }
     pc.ontrack = (ev) => {
-      if (this.remote.getTracks().indexOf(ev.track) < 0) this.remote.addTrack(ev.track);
-      ev.track.onended = () => {
-        this.remote.removeTrack(ev.track);
+      const t = ev.track;
+      if (this.remote.getTracks().indexOf(t) >= 0 || this.extras.indexOf(t) >= 0) return;
+      if (t.kind === 'video' && this.remote.getVideoTracks().length > 0) {
+        this.extras.push(t);
+        if (!this.statsTimer) this.statsTimer = window.setInterval(() => this.poll(), 1000);
+      } else {
+        this.remote.addTrack(t);
+      }
+      t.addEventListener('ended', () => {
+        this.remote.removeTrack(t);
+        this.extras = this.extras.filter((x) => x !== t);
+        this.flowing.delete(t.id);
         this.onChange();
-      };
+      });
       this.onChange();
     };
     pc.onicecandidate = (ev) => {
@@ -147,11 +172,103 @@ export class Media {
         .catch((e) => console.warn('BandyerSDK: sending an ICE candidate failed', e));
     };
     this.onChange();
-    await this.serial(async () => {
+    await this.offer();
+  }
+
+  /**
+   * offer sends the SFU an offer (the first, or a renegotiation) and
+   * applies its answer, which the command's answer carries.
+   */
+  private offer(): Promise<unknown> {
+    return this.serial(async () => {
+      const pc = this.pc;
+      if (!pc || this.closed) return;
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
-      await this.host.command('call.media.offer', { callId: this.call.callId, sdp: pc.localDescription?.sdp || offer.sdp });
+      const ans = await this.host.command('call.media.offer', { callId: this.call.callId, sdp: pc.localDescription?.sdp || offer.sdp });
+      for (const ev of ans.events) {
+        const d = (ev.data || {}) as { type?: string; sdp?: string };
+        if (ev.event === 'call.media.sdp' && d.type === 'answer' && d.sdp && pc.signalingState === 'have-local-offer') {
+          await pc.setRemoteDescription({ type: 'answer', sdp: d.sdp });
+        }
+      }
     });
+  }
+
+  /**
+   * shareScreen captures a screen (getDisplayMedia) and sends it as a
+   * second video track, renegotiating with the SFU; the other side gets it
+   * on an m-line of its own. Stopping the capture from the browser's own
+   * bar stops the sharing too.
+   */
+  async shareScreen(): Promise<void> {
+    if (this.screen || this.closed) return;
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    const pc = this.pc;
+    const track = stream.getVideoTracks()[0];
+    if (!pc || this.closed || !track) {
+      for (const t of stream.getTracks()) t.stop();
+      return;
+    }
+    this.screen = stream;
+    track.addEventListener('ended', () => this.stopScreen());
+    // An m-line of its own, send only: addTrack could reuse the m-line of
+    // the other side's screen, which the SFU sends on and does not read.
+    this.screenSender = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] }).sender;
+    this.onChange();
+    await this.offer();
+  }
+
+  /** stopScreen stops the sharing: the track stops and leaves the offer. */
+  stopScreen(): void {
+    const stream = this.screen;
+    if (!stream) return;
+    this.screen = null;
+    for (const t of stream.getTracks()) t.stop();
+    const sender = this.screenSender;
+    this.screenSender = null;
+    if (sender && this.pc && !this.closed) {
+      try {
+        this.pc.removeTrack(sender);
+      } catch (e) {
+        console.warn('BandyerSDK: removing the screen track failed', e);
+      }
+      this.offer();
+    }
+    this.onChange();
+  }
+
+  /** screens are the other side's shared screens that are flowing now. */
+  screens(): MediaStreamTrack[] {
+    return this.extras.filter((t) => this.flowing.has(t.id) && t.readyState === 'live');
+  }
+
+  /** poll counts the packets of the extra videos (see Media). */
+  private async poll(): Promise<void> {
+    const pc = this.pc;
+    if (!pc || this.closed) return;
+    let changed = false;
+    try {
+      const stats = await pc.getStats();
+      stats.forEach((r: { type: string; kind?: string; trackIdentifier?: string; packetsReceived?: number }) => {
+        if (r.type !== 'inbound-rtp' || r.kind !== 'video' || !r.trackIdentifier) return;
+        const id = r.trackIdentifier;
+        if (!this.extras.some((t) => t.id === id)) return;
+        const n = r.packetsReceived || 0;
+        const last = this.packets.get(id) || { n: 0, idle: 0 };
+        const idle = n > last.n ? 0 : last.idle + 1;
+        this.packets.set(id, { n, idle });
+        const on = n > 0 && idle < 2;
+        if (on !== this.flowing.has(id)) {
+          if (on) this.flowing.add(id);
+          else this.flowing.delete(id);
+          changed = true;
+        }
+      });
+    } catch {
+      return;
+    }
+    if (changed) this.onChange();
   }
 
   /** sdp applies the SFU's answer to our offer, or answers its offer. */
@@ -159,6 +276,10 @@ export class Media {
     this.serial(async () => {
       const pc = this.pc;
       if (!pc || this.closed) return;
+      if (type === 'offer' && pc.signalingState === 'have-local-offer') {
+        // Glare: the SFU rolls its offer back, answers ours, and offers again.
+        return;
+      }
       if (type === 'answer') {
         // The answer may come twice (in the command's answer and pushed).
         if (pc.signalingState !== 'have-local-offer') return;
@@ -194,6 +315,10 @@ export class Media {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    window.clearInterval(this.statsTimer);
+    for (const t of this.screen?.getTracks() || []) t.stop();
+    this.screen = null;
+    this.flowing.clear();
     this.stopLocal();
     this.pc?.close();
     this.pc = null;

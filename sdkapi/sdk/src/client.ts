@@ -67,6 +67,8 @@ export class Client implements ClientAPI {
         state: () => this.session.state,
         call: () => this.callView.call,
         feedback: settings.feedback,
+        mode: settings.mode,
+        screenSharing: settings.tools.screen_sharing === true,
       },
       variables(settings.layout),
     );

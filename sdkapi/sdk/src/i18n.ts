@@ -31,6 +31,9 @@ export interface Texts {
   callConnecting: string;
   inCall: string;
   callEnded: string;
+  shareScreen: string;
+  stopSharing: string;
+  callInWindow: string;
   endReasons: Record<string, string>;
   feedbackQuestion: string;
   thanks: string;
@@ -66,6 +69,9 @@ const en: Texts = {
   callConnecting: 'Connecting the call…',
   inCall: 'In call',
   callEnded: 'Call ended',
+  shareScreen: 'Share screen',
+  stopSharing: 'Stop sharing',
+  callInWindow: 'The call is in its own window',
   endReasons: {
     declined: 'Declined', canceled: 'Canceled', answered_of_another_device: 'Answered on another device',
     hang_up: 'Hung up', timeout: 'No answer', connection_lost: 'Connection lost',
@@ -104,6 +110,9 @@ const it: Texts = {
   callConnecting: 'Collegamento…',
   inCall: 'In chiamata',
   callEnded: 'Chiamata terminata',
+  shareScreen: 'Condividi schermo',
+  stopSharing: 'Interrompi condivisione',
+  callInWindow: 'La chiamata è in una finestra a parte',
   endReasons: {
     declined: 'Rifiutata', canceled: 'Annullata', answered_of_another_device: 'Risposta su un altro dispositivo',
     hang_up: 'Conclusa', timeout: 'Nessuna risposta', connection_lost: 'Connessione persa',
@@ -142,6 +151,9 @@ const es: Texts = {
   callConnecting: 'Conectando la llamada…',
   inCall: 'En llamada',
   callEnded: 'Llamada finalizada',
+  shareScreen: 'Compartir pantalla',
+  stopSharing: 'Dejar de compartir',
+  callInWindow: 'La llamada está en otra ventana',
   endReasons: {
     declined: 'Rechazada', canceled: 'Cancelada', answered_of_another_device: 'Contestada en otro dispositivo',
     hang_up: 'Colgada', timeout: 'Sin respuesta', connection_lost: 'Conexión perdida',
@@ -180,6 +192,9 @@ const pt: Texts = {
   callConnecting: 'Conectando a chamada…',
   inCall: 'Em chamada',
   callEnded: 'Chamada encerrada',
+  shareScreen: 'Compartilhar tela',
+  stopSharing: 'Parar de compartilhar',
+  callInWindow: 'A chamada está em outra janela',
   endReasons: {
     declined: 'Recusada', canceled: 'Cancelada', answered_of_another_device: 'Atendida em outro dispositivo',
     hang_up: 'Encerrada', timeout: 'Sem resposta', connection_lost: 'Conexão perdida',

@@ -123,9 +123,22 @@ button { font: inherit; cursor: pointer; border: 0; }
 .bw-remote { flex: 1; min-height: 0; width: 100%; object-fit: cover; background: #000; }
 .bw-local { position: absolute; right: 10px; top: 10px; width: 96px; height: 72px; object-fit: cover; border-radius: 6px;
   border: 2px solid rgba(255,255,255,.6); background: #222; }
+.bw-screens { display: flex; gap: 6px; padding: 6px; max-height: 45%; background: #000; }
+.bw-screens[hidden], .bw-in-window[hidden], .bw-stage-title[hidden] { display: none; }
+.bw-remote-screen { flex: 1; min-width: 0; max-height: 100%; object-fit: contain; background: #000; }
+.bw-stage-title { padding: 10px 14px; font-weight: 600; }
+.bw-in-window { flex: 1; display: flex; align-items: center; justify-content: center; padding: 16px; text-align: center;
+  background: var(--bw-call-bg); color: var(--bw-call-color); }
 .bw-ended { flex: 1; display: flex; flex-direction: column; align-items: center; justify-content: center; gap: 12px; padding: 16px; }
 .bw-ended-text { font-weight: 600; }
 .bw-feedback { border-radius: 10px; padding: 12px 16px; text-align: center;
   background: var(--bw-feedback-body-bg); color: var(--bw-feedback-body-color); }
 .bw-feedback .bw-call-buttons button { background: var(--bw-feedback-buttons-bg); color: var(--bw-feedback-buttons-color); border-radius: 8px; }
+`;
+
+/** windowCss completes css in the call's popup window (window mode). */
+export const windowCss = `
+html, body { margin: 0; height: 100%; background: #000; }
+.bw-window { height: 100%; display: flex; flex-direction: column; }
+.bw-window [hidden] { display: none !important; }
 `;

@@ -2,13 +2,13 @@
 // view, in an open shadow root on a <bandyer-widget> element, so the host
 // page's CSS does not reach in and the widget's does not leak out.
 
-import type { Language } from '../../index';
+import type { Language, WidgetMode } from '../../index';
 import type { Call } from '../call';
 import type { Channel, ChannelView, Chat, Message } from '../chat';
 import type { Texts } from '../i18n';
 import type { SessionState } from '../session';
 import type { Users } from '../users';
-import { css } from './style';
+import { css, windowCss } from './style';
 
 /** What the widget reads from the client. */
 export interface WidgetHost {
@@ -23,6 +23,10 @@ export interface WidgetHost {
   call(): Call | undefined;
   /** Whether the feedback view follows a call's end. */
   feedback: boolean;
+  /** embed: the call in the widget; window: in a popup window. */
+  mode: WidgetMode;
+  /** The screen_sharing tool: a button in the call view. */
+  screenSharing: boolean;
 }
 
 const pageSize = 20;
@@ -84,6 +88,16 @@ export class Widget {
   private localVideo!: HTMLVideoElement;
   private muteButton!: HTMLButtonElement;
   private cameraButton!: HTMLButtonElement;
+  private screenButton!: HTMLButtonElement;
+  private screens!: HTMLElement;
+  private stageTitle!: HTMLElement;
+  private inWindow!: HTMLElement;
+  // Window mode: the popup the call view (stage) was moved to.
+  private popup: Window | null = null;
+  private popupCall: string | null = null;
+  private popupRefused: string | null = null;
+  private popupTimer = 0;
+  private onPageHide = () => this.closeWindow(); // the page leaves: its popup too
   private ended!: HTMLElement;
   private endedText!: HTMLElement;
   private feedback!: HTMLElement;
@@ -196,6 +210,7 @@ export class Widget {
 
   /** destroy removes the widget for good. */
   destroy(): void {
+    this.closeWindow();
     this.hide();
     document.removeEventListener('visibilitychange', this.onVisibility);
     this.element = null;
@@ -328,8 +343,17 @@ export class Widget {
       const m = this.host.call()?.media;
       if (m) m.setEnabled('video', !m.enabled('video'));
     });
-    controls.append(this.muteButton, this.cameraButton, button('bw-hangup', t.hangUp, act((c) => c.end())));
-    this.stage.append(this.remoteVideo, this.localVideo, controls);
+    this.screenButton = button('bw-screen', t.shareScreen, () => {
+      const m = this.host.call()?.media;
+      if (!m) return;
+      if (m.screen) m.stopScreen();
+      else m.shareScreen().catch((e) => console.warn('BandyerSDK: screen sharing failed', e));
+    });
+    controls.append(this.muteButton, this.cameraButton, this.screenButton, button('bw-hangup', t.hangUp, act((c) => c.end())));
+    this.stageTitle = el('div', 'bw-stage-title');
+    this.screens = el('div', 'bw-screens');
+    this.stage.append(this.stageTitle, this.remoteVideo, this.screens, this.localVideo, controls);
+    this.inWindow = el('div', 'bw-in-window', t.callInWindow);
 
     this.ended = el('div', 'bw-ended');
     this.endedText = el('div', 'bw-ended-text');
@@ -347,7 +371,109 @@ export class Widget {
     }
     this.feedback.append(el('div', 'bw-feedback-question', t.feedbackQuestion), stars);
     this.ended.append(this.endedText, this.feedback);
-    this.callBox.append(this.dial, this.stage, this.ended);
+    this.callBox.append(this.dial, this.stage, this.inWindow, this.ended);
+  }
+
+  /**
+   * openWindow moves the call view into a popup window (window mode). A
+   * popup the browser refuses leaves the call in the widget, as in embed
+   * mode.
+   */
+  private openWindow(call: Call): boolean {
+    if (this.popup && this.popupCall === call.callId) return true;
+    this.closeWindow();
+    if (this.popupRefused === call.callId) return false;
+    const w = window.open('', `bandyer-call-${call.callId}`, 'popup,width=800,height=600');
+    if (!w) {
+      this.popupRefused = call.callId;
+      console.warn('BandyerSDK: the browser refused the call window; the call stays in the widget');
+      return false;
+    }
+    const d = w.document;
+    d.title = this.host.users.name(call.other);
+    const style = d.createElement('style');
+    style.textContent = css + windowCss;
+    d.head.appendChild(style);
+    const wrap = d.createElement('div');
+    wrap.className = 'bw bw-window';
+    for (const k of Object.keys(this.layout)) wrap.style.setProperty(k, this.layout[k]);
+    d.body.textContent = '';
+    d.body.appendChild(wrap);
+    wrap.appendChild(this.stage);
+    this.popup = w;
+    this.popupCall = call.callId;
+    this.replay();
+    const gone = () => this.windowClosed(w);
+    w.addEventListener('pagehide', gone);
+    this.popupTimer = window.setInterval(() => {
+      if (w.closed) gone();
+    }, 250);
+    window.addEventListener('pagehide', this.onPageHide);
+    return true;
+  }
+
+  /** windowClosed: the user closed the call window, which ends the call. */
+  private windowClosed(w: Window): void {
+    if (this.popup !== w) return;
+    const id = this.popupCall;
+    this.popupRefused = id; // not opened again for this call
+    this.restoreStage();
+    const c = this.host.call();
+    if (c && c.callId === id && c.status !== 'ended') c.end().catch((e) => console.warn('BandyerSDK: ending the call failed', e));
+    this.changed();
+  }
+
+  /** closeWindow brings the call view back and closes the popup. */
+  private closeWindow(): void {
+    const w = this.popup;
+    if (!w) return;
+    this.restoreStage();
+    w.close();
+  }
+
+  private restoreStage(): void {
+    window.clearInterval(this.popupTimer);
+    window.removeEventListener('pagehide', this.onPageHide);
+    this.popup = null;
+    this.popupCall = null;
+    this.callBox.insertBefore(this.stage, this.inWindow);
+    this.replay();
+  }
+
+  /** replay restarts the videos moved to another document. */
+  private replay(): void {
+    for (const v of Array.from(this.stage.querySelectorAll('video'))) {
+      const src = v.srcObject;
+      v.srcObject = null;
+      v.srcObject = src;
+      if (src) v.play().catch(() => {});
+    }
+  }
+
+  /** renderScreens shows the other side's shared screens, one video each. */
+  private renderScreens(tracks: MediaStreamTrack[]): void {
+    const box = this.screens;
+    const ids = tracks.map((t) => t.id);
+    for (const v of Array.from(box.children) as HTMLVideoElement[]) {
+      if (ids.indexOf(v.dataset.trackId || '') < 0) {
+        v.srcObject = null;
+        v.remove();
+      }
+    }
+    const have = (Array.from(box.children) as HTMLVideoElement[]).map((v) => v.dataset.trackId);
+    for (const t of tracks) {
+      if (have.indexOf(t.id) >= 0) continue;
+      const v = box.ownerDocument.createElement('video');
+      v.className = 'bw-remote-screen';
+      v.autoplay = true;
+      v.muted = true;
+      v.setAttribute('playsinline', '');
+      v.dataset.trackId = t.id;
+      v.srcObject = new MediaStream([t]);
+      box.appendChild(v);
+      v.play().catch(() => {});
+    }
+    box.hidden = tracks.length === 0;
   }
 
   private renderCall(call: Call): void {
@@ -355,8 +481,16 @@ export class Widget {
     const name = this.host.users.name(call.other);
     this.titleName.textContent = name;
     const ringing = call.status === 'dialing';
+    const active = call.status === 'connecting' || call.status === 'connected';
+    // Window mode: the call view goes to a popup from the call's start
+    // on this device (an outgoing call ringing, or answered here) to its end.
+    const windowed =
+      this.host.mode === 'window' && call.media !== null && (active || (ringing && call.direction === 'outgoing')) && this.openWindow(call);
+    if (!windowed) this.closeWindow();
     this.dial.hidden = !ringing;
-    this.stage.hidden = call.status !== 'connecting' && call.status !== 'connected';
+    this.stage.hidden = !active && !windowed;
+    this.inWindow.hidden = !windowed;
+    this.stageTitle.hidden = !windowed;
     this.ended.hidden = call.status !== 'ended';
     this.dialName.textContent = name;
     this.dialStatus.textContent = call.direction === 'incoming' ? t.incomingCall : t.calling;
@@ -364,6 +498,8 @@ export class Widget {
     this.declineButton.textContent = call.direction === 'incoming' ? t.decline : t.cancel;
     this.titleSub.textContent =
       call.status === 'ended' ? t.callEnded : ringing ? this.dialStatus.textContent : call.status === 'connected' ? t.inCall : t.callConnecting;
+    this.stageTitle.textContent = `${name} · ${this.titleSub.textContent}`;
+    if (this.popup) this.popup.document.title = this.stageTitle.textContent;
     const m = call.media;
     if (m && this.remoteVideo.srcObject !== m.remote) this.remoteVideo.srcObject = m.remote;
     if (m && m.local && this.localVideo.srcObject !== m.local) this.localVideo.srcObject = m.local;
@@ -371,6 +507,9 @@ export class Widget {
     this.muteButton.textContent = m && !m.enabled('audio') ? t.unmute : t.mute;
     this.cameraButton.textContent = m && !m.enabled('video') ? t.cameraOn : t.cameraOff;
     this.cameraButton.hidden = call.options.callType === 'audio_only';
+    this.screenButton.hidden = !this.host.screenSharing || !m || call.options.callType === 'audio_only';
+    this.screenButton.textContent = m && m.screen ? t.stopSharing : t.shareScreen;
+    this.renderScreens(m && call.status !== 'ended' ? m.screens() : []);
     if (call.status === 'ended') {
       this.remoteVideo.srcObject = null;
       this.localVideo.srcObject = null;
@@ -408,7 +547,9 @@ export class Widget {
     this.banner.hidden = st === 'connected';
     this.banner.textContent = st === 'connecting' ? t.connecting : st === 'reconnecting' ? t.reconnecting : t.disconnected;
 
-    const call = this.callSelected ? this.host.call() : undefined;
+    const last = this.host.call();
+    if (this.popup && (!last || last.callId !== this.popupCall || last.status === 'ended')) this.closeWindow();
+    const call = this.callSelected ? last : undefined;
     this.callBox.hidden = !call;
     if (call) {
       this.back.hidden = false;
