@@ -208,6 +208,9 @@ func benchChat(b *testing.B, transport string, rate, secs float64) {
 	if profile != "" {
 		child.profile("stop")
 	}
+	if path := os.Getenv("BENCH_ALLOCPROFILE"); path != "" { // allocations since the child started, setup included
+		child.allocs(path)
+	}
 	cancel()
 	for _, p := range pairs {
 		p.send.CloseNow()

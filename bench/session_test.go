@@ -113,6 +113,13 @@ func serveSessionsChild(dir, chatTransport string) {
 			}
 			fmt.Println("ok")
 		}
+		if path, ok := strings.CutPrefix(strings.TrimSpace(line), "allocs "); ok { // "allocs <file>" writes the allocation profile so far
+			if f, err := os.Create(path); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+			fmt.Println("ok")
+		}
 		if strings.TrimSpace(line) == "live" {
 			runtime.GC()
 			var m runtime.MemStats
@@ -228,6 +235,12 @@ func (s *serverChild) live() float64 {
 	l, _ := s.out.ReadString('\n')
 	v, _ := strconv.ParseFloat(strings.TrimSpace(l), 64)
 	return v / 1024
+}
+
+// allocs writes the child's allocation profile so far to path.
+func (s *serverChild) allocs(path string) {
+	fmt.Fprintln(s.stdin, "allocs "+path)
+	s.out.ReadString('\n')
 }
 
 // profile starts (path) or stops ("stop") a CPU profile of the child.
