@@ -34,7 +34,7 @@ const chatPairs = 500
 // BENCH_CHAT_SECONDS sets the load's duration (default 3),
 // BENCH_CHAT_RATES the total rates in messages/s (default "2000,10000"),
 // BENCH_COMMIT_DELAY the kernel's eventlog.commit_delay and
-// BENCH_SERVER_GOGC its GC percent;
+// BENCH_SERVER_GOGC and BENCH_SERVER_MEMLIMIT_MB its garbage collector;
 // BENCH_CPUPROFILE=<file> writes the kernel's CPU profile over the load.
 func BenchmarkChat(b *testing.B) {
 	secs := 3.0

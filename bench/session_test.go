@@ -44,6 +44,9 @@ func sessionServer(dir, chatTransport string) (*kernel.Kernel, *sdkapi.Service, 
 	if v, err := strconv.Atoi(os.Getenv("BENCH_SERVER_GOGC")); err == nil {
 		debug.SetGCPercent(v)
 	}
+	if v, err := strconv.ParseInt(os.Getenv("BENCH_SERVER_MEMLIMIT_MB"), 10, 64); err == nil {
+		debug.SetMemoryLimit(v << 20)
+	}
 	k, err := kernel.Open(cfg, nil)
 	if err != nil {
 		panic(err)
