@@ -21,14 +21,22 @@ import (
 // FileName is the bbolt file inside the data directory.
 const FileName = "events.db"
 
-// formatTag identifies a Parley event log in the meta bucket.
-const formatTag = "parley-eventlog/1"
+// formatTag identifies a Parley event log in the meta bucket. Format 2
+// stopped writing the heads bucket (stream versions come from the stream
+// index); a format 1 file is read as is and upgraded when opened for
+// writing: its tag becomes 2 and the heads bucket goes, so a kernel built
+// for format 1, which would trust the stale heads, refuses the file
+// instead of corrupting its stream index.
+const (
+	formatTag       = "parley-eventlog/2"
+	formatTagBefore = "parley-eventlog/1"
+)
 
 var (
 	bucketMeta    = []byte("meta")
 	bucketEvents  = []byte("events")
 	bucketStreams = []byte("streams") // stream \x00 version(8) -> seq(8)
-	bucketHeads   = []byte("heads")   // no longer written: versions come from the stream index; kept so files stay one format
+	bucketHeads   = []byte("heads")   // format 1 only: deleted on upgrade
 	bucketCursors = []byte("cursors") // name -> seq(8)
 	bucketState   = []byte("state")   // namespace \x00 key -> value
 
@@ -200,10 +208,10 @@ func (l *Log) load() error {
 		if meta == nil {
 			return fmt.Errorf("eventlog: %s: %w (no meta bucket)", l.path, ErrNotEventLog)
 		}
-		if tag := meta.Get(keyFormat); !bytes.Equal(tag, []byte(formatTag)) {
+		if tag := meta.Get(keyFormat); !bytes.Equal(tag, []byte(formatTag)) && !bytes.Equal(tag, []byte(formatTagBefore)) {
 			return fmt.Errorf("eventlog: %s: %w (format %q, want %q)", l.path, ErrNotEventLog, tag, formatTag)
 		}
-		for _, b := range [][]byte{bucketEvents, bucketStreams, bucketHeads, bucketCursors} {
+		for _, b := range [][]byte{bucketEvents, bucketStreams, bucketCursors} {
 			if tx.Bucket(b) == nil {
 				return fmt.Errorf("eventlog: %s: %w (bucket %s missing)", l.path, ErrCorrupt, b)
 			}
@@ -243,7 +251,7 @@ func (l *Log) load() error {
 				if err := meta.Put(keyFormat, []byte(formatTag)); err != nil {
 					return err
 				}
-				for _, b := range [][]byte{bucketEvents, bucketStreams, bucketHeads, bucketCursors, bucketState} {
+				for _, b := range [][]byte{bucketEvents, bucketStreams, bucketCursors, bucketState} {
 					if _, err := tx.CreateBucket(b); err != nil {
 						return err
 					}
@@ -253,7 +261,19 @@ func (l *Log) load() error {
 			if _, err := tx.CreateBucketIfNotExists(bucketState); err != nil {
 				return err
 			}
-			return check(tx)
+			if err := check(tx); err != nil {
+				return err
+			}
+			meta := tx.Bucket(bucketMeta)
+			if bytes.Equal(meta.Get(keyFormat), []byte(formatTagBefore)) { // upgrade to format 2
+				if tx.Bucket(bucketHeads) != nil {
+					if err := tx.DeleteBucket(bucketHeads); err != nil {
+						return err
+					}
+				}
+				return meta.Put(keyFormat, []byte(formatTag))
+			}
+			return nil
 		})
 	}
 	if err != nil {

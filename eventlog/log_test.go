@@ -522,3 +522,78 @@ func TestStreamVersionFromTheIndex(t *testing.T) {
 		t.Fatalf("stale expectation: %v", err)
 	}
 }
+
+// TestFormat1IsUpgraded: a file of format 1 (which kept a heads bucket)
+// opens read-only as is, and opened for writing becomes format 2 without
+// the heads bucket, so a kernel built for format 1 refuses it rather than
+// trusting stale heads; stream versions come from the index either way.
+func TestFormat1IsUpgraded(t *testing.T) {
+	dir := t.TempDir()
+	l, err := eventlog.Open(dir, eventlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := l.Append(context.Background(), eventlog.Draft{Type: "t.x", Stream: "s"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	// Make it a format 1 file, with a heads bucket that says version 1.
+	path := filepath.Join(dir, "events.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("parley-eventlog/1")); err != nil {
+			return err
+		}
+		h, err := tx.CreateBucket([]byte("heads"))
+		if err != nil {
+			return err
+		}
+		return h.Put([]byte("s"), []byte{0, 0, 0, 0, 0, 0, 0, 1})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := func(l *eventlog.Log) uint64 {
+		v, err := l.StreamVersion("s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	ro, err := eventlog.Open(dir, eventlog.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("read-only open of format 1: %v", err)
+	}
+	if v := version(ro); v != 3 {
+		t.Fatalf("read-only: version %d, want 3", v)
+	}
+	ro.Close()
+	l, err = eventlog.Open(dir, eventlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := version(l); v != 3 {
+		t.Fatalf("version %d, want 3", v)
+	}
+	l.Close()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(tx *bolt.Tx) error {
+		if tag := tx.Bucket([]byte("meta")).Get([]byte("format")); string(tag) != "parley-eventlog/2" {
+			t.Errorf("format %q after a writable open", tag)
+		}
+		if tx.Bucket([]byte("heads")) != nil {
+			t.Error("the heads bucket survived the upgrade")
+		}
+		return nil
+	})
+}

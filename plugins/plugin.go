@@ -286,7 +286,10 @@ type NewEvent struct {
 	// Company is the company of an event a plugin appends or publishes
 	// through the Kernel API, where no command supplies one (a command's
 	// events are its company's, whatever this says). Sessions receive only
-	// their own company's events.
+	// their own company's events. A plugin serves the whole appliance (the
+	// operator installs it for every company), so it may name any: its
+	// manifest bounds what it does (types, streams, keys, permissions),
+	// not for which company.
 	Company string
 }
 

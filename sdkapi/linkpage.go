@@ -4,6 +4,7 @@ import (
 	"html/template"
 	"net/http"
 
+	"github.com/parleyhq/parley/sdkapi/directory"
 	"github.com/parleyhq/parley/sdkapi/rest"
 )
 
@@ -41,14 +42,18 @@ var linkPage = template.Must(template.New("link").Parse(`<!doctype html>
 // serveLinkPage answers GET /{region}/direct-rest-call-handler/{token}.
 func (s *Service) serveLinkPage(w http.ResponseWriter, r *http.Request) {
 	claims, err := s.Tokens.VerifyLink(r.PathValue("token"))
-	if err != nil || r.PathValue("region") != s.cfg.Region {
+	var c directory.Company
+	if err == nil {
+		c, _ = s.Dir.Company(claims.AppID) // links carry their company's region
+	}
+	if err != nil || r.PathValue("region") != c.Region {
 		http.Error(w, "This call link is not valid (it may have been disabled, or be for another server).", http.StatusNotFound)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer") // the URL is the credential
-	linkPage.Execute(w, map[string]string{"AppID": claims.AppID, "Region": s.cfg.Region, "Environment": s.cfg.Environment})
+	linkPage.Execute(w, map[string]string{"AppID": claims.AppID, "Region": c.Region, "Environment": c.Environment})
 }
 
 // linkPattern is the mux pattern of call links.

@@ -325,3 +325,17 @@ func TestCallLinkPage(t *testing.T) {
 		}
 	}
 }
+
+// TestReservedUserIDs: a user cannot be named like the platform's own
+// actors, so no user passes for the operator or the kernel.
+func TestReservedUserIDs(t *testing.T) {
+	e := newEnv(t)
+	for _, id := range []string{"operator", "kernel"} {
+		if code, body := e.do("POST", "/v2/users", e.keyX, `{"id":"`+id+`"}`); code != 400 || body["code"] != "validation_error" {
+			t.Errorf("user %q: %d %v", id, code, body)
+		}
+	}
+	if code, _ := e.do("POST", "/v2/users", e.keyX, `{"id":"operator2"}`); code != 201 {
+		t.Errorf("user operator2: %d", code)
+	}
+}

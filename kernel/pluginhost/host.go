@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -121,14 +122,35 @@ type Host struct {
 	cfg    Config
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	plugins map[string]*managed
-	started bool
-	wg      sync.WaitGroup
-	ctx     context.Context
-	cancel  context.CancelFunc
+	mu       sync.Mutex
+	plugins  map[string]*managed
+	prefixes map[string]string // granted stream prefix -> the plugin that holds it
+	started  bool
+	wg       sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
 
 	restarts *prometheus.CounterVec
+}
+
+// claimStreams gives plugin id its stream prefixes, refusing one that
+// overlaps another plugin's: streams, and the company keys named after
+// them (NewEvent.Seal, EraseKey), belong to one plugin, as event types
+// do, so no plugin can write into, or erase, another's.
+func (h *Host) claimStreams(id string, prefixes []string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range prefixes {
+		for q, owner := range h.prefixes {
+			if owner != id && (strings.HasPrefix(p, q) || strings.HasPrefix(q, p)) {
+				return fmt.Errorf("stream prefix %q overlaps %q, which plugin %s holds", p, q, owner)
+			}
+		}
+	}
+	for _, p := range prefixes {
+		h.prefixes[p] = id
+	}
+	return nil
 }
 
 // New returns a host for k. Add plugins, then Start.
@@ -141,7 +163,7 @@ func New(k *kernel.Kernel, cfg Config, logger *slog.Logger) (*Host, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Host{
-		k: k, cfg: cfg.withDefaults(), logger: logger, plugins: map[string]*managed{}, ctx: ctx, cancel: cancel,
+		k: k, cfg: cfg.withDefaults(), logger: logger, plugins: map[string]*managed{}, prefixes: map[string]string{}, ctx: ctx, cancel: cancel,
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_plugin_restarts_total", Help: "Plugin activations restarted after a crash."}, []string{"plugin"}),
 	}
 	reg := k.Metrics().Registry
@@ -457,6 +479,9 @@ func (m *managed) admit(ctx context.Context, c conn) error {
 	m.mu.Unlock()
 	if routed {
 		return nil
+	}
+	if err := m.h.claimStreams(m.id, granted.Streams); err != nil {
+		return permanentError{err}
 	}
 	var types []kernel.EventType
 	for _, e := range granted.Events {

@@ -566,3 +566,44 @@ func TestEventTypesAreOwned(t *testing.T) {
 		t.Fatalf("status %+v", hs2.h.List())
 	}
 }
+
+// streamsPlugin only declares stream prefixes.
+type streamsPlugin struct{ id, prefix string }
+
+func (p streamsPlugin) Manifest() plugins.Manifest {
+	return plugins.Manifest{ID: p.id, Version: "1", Protocol: plugins.ProtocolVersion, Streams: []string{p.prefix},
+		Permissions: []plugins.Permission{plugins.PermAppend, plugins.PermKeys}}
+}
+
+// TestStreamPrefixesAreExclusive: a plugin asking for a stream prefix
+// that overlaps another plugin's (and so could write its streams or erase
+// its keys) fails to start; disjoint prefixes run side by side.
+func TestStreamPrefixesAreExclusive(t *testing.T) {
+	mk := func(id, prefix string) pluginhost.Spec {
+		return pluginhost.Spec{ID: id, Transport: pluginhost.InProcess, New: func() plugins.Plugin { return streamsPlugin{id, prefix} }}
+	}
+	hs := start(t, t.TempDir(), testCfg, mk("test.owner", "chat/"), mk("test.squatter", "chat/acme/"), mk("test.neighbour", "chatter/"))
+	state := func(id string) pluginhost.Status {
+		for _, s := range hs.h.List() {
+			if s.ID == id {
+				return s
+			}
+		}
+		return pluginhost.Status{}
+	}
+	eventually(t, "the plugins settle", func() bool {
+		return state("test.neighbour").State == pluginhost.StateRunning &&
+			(state("test.owner").State == pluginhost.StateFailed || state("test.squatter").State == pluginhost.StateFailed)
+	})
+	owner, squatter := state("test.owner"), state("test.squatter")
+	if (owner.State == pluginhost.StateRunning) == (squatter.State == pluginhost.StateRunning) {
+		t.Fatalf("owner %s, squatter %s: exactly one may hold the overlapping prefixes", owner.State, squatter.State)
+	}
+	failed := owner
+	if owner.State == pluginhost.StateRunning {
+		failed = squatter
+	}
+	if !strings.Contains(failed.Error, "overlaps") {
+		t.Fatalf("error %q", failed.Error)
+	}
+}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
+	"github.com/parleyhq/parley/plugins"
 )
 
 // Error codes of the directory, part of the API's catalogue.
@@ -77,8 +78,12 @@ var (
 	appIDPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{2,63}$`)
 )
 
-// ValidUserID reports whether id follows the vendor's rules.
-func ValidUserID(id string) bool { return userIDPattern.MatchString(id) }
+// ValidUserID reports whether id follows the vendor's rules and is not a
+// name the platform gives its own actors ("operator", "kernel"), which a
+// user must not be able to pass for.
+func ValidUserID(id string) bool {
+	return userIDPattern.MatchString(id) && id != plugins.ActorOperator && id != plugins.ActorKernel
+}
 
 // CompanyStream and UserStream name the streams.
 func CompanyStream(appID string) string      { return "company/" + appID }

@@ -260,11 +260,11 @@ func (s *session) connect() (token.Claims, Request, bool) {
 // replay pushes the logged events in [from, to] that concern the user.
 func (s *session) replay(from, to uint64) error {
 	return s.m.k.Log().Read(s.m.base, from, to, func(e eventlog.Event) error {
-		if e.Company != s.app || !slices.Contains(e.Audience, s.user) || (s.link != nil && !s.link.allows(s, &e)) {
+		if e.Company != s.app || !slices.Contains(e.Audience, s.user) {
 			return nil
 		}
-		ev, ok := s.m.hub.Open(&e)
-		if !ok {
+		ev, ok := s.m.hub.Open(&e) // before the link's scope check, which reads the opened payload
+		if !ok || (s.link != nil && !s.link.allows(s, ev)) {
 			return nil
 		}
 		return s.writeFrame(EncodePush(ev))
@@ -305,15 +305,15 @@ func (s *session) serve(claims token.Claims) string {
 	s.closing = true
 	s.warn.Stop()
 	s.expire.Stop()
+	if s.reason == "" { // before CloseNow, whose failed writes are not the cause
+		s.reason = readEndReason(readErr)
+	}
 	s.mu.Unlock()
 	stopShutdown()
 	s.c.CloseNow() // unblocks a drain stuck writing to a client that stopped reading
 	s.workers.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.reason == "" {
-		s.reason = readEndReason(readErr)
-	}
 	return s.reason
 }
 

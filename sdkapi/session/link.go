@@ -186,9 +186,10 @@ func (s *session) joinLink() (map[string]any, error) {
 			s.link.peers = append(s.link.peers, u)
 		}
 	}
-	if on, ok := view.Tools["chat"].(bool); ok && !on {
-		s.link.chat = false
-	}
+	// The chat is on only when the participant's tools turn it on: the
+	// REST API normalises missing tools to all on, and {} means all off.
+	on, _ := view.Tools["chat"].(bool)
+	s.link.chat = on
 	return map[string]any{
 		"roomId": s.link.room, "callId": joined.CallID, "call": json.RawMessage(ans),
 		"join": map[string]any{"seq": last, "events": frames},
