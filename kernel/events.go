@@ -20,7 +20,7 @@ type EventType struct {
 var builtinEventTypes = []EventType{
 	{Name: "kernel.started", Durable: true, Doc: "the kernel opened the log and started serving (payload: version, node)"},
 	{Name: "kernel.stopped", Durable: true, Doc: "the kernel shut down cleanly (payload: reason)"},
-	{Name: "kernel.key.erased", Durable: true, Doc: "a company key was erased: payloads sealed under it can no longer be read; stream kernel, the company in the envelope (payload: key)"},
+	{Name: "kernel.key.erased", Durable: true, Doc: "a company key was erased: payloads sealed under it can no longer be read; stream kernel, the company in the envelope (payload: key, generation)"},
 	{Name: "bus.message.poisoned", Durable: true, Doc: "a subscriber failed an event after its retries; stream deadletter/<subscriber> (payload: subscriber, topic, reason, seq, type, stream)"},
 }
 

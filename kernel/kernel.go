@@ -145,6 +145,9 @@ func (k *Kernel) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if err := k.finishErasures(ctx); err != nil {
+		return err
+	}
 	host, _ := os.Hostname()
 	if err := k.record(ctx, "kernel.started", map[string]string{"version": Version, "node": host}); err != nil {
 		return err

@@ -43,11 +43,11 @@ func (k *Kernel) OpenEvent(e eventlog.Event) (opened eventlog.Event, erased bool
 // finishes the erasure. Erasing an absent or erased key does nothing.
 // Permission checks are the caller's (the plugin host checks the grant).
 func (k *Kernel) EraseKey(ctx context.Context, company, name, actor string) error {
-	live, err := k.keys.Live(company, name)
+	gen, live, err := k.keys.Generation(company, name)
 	if err != nil || !live {
 		return keyError(err)
 	}
-	p, err := json.Marshal(map[string]string{"key": name})
+	p, err := json.Marshal(map[string]any{"key": name, "generation": gen})
 	if err != nil {
 		return err
 	}
@@ -59,6 +59,33 @@ func (k *Kernel) EraseKey(ctx context.Context, company, name, actor string) erro
 		k.logger.Info("company key erased", "company", company, "key", name, "actor", actor)
 	}
 	return keyError(err)
+}
+
+// finishErasures erases every key a kernel.key.erased event names that is
+// still live: EraseKey records the erasure before it destroys the key, so
+// a crash in between leaves both, and the log's word must come true.
+func (k *Kernel) finishErasures(ctx context.Context) error {
+	return k.log.ReadStream(ctx, "kernel", 1, func(e eventlog.Event) error {
+		if e.Type != keyErasedType {
+			return nil
+		}
+		var p struct {
+			Key        string `json:"key"`
+			Generation uint32 `json:"generation"`
+		}
+		if json.Unmarshal(e.Payload, &p) != nil || p.Key == "" || p.Generation == 0 {
+			return nil // recorded before generations were: its erasure cannot be told from a newer key's life
+		}
+		gen, live, err := k.keys.Generation(e.Company, p.Key)
+		if err != nil || !live || gen != p.Generation {
+			return keyError(err) // erased, or created again since: that one lives
+		}
+		if _, err := k.keys.Erase(ctx, e.Company, p.Key); err != nil {
+			return keyError(err)
+		}
+		k.logger.Warn("finished an erasure interrupted by a crash", "company", e.Company, "key", p.Key, "seq", e.Seq)
+		return nil
+	})
 }
 
 // SealPayload returns the payload the log stores for e, an event of

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,7 +87,7 @@ func TestSealedCommandEvents(t *testing.T) {
 		}
 		return nil
 	})
-	if len(erasures) != 1 || erasures[0].Company != "acme" || erasures[0].Actor != "operator" || string(erasures[0].Payload) != `{"key":"vault/1"}` {
+	if len(erasures) != 1 || erasures[0].Company != "acme" || erasures[0].Actor != "operator" || string(erasures[0].Payload) != `{"generation":1,"key":"vault/1"}` {
 		t.Fatalf("erasure events %v", erasures)
 	}
 	if rep, err := k.Log().Verify(ctx); err != nil {
@@ -129,4 +130,48 @@ func TestMasterKeyFileSetting(t *testing.T) {
 	if _, err := kernel.Open(cfg, nil); !errors.Is(err, keystore.ErrWrongMasterKey) || !strings.Contains(err.Error(), keyFile) {
 		t.Fatalf("wrong master key: %v", err)
 	}
+}
+
+// TestInterruptedErasureIsFinished: EraseKey records kernel.key.erased
+// before it destroys the key; after a crash in between, the next start
+// destroys it. A record of an older generation leaves a newer key alone.
+func TestInterruptedErasureIsFinished(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	put := func(k *kernel.Kernel) eventlog.Event {
+		evs, err := k.Execute(ctx, kernel.Command{Name: "vault.put", Stream: "vault/1", Company: "acme", Actor: "alice", Payload: json.RawMessage(`{"text":"secret"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stored eventlog.Event
+		k.Log().Read(ctx, evs[0].Seq, evs[0].Seq, func(e eventlog.Event) error { stored = e; return nil })
+		return stored
+	}
+	crashAfterRecording := func(generation int) { // the record, without the erasure
+		l, err := eventlog.Open(dir, eventlog.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		p := fmt.Sprintf(`{"key":"vault/1","generation":%d}`, generation)
+		if _, err := l.Append(ctx, eventlog.Draft{Type: "kernel.key.erased", Stream: "kernel", Company: "acme", Actor: "operator", Payload: []byte(p)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := startVault(t, dir)
+	first := put(k)
+	k.Close(ctx, "test")
+	crashAfterRecording(1)
+	k = startVault(t, dir)
+	if _, erased, err := k.OpenEvent(first); err != nil || !erased {
+		t.Fatalf("after the restart: erased %v, %v", erased, err)
+	}
+	second := put(k) // a new generation of the same name
+	k.Close(ctx, "test")
+	crashAfterRecording(1) // a stale record: generation 1 is long gone
+	k = startVault(t, dir)
+	if opened, erased, err := k.OpenEvent(second); err != nil || erased || string(opened.Payload) != `{"text":"secret"}` {
+		t.Fatalf("generation 2 after a stale record: %s %v %v", opened.Payload, erased, err)
+	}
+	k.Close(ctx, "test")
 }

@@ -235,17 +235,25 @@ func (s *Store) Erase(ctx context.Context, company, name string) (existed bool, 
 
 // Live reports whether the key company/name exists and is not erased.
 func (s *Store) Live(company, name string) (bool, error) {
+	_, live, err := s.Generation(company, name)
+	return live, err
+}
+
+// Generation returns the key company/name's generation (each creation
+// after an erasure is the next; 0 for a key never created) and whether it
+// is live.
+func (s *Store) Generation(company, name string) (gen uint32, live bool, err error) {
 	kid, err := id(company, name)
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	k := s.cached(kid)
 	if k == nil {
 		if k, err = s.load(kid); err != nil {
-			return false, err
+			return 0, false, err
 		}
 	}
-	return k.aead != nil, nil
+	return k.gen, k.aead != nil, nil
 }
 
 func (s *Store) cached(kid string) *key {

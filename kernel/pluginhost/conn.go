@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,10 +40,11 @@ type conn interface {
 // inproc runs a plugin value in the kernel's process. A panic in the
 // plugin ends the activation, as a crash of a plugin process would.
 type inproc struct {
-	p      plugins.Plugin
-	once   sync.Once
-	exited chan struct{}
-	logger *slog.Logger
+	p        plugins.Plugin
+	once     sync.Once
+	exited   chan struct{}
+	stopping atomic.Bool // Stop runs: Kill must not stop the plugin again
+	logger   *slog.Logger
 }
 
 func newInproc(p plugins.Plugin, logger *slog.Logger) *inproc {
@@ -83,6 +85,7 @@ func (c *inproc) Start(ctx context.Context, api plugins.Kernel) (err error) {
 }
 
 func (c *inproc) Stop(ctx context.Context) (err error) {
+	c.stopping.Store(true)
 	defer c.guard("Stop", &err)
 	defer c.Kill()
 	if s, ok := c.p.(plugins.Stopper); ok {
@@ -154,7 +157,42 @@ func call[T any](ctx context.Context, c *inproc, what string, fn func() (T, erro
 	}
 }
 
-func (c *inproc) Kill()                   { c.once.Do(func() { close(c.exited) }) }
+// Kill ends the activation. A process would take its goroutines with it;
+// an in-process plugin killed after a panic or a hang is asked to Stop
+// (for at most killStop, its panics recovered), so that goroutines of its
+// own (timers, schedulers) end too.
+func (c *inproc) Kill() {
+	c.once.Do(func() {
+		close(c.exited)
+		s, ok := c.p.(plugins.Stopper)
+		if !ok || c.stopping.Load() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), killStop)
+		defer cancel()
+		done := make(chan struct{})
+		go func() { // outlives Kill only if the plugin's Stop hangs, as a hung call does
+			defer close(done)
+			defer func() {
+				if p := recover(); p != nil {
+					c.logger.Error("plugin panicked in Stop after being killed", "panic", p)
+				}
+			}()
+			if err := s.Stop(ctx); err != nil {
+				c.logger.Warn("stopping a killed plugin", "err", err)
+			}
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			c.logger.Error("a killed plugin did not stop in time")
+		}
+	})
+}
+
+// killStop bounds the Stop of a killed in-process plugin.
+const killStop = time.Second
+
 func (c *inproc) Exited() <-chan struct{} { return c.exited }
 func (c *inproc) PID() int                { return 0 }
 
