@@ -19,7 +19,7 @@ const (
 	CodeUnknownQuery     Code = "unknown_query"              // no handler answers the query name
 	CodeInvalidCommand        = plugins.CodeInvalidCommand   // the command is malformed (no stream, bad payload)
 	CodeValidation            = plugins.CodeValidation       // an argument is invalid (the widget reference's code)
-	CodeConflict         Code = "conflict"                   // the stream moved on while the command was decided
+	CodeConflict              = plugins.CodeConflict         // the stream moved on while the command was decided
 	CodeBusy             Code = "busy"                       // the append queue is full; retry later
 	CodePayloadTooLarge  Code = "payload_too_large"          // a payload over the configured limit
 	CodePermissionDenied      = plugins.CodePermissionDenied // a plugin called outside its manifest

@@ -16,6 +16,7 @@ const (
 	CodeInternal         Code = "internal_error"    // a bug: a panic, a broken rule
 	CodeUnavailable      Code = "unavailable"       // the plugin or kernel is not serving
 	CodeValidation       Code = "validation_error"  // a parameter is missing or malformed (the widget reference's code)
+	CodeConflict         Code = "conflict"          // the stream was not at the version expected (NewEvent.Expect)
 )
 
 // Error is an error with a stable code and a message for humans. It

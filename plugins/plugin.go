@@ -291,6 +291,13 @@ type NewEvent struct {
 	// manifest bounds what it does (types, streams, keys, permissions),
 	// not for which company.
 	Company string
+	// Expect, for Kernel.Append, is the version the event's stream must be
+	// at (the number of events it holds): if another event got there
+	// first, the append fails with code conflict and appends nothing, so a
+	// plugin deciding on its own (a timer) never overrides a command
+	// decided meanwhile. Commands' events ignore it (the kernel expects
+	// the command stream's version itself).
+	Expect *uint64
 }
 
 // Event is a durable event as delivered to plugins.

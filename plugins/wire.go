@@ -68,7 +68,7 @@ func commandFromPB(c *pb.CommandMsg) Command {
 func newEventsToPB(evs []NewEvent) []*pb.NewEventMsg {
 	out := make([]*pb.NewEventMsg, len(evs))
 	for i, e := range evs {
-		out[i] = &pb.NewEventMsg{Type: e.Type, Stream: e.Stream, Audience: e.Audience, Payload: e.Payload, Seal: e.Seal, Device: e.Device, Company: e.Company}
+		out[i] = &pb.NewEventMsg{Type: e.Type, Stream: e.Stream, Audience: e.Audience, Payload: e.Payload, Seal: e.Seal, Device: e.Device, Company: e.Company, Expect: e.Expect}
 	}
 	return out
 }
@@ -76,7 +76,7 @@ func newEventsToPB(evs []NewEvent) []*pb.NewEventMsg {
 func newEventsFromPB(evs []*pb.NewEventMsg) []NewEvent {
 	out := make([]NewEvent, len(evs))
 	for i, e := range evs {
-		out[i] = NewEvent{Type: e.Type, Stream: e.Stream, Audience: e.Audience, Payload: e.Payload, Seal: e.Seal, Device: e.Device, Company: e.Company}
+		out[i] = NewEvent{Type: e.Type, Stream: e.Stream, Audience: e.Audience, Payload: e.Payload, Seal: e.Seal, Device: e.Device, Company: e.Company, Expect: e.Expect}
 	}
 	return out
 }

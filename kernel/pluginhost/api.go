@@ -64,7 +64,11 @@ func (a api) Append(ctx context.Context, evs []plugins.NewEvent) ([]plugins.Even
 		if err != nil {
 			return nil, a.m.h.coded(err)
 		}
-		drafts = append(drafts, eventlog.Draft{Type: e.Type, Stream: e.Stream, Company: e.Company, Actor: a.m.actor(), Audience: e.Audience, Payload: payload})
+		d := eventlog.Draft{Type: e.Type, Stream: e.Stream, Company: e.Company, Actor: a.m.actor(), Audience: e.Audience, Payload: payload}
+		if e.Expect != nil {
+			d.Expect = eventlog.ExpectVersion(*e.Expect)
+		}
+		drafts = append(drafts, d)
 	}
 	appended, err := a.m.h.k.Log().Append(ctx, drafts...)
 	if err != nil {

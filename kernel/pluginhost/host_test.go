@@ -607,3 +607,39 @@ func TestStreamPrefixesAreExclusive(t *testing.T) {
 		t.Fatalf("error %q", failed.Error)
 	}
 }
+
+// expectPlugin keeps the kernel API it is started with.
+type expectPlugin struct{ k chan plugins.Kernel }
+
+func (expectPlugin) Manifest() plugins.Manifest {
+	return plugins.Manifest{ID: "test.expect", Version: "1", Protocol: plugins.ProtocolVersion, Streams: []string{"ex/"},
+		Events: []plugins.EventType{{Name: "ex.done", Durable: true}}, Permissions: []plugins.Permission{plugins.PermAppend}}
+}
+
+func (p expectPlugin) Start(_ context.Context, k plugins.Kernel) error { p.k <- k; return nil }
+
+// TestAppendWithExpectedVersion: a plugin's own append can require its
+// stream's version, and is refused with conflict, appending nothing, when
+// another event got there first.
+func TestAppendWithExpectedVersion(t *testing.T) {
+	p := expectPlugin{k: make(chan plugins.Kernel, 1)}
+	hs := start(t, t.TempDir(), testCfg, pluginhost.Spec{ID: "test.expect", Transport: pluginhost.InProcess, New: func() plugins.Plugin { return p }})
+	k := <-p.k
+	ctx := context.Background()
+	appendAt := func(v uint64) error {
+		_, err := k.Append(ctx, []plugins.NewEvent{{Type: "ex.done", Stream: "ex/1", Company: "acme", Expect: &v}})
+		return err
+	}
+	if err := appendAt(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendAt(0); plugins.AsCoded(err).Code != plugins.CodeConflict {
+		t.Fatalf("a stale expectation: %v", err)
+	}
+	if err := appendAt(1); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := hs.k.Log().StreamVersion("ex/1"); v != 2 {
+		t.Fatalf("version %d, want 2: the refused append must add nothing", v)
+	}
+}

@@ -189,6 +189,7 @@ func (s *scheduler) forget(id string) {
 // snapshot is what reconcile reads of a call.
 type snapshot struct {
 	k        *call
+	version  uint64        // the call stream's version the snapshot was taken at
 	duration time.Duration // the room's duration, 0 for none
 	used     time.Duration // the room's time already used by its earlier calls
 }
@@ -230,10 +231,17 @@ func (s *scheduler) reconcile(ctx context.Context, id string) {
 			s.at(id, next)
 			return
 		}
+		// Only if the call is still where the snapshot saw it: an answer or
+		// an end decided meanwhile wins, and the call is looked at again.
+		expect := snap.version
 		_, err := p.k.Append(ctx, []plugins.NewEvent{{
 			Type: typ, Stream: CallStream(k.company, id), Company: k.company,
-			Audience: slices.Clone(k.Participants), Payload: marshal(payload),
+			Audience: slices.Clone(k.Participants), Payload: marshal(payload), Expect: &expect,
 		}})
+		if e := plugins.AsCoded(err); e != nil && e.Code == plugins.CodeConflict {
+			s.kick(id)
+			return
+		}
 		if err != nil {
 			s.failed(ctx, id, "appending "+typ, err)
 			return
@@ -372,7 +380,7 @@ func (s *scheduler) snapshot(id string) (snapshot, bool) {
 	for u, d := range k.devices {
 		cp.devices[u] = d
 	}
-	snap := snapshot{k: &cp}
+	snap := snapshot{k: &cp, version: p.st.versions[CallStream(k.company, id)]}
 	if rm := p.st.lookup(k.company).rooms[k.RoomID]; rm != nil && k.Link {
 		snap.duration, snap.used = time.Duration(rm.Duration)*time.Second, rm.used
 	}

@@ -145,6 +145,18 @@ func (k *Kernel) Query(ctx context.Context, q plugins.Query) (json.RawMessage, e
 
 func (k *Kernel) append(ctx context.Context, company, actor string, evs []plugins.NewEvent) ([]plugins.Event, error) {
 	k.mu.Lock()
+	staged := map[string]uint64{}
+	for _, e := range evs { // all or nothing, as the kernel's append
+		v, ok := staged[e.Stream]
+		if !ok {
+			v = k.versions[e.Stream]
+		}
+		if e.Expect != nil && company == "" && *e.Expect != v {
+			k.mu.Unlock()
+			return nil, plugins.Errorf(plugins.CodeConflict, "stream %s is at version %d, not %d", e.Stream, v, *e.Expect)
+		}
+		staged[e.Stream] = v + 1
+	}
 	var out []plugins.Event
 	for _, e := range evs {
 		k.versions[e.Stream]++

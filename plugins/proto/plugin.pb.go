@@ -695,6 +695,7 @@ type NewEventMsg struct {
 	Seal          string                 `protobuf:"bytes,5,opt,name=seal,proto3" json:"seal,omitempty"`
 	Device        string                 `protobuf:"bytes,6,opt,name=device,proto3" json:"device,omitempty"`
 	Company       string                 `protobuf:"bytes,7,opt,name=company,proto3" json:"company,omitempty"`
+	Expect        *uint64                `protobuf:"varint,8,opt,name=expect,proto3,oneof" json:"expect,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -776,6 +777,13 @@ func (x *NewEventMsg) GetCompany() string {
 		return x.Company
 	}
 	return ""
+}
+
+func (x *NewEventMsg) GetExpect() uint64 {
+	if x != nil && x.Expect != nil {
+		return *x.Expect
+	}
+	return 0
 }
 
 type CommandResult struct {
@@ -1406,7 +1414,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x18\n" +
 	"\apayload\x18\x05 \x01(\fR\apayload\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\x04R\aversion\x12\x16\n" +
-	"\x06device\x18\a \x01(\tR\x06device\"\xb5\x01\n" +
+	"\x06device\x18\a \x01(\tR\x06device\"\xdd\x01\n" +
 	"\vNewEventMsg\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\tR\x06stream\x12\x1a\n" +
@@ -1414,7 +1422,9 @@ const file_plugin_proto_rawDesc = "" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12\x12\n" +
 	"\x04seal\x18\x05 \x01(\tR\x04seal\x12\x16\n" +
 	"\x06device\x18\x06 \x01(\tR\x06device\x12\x18\n" +
-	"\acompany\x18\a \x01(\tR\acompany\"u\n" +
+	"\acompany\x18\a \x01(\tR\acompany\x12\x1b\n" +
+	"\x06expect\x18\b \x01(\x04H\x00R\x06expect\x88\x01\x01B\t\n" +
+	"\a_expect\"u\n" +
 	"\rCommandResult\x125\n" +
 	"\x06events\x18\x01 \x03(\v2\x1d.parley.plugin.v1.NewEventMsgR\x06events\x12-\n" +
 	"\x05error\x18\x02 \x01(\v2\x17.parley.plugin.v1.ErrorR\x05error\"\x96\x02\n" +
@@ -1562,6 +1572,7 @@ func file_plugin_proto_init() {
 	if File_plugin_proto != nil {
 		return
 	}
+	file_plugin_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
