@@ -163,6 +163,10 @@ func Open(dir string, opts Options) (l *Log, err error) {
 		ReadOnly:       opts.ReadOnly,
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
+		// Map 1 GiB of address space up front (not memory): growing the map
+		// takes bbolt's exclusive lock, stalling every reader and the
+		// writer, each time the file doubles.
+		InitialMmapSize: 1 << 30,
 	})
 	switch {
 	case err == nil:
