@@ -361,12 +361,12 @@ func view[T any](p *Plugin, f func(*state) (T, error)) (T, error) {
 // merely be behind (a user created, a call created or ended an instant
 // ago, on another stream), so it catches up once and runs f again.
 func retrying[T any](ctx context.Context, p *Plugin, f func(*state) (T, error)) (T, error) {
+	before := p.position() // before the view: a delivery landing in between must count as news
 	v, err := view(p, f)
 	var coded *plugins.Error
 	if err == nil || !errors.As(err, &coded) {
 		return v, err
 	}
-	before := p.position()
 	if p.catchUp(ctx) != nil || p.position() == before {
 		return v, err
 	}
