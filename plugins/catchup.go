@@ -114,3 +114,22 @@ func (c *CatchUp) Await(ctx context.Context, holds func() bool, readLog func(con
 		}
 	}
 }
+
+// Again runs try; when it refuses with a coded *Error, the projection may
+// merely be behind (a user or a channel created an instant ago, on
+// another stream), so readLog catches it up and, if that moved the
+// projection (position) since before try first ran, try runs once more.
+// Taking the position before the first try matters: a delivery landing in
+// between is news too.
+func (c *CatchUp) Again(ctx context.Context, position func() uint64, readLog func(context.Context) error, try func() error) error {
+	before := position()
+	err := try()
+	var coded *Error
+	if err == nil || !errors.As(err, &coded) {
+		return err
+	}
+	if readLog(ctx) != nil || position() == before {
+		return err
+	}
+	return try()
+}

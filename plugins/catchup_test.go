@@ -49,3 +49,31 @@ func TestCatchUp(t *testing.T) {
 		}
 	})
 }
+
+// TestAgain: a coded refusal is tried again when the projection moved
+// since before the first try, even if the move came during that try.
+func TestAgain(t *testing.T) {
+	ctx := context.Background()
+	var c plugins.CatchUp
+	var pos atomic.Uint64
+	tries := 0
+	err := c.Again(ctx, pos.Load, func(context.Context) error { return nil }, func() error {
+		tries++
+		if tries == 1 {
+			pos.Store(1) // a delivery lands while the first try looks
+			return plugins.Errorf("channel_not_exists", "not yet")
+		}
+		return nil
+	})
+	if err != nil || tries != 2 {
+		t.Fatalf("err %v after %d tries", err, tries)
+	}
+	tries = 0
+	err = c.Again(ctx, pos.Load, func(context.Context) error { return nil }, func() error {
+		tries++
+		return plugins.Errorf("channel_not_exists", "really")
+	})
+	if err == nil || tries != 1 {
+		t.Fatalf("nothing moved: err %v after %d tries", err, tries)
+	}
+}

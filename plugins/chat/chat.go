@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -227,17 +226,12 @@ func view[T any](p *Plugin, f func(*state) (T, error)) (T, error) {
 // retrying runs f; when it refuses with a coded error, the projection may
 // merely be behind (a user created or a channel added an instant ago, on
 // another stream), so it catches up once and runs f again.
-func retrying[T any](ctx context.Context, p *Plugin, f func(*state) (T, error)) (T, error) {
-	before := p.position() // before the view: a delivery landing in between must count as news
-	v, err := view(p, f)
-	var coded *plugins.Error
-	if err == nil || !errors.As(err, &coded) {
-		return v, err
-	}
-	if p.catchUp(ctx) != nil || p.position() == before {
-		return v, err
-	}
-	return view(p, f)
+func retrying[T any](ctx context.Context, p *Plugin, f func(*state) (T, error)) (v T, err error) {
+	err = p.caught.Again(ctx, p.position, p.catchUp, func() error {
+		v, err = view(p, f)
+		return err
+	})
+	return v, err
 }
 
 func (p *Plugin) position() uint64 {

@@ -29,6 +29,7 @@ import (
 	"github.com/parleyhq/parley/kernel/pluginhost"
 	"github.com/parleyhq/parley/plugins"
 	"github.com/parleyhq/parley/plugins/call"
+	"github.com/parleyhq/parley/plugins/call/sfu"
 	"github.com/parleyhq/parley/plugins/chat"
 	"github.com/parleyhq/parley/sdkapi"
 	"github.com/parleyhq/parley/sdkapi/sdk"
@@ -130,7 +131,14 @@ func startWorld(t *testing.T) *world {
 	if err := h.Add(pluginhost.Spec{ID: chat.ID, Transport: pluginhost.InProcess, New: chat.New}); err != nil {
 		t.Fatal(err)
 	}
-	media := newLoopbackMedia(t)
+	// The call plugin's media plane on an SFU bound to loopback: the
+	// browsers' media stays on this machine.
+	s, err := sfu.New(sfu.Config{ListenIP: "127.0.0.1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() }) // after the host stops (cleanups run last first)
+	media := call.SFUMedia(s)
 	calls := func() plugins.Plugin { return call.NewWith(call.Config{}, media) }
 	if err := h.Add(pluginhost.Spec{ID: call.ID, Transport: pluginhost.InProcess, New: calls}); err != nil {
 		t.Fatal(err)
