@@ -118,16 +118,26 @@ func (k *Kernel) Metrics() *Metrics { return k.metrics }
 func (k *Kernel) Handle(name string, h Handler) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if name == "" {
-		return errors.New("kernel: empty command name")
-	}
-	if _, ok := k.handlers[name]; ok {
-		return fmt.Errorf("kernel: command %s already has a handler", name)
-	}
-	if _, ok := k.queries[name]; ok {
-		return fmt.Errorf("kernel: %s is already a query", name)
+	if err := k.freeNameLocked("command", name); err != nil {
+		return err
 	}
 	k.handlers[name] = h
+	return nil
+}
+
+// freeNameLocked refuses an empty name or one a command or a query already
+// owns; k.mu is held.
+func (k *Kernel) freeNameLocked(kind, name string) error {
+	_, command := k.handlers[name]
+	_, query := k.queries[name]
+	switch {
+	case name == "":
+		return fmt.Errorf("kernel: empty %s name", kind)
+	case command:
+		return fmt.Errorf("kernel: %s is already a command with a handler", name)
+	case query:
+		return fmt.Errorf("kernel: %s is already a query with a handler", name)
+	}
 	return nil
 }
 

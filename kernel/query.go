@@ -3,7 +3,6 @@ package kernel
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"runtime/debug"
 	"slices"
@@ -36,14 +35,8 @@ func (f QueryHandlerFunc) HandleQuery(ctx context.Context, q Query) (json.RawMes
 func (k *Kernel) HandleQuery(name string, h QueryHandler) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if name == "" {
-		return errors.New("kernel: empty query name")
-	}
-	if _, ok := k.queries[name]; ok {
-		return fmt.Errorf("kernel: query %s already has a handler", name)
-	}
-	if _, ok := k.handlers[name]; ok {
-		return fmt.Errorf("kernel: %s is already a command", name)
+	if err := k.freeNameLocked("query", name); err != nil {
+		return err
 	}
 	k.queries[name] = h
 	return nil
