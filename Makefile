@@ -61,3 +61,5 @@ bench:
 # the Go cache, copy the interesting ones to testdata/fuzz to keep them.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 60s ./eventlog
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 60s ./sdkapi/session
+	$(GO) test -run '^$$' -fuzz FuzzRequests -fuzztime 60s ./plugins/chat
