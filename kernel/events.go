@@ -56,6 +56,27 @@ func (r *EventTypes) Declare(ts ...EventType) error {
 	return nil
 }
 
+// Claim declares types that must be new: if any name is already declared
+// (by the kernel or by another plugin), it declares none of them and says
+// which. Checking and declaring under one lock keeps two plugins admitted
+// at the same moment from both owning a type.
+func (r *EventTypes) Claim(ts ...EventType) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range ts {
+		if t.Name == "" || strings.Count(t.Name, ".") < 1 {
+			return fmt.Errorf("kernel: event type %q must be dotted, family first", t.Name)
+		}
+		if _, taken := r.types[t.Name]; taken {
+			return fmt.Errorf("kernel: event type %s is already declared by the kernel or another plugin", t.Name)
+		}
+	}
+	for _, t := range ts {
+		r.types[t.Name] = t
+	}
+	return nil
+}
+
 // Lookup returns a declared type.
 func (r *EventTypes) Lookup(name string) (EventType, bool) {
 	r.mu.RLock()

@@ -485,12 +485,9 @@ func (m *managed) admit(ctx context.Context, c conn) error {
 	}
 	var types []kernel.EventType
 	for _, e := range granted.Events {
-		if _, taken := m.h.k.EventTypes().Lookup(e.Name); taken {
-			return permanentError{fmt.Errorf("event type %s is already declared by the kernel or another plugin", e.Name)}
-		}
 		types = append(types, kernel.EventType{Name: e.Name, Durable: e.Durable, Doc: "declared by plugin " + m.id})
 	}
-	if err := m.h.k.EventTypes().Declare(types...); err != nil {
+	if err := m.h.k.EventTypes().Claim(types...); err != nil {
 		return permanentError{err}
 	}
 	for _, name := range granted.Commands {
