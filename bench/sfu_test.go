@@ -295,7 +295,7 @@ func serveSFUChild(mode string) {
 	}
 	onOffer := func(room, device, sdp string) { write(sfuMsg{Op: "offer", Room: room, Device: device, SDP: sdp}) }
 	var srv sfuServer
-	var pathFn string
+	var pathFns []string
 	switch mode {
 	case "sfu":
 		s, err := newSFUServer(onOffer)
@@ -303,14 +303,14 @@ func serveSFUChild(mode string) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		srv, pathFn = s, "sfu.(*publication).forward"
+		srv, pathFns = s, []string{"sfu.(*SFU).receive", "sfu.(*publication).forward"}
 	default:
 		s, err := newNaiveSFU(onOffer)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		srv, pathFn = s, "bench.(*naiveSFU).forward"
+		srv, pathFns = s, []string{"bench.(*naiveSFU).forward"}
 	}
 	defer srv.close()
 	var profiling, memprof bool
@@ -344,7 +344,7 @@ func serveSFUChild(mode string) {
 			runtime.ReadMemStats(&ms)
 			r := sfuMsg{Op: "stats", ID: m.ID, CPUNs: ru.Utime.Nano() + ru.Stime.Nano(), Mallocs: int64(ms.Mallocs), Forwarded: srv.forwarded()}
 			if memprof {
-				r.PathAllocs, _ = sfutest.AllocsOnStack(pathFn)
+				r.PathAllocs, _ = sfutest.AllocsOnStack(pathFns...)
 				r.Forwarded = srv.forwarded() // after the collections AllocsOnStack ran
 			}
 			write(r)

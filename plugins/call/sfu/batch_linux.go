@@ -3,6 +3,7 @@
 package sfu
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -23,21 +24,34 @@ import (
 // come from many goroutines deep inside pion and cannot be deferred to a
 // batch without adding a hand-off per packet (see doc.go, Caveats).
 //
+// Both system calls are non-blocking (MSG_DONTWAIT) and made raw, outside
+// the Go scheduler's syscall bookkeeping: a syscall the scheduler knows of
+// wakes its monitor thread (sysmon) when the process was idle, which at a
+// few thousand packets a second, each arriving to an idle process, cost
+// more than the system calls themselves. A call that would block returns
+// EAGAIN at once: the read then waits in the poller, the write is made
+// again the ordinary way, which waits for room.
+//
 // It implements ice.AddrPortReaderWriter, so the mux uses netip.AddrPort
 // and allocates nothing per datagram.
 type batchConn struct {
 	*net.UDPConn
 	raw syscall.RawConn
 
-	mu    sync.Mutex // one reader at a time (the mux has one; this guards misuse)
-	msgs  []mmsghdr
-	iovs  []unix.Iovec
-	names []unix.RawSockaddrInet6
-	bufs  [][]byte
-	n     int   // datagrams in the current batch
-	next  int   // the next one to hand out
-	errno error // set by recv
-	recv  func(fd uintptr) bool
+	wmu    sync.RWMutex // writers share it; Close takes it to retire fd
+	fd     int          // the socket, for raw sendto; -1 once closed
+	family int          // AF_INET or AF_INET6
+
+	mu      sync.Mutex // one reader at a time (the mux has one; this guards misuse)
+	msgs    []mmsghdr
+	iovs    []unix.Iovec
+	names   []unix.RawSockaddrInet6
+	bufs    [][]byte
+	n       int   // datagrams in the current batch
+	next    int   // the next one to hand out
+	errno   error // set by recv
+	recv    func(fd uintptr) bool
+	receive func(b []byte, from netip.AddrPort) bool // readOptions.receive
 }
 
 // mmsghdr is struct mmsghdr of recvmmsg(2); Go's alignment pads it like C.
@@ -48,20 +62,27 @@ type mmsghdr struct {
 
 const maxDatagram = 1500
 
-func newBatchConn(c *net.UDPConn, batch int) (net.PacketConn, error) {
-	if batch <= 1 {
-		return c, nil
-	}
+func newBatchConn(c *net.UDPConn, ro readOptions) (net.PacketConn, error) {
+	batch := max(ro.batch, 1)
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("media socket: %w", err)
 	}
+	var fd, family int
+	var ferr error
+	if err := raw.Control(func(s uintptr) {
+		fd = int(s)
+		family, ferr = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	}); err != nil || ferr != nil {
+		return nil, fmt.Errorf("media socket: %w", errors.Join(err, ferr))
+	}
 	b := &batchConn{
-		UDPConn: c, raw: raw,
-		msgs:  make([]mmsghdr, batch),
-		iovs:  make([]unix.Iovec, batch),
-		names: make([]unix.RawSockaddrInet6, batch),
-		bufs:  make([][]byte, batch),
+		UDPConn: c, raw: raw, fd: fd, family: family,
+		msgs:    make([]mmsghdr, batch),
+		iovs:    make([]unix.Iovec, batch),
+		names:   make([]unix.RawSockaddrInet6, batch),
+		bufs:    make([][]byte, batch),
+		receive: ro.receive,
 	}
 	for i := range b.msgs {
 		b.bufs[i] = make([]byte, maxDatagram)
@@ -81,7 +102,7 @@ func (b *batchConn) recvmmsg(fd uintptr) bool {
 		b.msgs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		b.msgs[i].hdr.Flags = 0
 	}
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[0])), uintptr(len(b.msgs)), unix.MSG_DONTWAIT, 0, 0)
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[0])), uintptr(len(b.msgs)), unix.MSG_DONTWAIT, 0, 0)
 	switch e {
 	case 0:
 		b.n, b.next, b.errno = int(n), 0, nil
@@ -101,22 +122,34 @@ func (b *batchConn) recvmmsg(fd uintptr) bool {
 func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for b.next >= b.n {
-		b.n, b.next = 0, 0
-		if err := b.raw.Read(b.recv); err != nil {
-			return 0, netip.AddrPort{}, err
+	for {
+		for b.next >= b.n {
+			if err := b.fill(); err != nil {
+				return 0, netip.AddrPort{}, err
+			}
 		}
-		if b.errno != nil {
-			err := b.errno
-			b.errno = nil
-			return 0, netip.AddrPort{}, &net.OpError{Op: "recvmmsg", Net: "udp", Addr: b.LocalAddr(), Err: err}
+		i := b.next
+		b.next++
+		d, from := b.bufs[i][:b.msgs[i].len], sockaddrToAddrPort(&b.names[i])
+		if b.receive != nil && b.receive(d, from) {
+			continue
 		}
+		return copy(p, d), from, nil
 	}
-	i := b.next
-	b.next++
-	m := &b.msgs[i]
-	n := copy(p, b.bufs[i][:m.len])
-	return n, sockaddrToAddrPort(&b.names[i]), nil
+}
+
+// fill reads the next batch.
+func (b *batchConn) fill() error {
+	b.n, b.next = 0, 0
+	if err := b.raw.Read(b.recv); err != nil {
+		return err
+	}
+	if b.errno != nil {
+		err := b.errno
+		b.errno = nil
+		return &net.OpError{Op: "recvmmsg", Net: "udp", Addr: b.LocalAddr(), Err: err}
+	}
+	return nil
 }
 
 // ReadFrom is net.PacketConn's read, for callers that do not know
@@ -129,9 +162,58 @@ func (b *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	return n, net.UDPAddrFromAddrPort(ap), nil
 }
 
-// WriteToAddrPort is ice.AddrPortReaderWriter's write: one sendto.
+// WriteToAddrPort is ice.AddrPortReaderWriter's write: one raw,
+// non-blocking sendto; if the socket's buffer is full, an ordinary one.
 func (b *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
+	if len(p) > 0 {
+		var sa4 unix.RawSockaddrInet4
+		var sa6 unix.RawSockaddrInet6
+		var sa unsafe.Pointer
+		var salen uintptr
+		ip, port := addr.Addr(), addr.Port()
+		switch {
+		case b.family == unix.AF_INET && ip.Unmap().Is4():
+			sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.Unmap().As4()}
+			putPort(&sa4.Port, port)
+			sa, salen = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
+		case b.family == unix.AF_INET6:
+			sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
+			putPort(&sa6.Port, port)
+			sa, salen = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
+		}
+		if sa != nil {
+			b.wmu.RLock()
+			if b.fd >= 0 {
+				n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(b.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+					unix.MSG_DONTWAIT, uintptr(sa), salen)
+				b.wmu.RUnlock()
+				switch e {
+				case 0:
+					return int(n), nil
+				case unix.EAGAIN, unix.EINTR:
+				default:
+					return 0, &net.OpError{Op: "sendto", Net: "udp", Source: b.LocalAddr(), Addr: net.UDPAddrFromAddrPort(addr), Err: e}
+				}
+			} else {
+				b.wmu.RUnlock()
+			}
+		}
+	}
 	return b.UDPConn.WriteToUDPAddrPort(p, addr)
+}
+
+// putPort stores port in network byte order.
+func putPort(dst *uint16, port uint16) {
+	b := (*[2]byte)(unsafe.Pointer(dst))
+	b[0], b[1] = byte(port>>8), byte(port)
+}
+
+// Close retires the descriptor the raw writes use, then closes the socket.
+func (b *batchConn) Close() error {
+	b.wmu.Lock()
+	b.fd = -1
+	b.wmu.Unlock()
+	return b.UDPConn.Close()
 }
 
 func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {

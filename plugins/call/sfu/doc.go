@@ -61,31 +61,54 @@
 // not forwarded (their ids are the publisher's negotiation, not the
 // subscriber's).
 //
-// The forwarding loop allocates nothing per packet, down through pion to
-// the socket: one buffer per track, the publisher's header parsed once and
-// shared with pion's interceptors (which would otherwise each make a map
-// and a header per packet), subscribers read with one atomic load,
-// counters flushed every 64 packets. The SFU replaces two of pion's
-// interceptors for that: the NACK responder (pion's allocates a packet per
-// send) and TWCC feedback (pion's hands every packet to another goroutine
-// over a channel).
+// The direct path. Once a track is published, its packets do not go
+// through pion's receive goroutines: the socket's reader (the one goroutine
+// under pion's ICE UDP mux) recognises an SRTP packet of a known track from
+// a peer's address, decrypts it, runs it through pion's interceptors for
+// that track (NACK generation, receiver reports, TWCC) and writes it to
+// every subscriber, down to the socket, before it reads the next datagram.
+// The keys come from the DTLS handshake through two public hooks of pion's
+// (the SFU answers as the DTLS server; see keys.go): its key log and the
+// ServerHello it sends. STUN, DTLS, RTCP and a track's first packets go to
+// pion as before, and so does everything of a peer whose packets the keys
+// do not decrypt, so the direct path can only make forwarding cheaper,
+// never break it. The key log's secrets stay in memory.
+//
+// Forwarding allocates nothing per packet, from the socket down through
+// pion to the socket: the packet decrypted into one buffer per peer, its
+// header parsed once and shared with pion's interceptors (which would
+// otherwise each make a map and a header per packet), subscribers read
+// with one atomic load, counters flushed every 16 packets. The SFU
+// replaces two of pion's interceptors for that: the NACK responder (pion's
+// allocates a packet per send) and TWCC feedback (pion's hands every
+// packet to another goroutine over a channel). Reads (recvmmsg) and writes
+// (sendto) are non-blocking system calls made raw, outside the Go
+// scheduler's bookkeeping, which otherwise wakes its monitor thread for
+// nearly every packet of a lightly loaded process (batchConn).
 //
 // Metrics (Config.Registerer): parley_sfu_peer_connections,
 // parley_sfu_rtp_packets_total and parley_sfu_rtp_bytes_total{direction},
 // parley_sfu_nacks_total{direction}, parley_sfu_rtp_retransmissions_total,
-// parley_sfu_keyframe_requests_total{direction}.
+// parley_sfu_keyframe_requests_total{direction},
+// parley_sfu_rtp_received_total{path} (direct or pion: how many packets
+// the direct path carries), parley_sfu_srtp_rejected_total.
 //
 // # Caveats
 //
-//   - A packet crosses five goroutines inside pion before the forwarding
-//     loop reads it (socket reader, ICE candidate, DTLS/SRTP demux, SRTP
-//     session, then the track), each a wake-up; the send is one sendto(2)
-//     per packet per subscriber, from the forwarding goroutine. That, not
-//     the forwarding code, is most of the CPU a packet costs (bench/README,
-//     "SFU"). Reads use recvmmsg(2) on Linux (Config.ReadBatch), which
-//     saves system calls only when datagrams queue up; sendmmsg(2) would
-//     need a hand-off of its own, behind pion's synchronous writes, to save
-//     about 0.2 µs of the 2 µs a sendto costs here.
+//   - What a packet still costs is mostly the operating system's: a
+//     wake-up of the socket's reader for nearly every packet at a few
+//     thousand packets a second (batches form only when packets queue),
+//     and one sendto(2) per packet per subscriber, which on loopback also
+//     delivers it (bench/README, "SFU"). Letting datagrams gather for 1 ms
+//     before a read, and reading on a thread of its own blocked in poll(2),
+//     both measured worse. sendmmsg(2) would save about 0.2 µs of the 2 µs
+//     a sendto costs here.
+//   - All of a socket's forwarding runs on its one reader goroutine, so
+//     one core per listening address (tens of thousands of packets a
+//     second) bounds an SFU process.
+//   - The direct path needs the SFU to be the DTLS server and a cipher
+//     suite and SRTP profile pion offers; a peer known only by a name
+//     (an mDNS candidate selected) stays on pion's path.
 //   - One peer connection per device and no simulcast: every subscriber
 //     gets the publisher's one encoding; congestion toward a subscriber is
 //     not acted on.

@@ -180,25 +180,20 @@ func vp8Keyframe(payload []byte) bool {
 	return len(payload) > i && payload[i]&0x01 == 0
 }
 
-// forward reads pub's packets and writes each to every subscriber. It
-// allocates nothing per packet: one buffer and one header for the life of
-// the track, the subscriber list read with an atomic load, and counters
-// added to the shared metrics every flushEvery packets.
+// forward reads pub's packets from pion and forwards each (route) until
+// the direct path takes the track, after its first packet; from then on
+// it only forwards what pion still delivers (packets that arrived before
+// the switch, or that the direct path could not decrypt) and ends with
+// the track.
 func (pub *publication) forward() {
 	s := pub.p.s
 	defer s.wg.Done()
 	defer s.unpublish(pub)
 	buf := make([]byte, maxDatagram)
 	var h rtp.Header
-	var in, inBytes, out, outBytes int
-	flush := func() {
-		s.m.packetsIn.Add(float64(in))
-		s.m.bytesIn.Add(float64(inBytes))
-		s.m.packetsOut.Add(float64(out))
-		s.m.bytesOut.Add(float64(outBytes))
-		in, inBytes, out, outBytes = 0, 0, 0, 0
-	}
-	defer flush()
+	var c counters
+	defer c.flush(s.m)
+	taken := false
 	for {
 		n, _, err := pub.track.Read(buf)
 		if err != nil {
@@ -208,28 +203,61 @@ func (pub *publication) forward() {
 		if err != nil {
 			continue
 		}
-		end := n
-		if h.Padding {
-			pad := int(buf[n-1])
-			if pad == 0 || hl+pad > n {
-				continue
-			}
-			end = n - pad
-			h.Padding, h.PaddingSize = false, 0
+		pub.route(&h, buf[:n], hl, &c)
+		if !taken {
+			taken = true
+			pub.p.rx.take(pub)
 		}
-		h.Extension = false
-		payload := buf[hl:end]
-		in++
-		inBytes += n
-		for _, d := range *pub.subs.Load() {
-			if d.write(pub, &h, payload) {
-				out++
-				outBytes += 12 + len(payload)
-			}
+	}
+}
+
+// counters are one forwarding loop's packet counts, added to the shared
+// metrics every flushEvery packets.
+type counters struct {
+	direct                     bool // the direct path's (else pion's)
+	in, inBytes, out, outBytes int
+}
+
+func (c *counters) flush(m *metrics) {
+	m.packetsIn.Add(float64(c.in))
+	if c.direct {
+		m.viaDirect.Add(float64(c.in))
+	} else {
+		m.viaPion.Add(float64(c.in))
+	}
+	m.bytesIn.Add(float64(c.inBytes))
+	m.packetsOut.Add(float64(c.out))
+	m.bytesOut.Add(float64(c.outBytes))
+	c.in, c.inBytes, c.out, c.outBytes = 0, 0, 0, 0
+}
+
+// route writes one packet of pub's to every subscriber: pkt is the whole
+// packet, h its parsed header and hl the header's length. Padding and
+// header extensions are left out (the extension ids are the publisher's
+// negotiation). It allocates nothing: the subscriber list is read with one
+// atomic load.
+func (pub *publication) route(h *rtp.Header, pkt []byte, hl int, c *counters) {
+	end := len(pkt)
+	if h.Padding {
+		pad := int(pkt[end-1])
+		if pad == 0 || hl+pad > end {
+			return
 		}
-		if in >= flushEvery {
-			flush()
+		end -= pad
+		h.Padding, h.PaddingSize = false, 0
+	}
+	h.Extension = false
+	payload := pkt[hl:end]
+	c.in++
+	c.inBytes += len(pkt)
+	for _, d := range *pub.subs.Load() {
+		if d.write(pub, h, payload) {
+			c.out++
+			c.outBytes += 12 + len(payload)
 		}
+	}
+	if c.in >= flushEvery {
+		c.flush(pub.p.s.m)
 	}
 }
 
@@ -325,6 +353,7 @@ func (s *SFU) publish(p *peer, t *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 
 // unpublish forgets a publication whose track ended.
 func (s *SFU) unpublish(pub *publication) {
+	pub.p.rx.drop(pub)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.unbindAll(pub)

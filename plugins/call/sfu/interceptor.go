@@ -14,7 +14,9 @@ import (
 // interceptor chain. It is registered first, so it sits next to SRTP in
 // both directions:
 //
-//   - incoming RTP: it parses each packet's header into one rtp.Header per
+//   - incoming RTP on the direct path (direct.go): the packet is in the
+//     buffer already, its header parsed; it hands both up the chain.
+//   - incoming RTP from pion: it parses each packet's header into one rtp.Header per
 //     stream, kept in one Attributes map per stream, and hands that map up
 //     the chain. Pion's NACK generator and receiver reports, and the TWCC
 //     recorder, each call Attributes.GetRTPHeader, which finds the header
@@ -42,6 +44,9 @@ func (i *sfuInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, reader inte
 	attrs := interceptor.Attributes{}
 	var hdr *rtp.Header
 	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		if st, ok := a[directKey{}].(*rxStream); ok { // the direct path's packet, already in b, header parsed
+			return st.n, st.out, nil
+		}
 		n, _, err := reader.Read(b, a)
 		if err != nil {
 			return n, nil, err

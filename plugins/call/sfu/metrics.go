@@ -16,12 +16,14 @@ type metrics struct {
 	nacksIn, nacksOut     prometheus.Counter
 	retransmits           prometheus.Counter
 	plisIn, plisOut       prometheus.Counter
+	viaPion, viaDirect    prometheus.Counter // packetsIn by the path that read them
+	directDropped         prometheus.Counter
 	all                   []prometheus.Collector
 }
 
 // flushEvery is how many packets a forwarding loop counts locally before it
 // adds them to the shared counters.
-const flushEvery = 64
+const flushEvery = 16
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	rtpPackets := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -36,7 +38,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	plis := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "parley_sfu_keyframe_requests_total", Help: "Keyframe requests (PLI or FIR): in = received from subscribers, out = sent to publishers.",
 	}, []string{"direction"})
+	received := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_sfu_rtp_received_total", Help: "RTP packets read from publishers, by path: direct (the socket reader decrypts and forwards) or pion (through pion's goroutines: a track's first packets, and every packet of a peer the direct path cannot serve).",
+	}, []string{"path"})
 	m := &metrics{
+		directDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_sfu_srtp_rejected_total", Help: "RTP packets the direct path dropped because they did not decrypt (replayed or forged) under keys that had worked.",
+		}),
+		viaPion: received.WithLabelValues("pion"), viaDirect: received.WithLabelValues("direct"),
 		peers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "parley_sfu_peer_connections", Help: "Peer connections open (one per participant device in a call).",
 		}),
@@ -48,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		nacksIn: nacks.WithLabelValues("in"), nacksOut: nacks.WithLabelValues("out"),
 		plisIn: plis.WithLabelValues("in"), plisOut: plis.WithLabelValues("out"),
 	}
-	m.all = []prometheus.Collector{m.peers, m.retransmits, rtpPackets, rtpBytes, nacks, plis}
+	m.all = []prometheus.Collector{m.peers, m.retransmits, rtpPackets, rtpBytes, nacks, plis, received, m.directDropped}
 	if reg != nil {
 		for _, c := range m.all {
 			if err := reg.Register(c); err != nil {

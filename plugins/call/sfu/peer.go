@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,9 @@ type peer struct {
 	room         *room
 	user, device string
 	pc           *webrtc.PeerConnection
+	api          *webrtc.API // p's own: the DTLS key hooks and interceptors are p's
+	keys         dtlsKeys
+	rx           rxPath
 
 	sig       sync.Mutex // one negotiation step at a time; guards the fields below
 	remoteSet bool       // a remote description was applied: candidates go straight in
@@ -34,11 +38,19 @@ type peer struct {
 	pubs   []*publication
 	downs  []*downTrack
 	closed bool
+	addr   netip.AddrPort // the remote address the direct path knows p by
 }
 
 // newPeer makes the peer connection; s.mu is held.
 func (s *SFU) newPeer(r *room, user, device string) (*peer, error) {
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{
+	p := &peer{s: s, room: r, user: user, device: device}
+	p.rx.streams.Store(&map[uint32]*rxStream{})
+	p.keys.ready = p.rx.setKeys
+	var err error
+	if p.api, err = s.peerAPI(p); err != nil {
+		return nil, fmt.Errorf("peer connection: %w", err)
+	}
+	pc, err := p.api.NewPeerConnection(webrtc.Configuration{
 		Certificates:  []webrtc.Certificate{s.cert},
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
@@ -46,8 +58,9 @@ func (s *SFU) newPeer(r *room, user, device string) (*peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer connection: %w", err)
 	}
-	p := &peer{s: s, room: r, user: user, device: device, pc: pc}
+	p.pc = pc
 	s.m.peers.Inc()
+	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) { s.routeDirect(p, pair) })
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil || s.OnCandidate == nil {
 			return
@@ -149,7 +162,7 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 		}
 		p.slots++
 		dt := newDownTrack(p, tr.Kind(), "sfu", fmt.Sprintf("%s%d", tr.Kind(), p.slots))
-		sender, err := p.s.api.NewRTPSender(dt, p.pc.SCTP().Transport())
+		sender, err := p.api.NewRTPSender(dt, p.pc.SCTP().Transport())
 		if err == nil {
 			err = tr.SetSender(sender, dt)
 		}
@@ -329,6 +342,7 @@ func (p *peer) close() {
 	for _, dt := range p.downs {
 		s.unbind(dt)
 	}
+	s.unrouteDirect(p)
 	s.mu.Unlock()
 	if err := p.pc.Close(); err != nil {
 		s.log.Debug("sfu: close peer", "device", p.device, "err", err)

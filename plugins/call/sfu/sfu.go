@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -78,18 +79,20 @@ type SFU struct {
 	// "connecting", "connected", "disconnected", "failed", "closed".
 	OnState func(room, user, device, state string)
 
-	cfg   Config
-	log   *slog.Logger
-	api   *webrtc.API
-	cert  webrtc.Certificate
-	mux   ice.UDPMux
-	addrs []net.Addr
-	m     *metrics
+	cfg      Config
+	log      *slog.Logger
+	settings webrtc.SettingEngine // each peer's API adds its DTLS key hooks
+	media    *webrtc.MediaEngine
+	cert     webrtc.Certificate
+	mux      ice.UDPMux
+	addrs    []net.Addr
+	m        *metrics
 
 	mu     sync.Mutex
 	rooms  map[string]*room
 	closed bool
-	wg     sync.WaitGroup // peer goroutines
+	direct atomic.Pointer[map[netip.AddrPort]*peer] // the direct path's peers by remote address; replaced whole under mu
+	wg     sync.WaitGroup                           // peer goroutines
 }
 
 // New opens the media port and returns an SFU ready for Offer. Set the
@@ -105,7 +108,8 @@ func New(cfg Config, logger *slog.Logger) (*SFU, error) {
 	if err != nil {
 		return nil, err
 	}
-	conns, err := listenUDP(cfg.ListenIP, cfg.UDPPort, cfg.ReadBatch)
+	s := &SFU{cfg: cfg, log: logger, m: m, rooms: map[string]*room{}}
+	conns, err := listenUDP(cfg.ListenIP, cfg.UDPPort, readOptions{batch: cfg.ReadBatch, receive: s.receive})
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +125,7 @@ func New(cfg Config, logger *slog.Logger) (*SFU, error) {
 		ip = ip.Unmap()
 		v4, v6, loopback = v4 || ip.Is4(), v6 || ip.Is6(), loopback || ip.IsLoopback()
 	}
-	s := &SFU{cfg: cfg, log: logger, m: m, rooms: map[string]*room{}, addrs: addrs}
+	s.addrs = addrs
 	if len(muxes) == 1 {
 		s.mux = muxes[0]
 	} else {
@@ -145,6 +149,11 @@ func New(cfg Config, logger *slog.Logger) (*SFU, error) {
 	s.cert = *cert
 
 	se := webrtc.SettingEngine{LoggerFactory: plogs}
+	// The SFU answers first, as the DTLS server: dtlsKeys needs the
+	// ServerHello it sends.
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		return fail(err)
+	}
 	se.SetICEUDPMux(s.mux)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(loopback)
@@ -166,16 +175,27 @@ func New(cfg Config, logger *slog.Logger) (*SFU, error) {
 		}
 	}
 
-	me := &webrtc.MediaEngine{}
-	if err := registerCodecs(me); err != nil {
+	s.settings = se
+	s.media = &webrtc.MediaEngine{}
+	if err := registerCodecs(s.media); err != nil {
 		return fail(err)
 	}
-	reg := &interceptor.Registry{}
-	if err := registerInterceptors(me, reg, m); err != nil {
+	if err := registerFeedback(s.media); err != nil {
 		return fail(err)
 	}
-	s.api = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg))
 	return s, nil
+}
+
+// peerAPI is the pion API for one peer connection: the SFU's settings
+// with p's DTLS key hooks, and interceptors of p's (the direct path taps
+// them).
+func (s *SFU) peerAPI(p *peer) (*webrtc.API, error) {
+	reg := &interceptor.Registry{}
+	if err := registerInterceptors(reg, s.m, &p.rx); err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithSettingEngine(p.keys.settings(s.settings)), webrtc.WithMediaEngine(s.media),
+		webrtc.WithInterceptorRegistry(reg)), nil
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -202,12 +222,28 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 	return me.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: v, PayloadType: 96}, webrtc.RTPCodecTypeVideo)
 }
 
-// registerInterceptors builds the chain, innermost (next to SRTP) first:
-// the SFU's own (header cache, NACK ring, counters), RTCP sender and
-// receiver reports, the NACK generator (asks publishers for lost packets)
-// and TWCC feedback to publishers (their congestion control; see
-// twccFeedback).
-func registerInterceptors(me *webrtc.MediaEngine, reg *interceptor.Registry, m *metrics) error {
+// registerFeedback declares the RTCP feedback and header extensions the
+// interceptors need: NACK and PLI for video, transport-wide congestion
+// control for both kinds.
+func registerFeedback(me *webrtc.MediaEngine) error {
+	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, kind)
+		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// registerInterceptors builds one peer connection's chain, innermost
+// (next to SRTP) first: the SFU's own (header cache, NACK ring, counters),
+// RTCP sender and receiver reports, the NACK generator (asks publishers
+// for lost packets), TWCC feedback to publishers (their congestion
+// control; see twccFeedback), and last the direct path's tap on the
+// whole incoming chain.
+func registerInterceptors(reg *interceptor.Registry, m *metrics, rx *rxPath) error {
 	reg.Add(sfuInterceptorFactory{m: m})
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
 		return err
@@ -216,16 +252,9 @@ func registerInterceptors(me *webrtc.MediaEngine, reg *interceptor.Registry, m *
 	if err != nil {
 		return err
 	}
-	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
-	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
 	reg.Add(gen)
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
-		me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, kind)
-		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
-			return err
-		}
-	}
 	reg.Add(twccFactory{})
+	reg.Add(tapFactory{rx: rx})
 	return nil
 }
 

@@ -33,9 +33,21 @@ func TestCallForwardsAudioAndVideo(t *testing.T) {
 	if n := testutil.ToFloat64(h.s.m.peers); n != 2 {
 		t.Errorf("peer connections gauge = %v, want 2", n)
 	}
-	time.Sleep(200 * time.Millisecond) // let the loops flush their counts
+	// The loops add their counts every flushEvery packets of a track.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if testutil.ToFloat64(h.s.m.packetsIn) >= 100 && testutil.ToFloat64(h.s.m.packetsOut) >= 100 {
+			break
+		}
+	}
 	if in, out := testutil.ToFloat64(h.s.m.packetsIn), testutil.ToFloat64(h.s.m.packetsOut); in < 100 || out < 100 {
 		t.Errorf("rtp packets in %v out %v", in, out)
+	}
+	// Past each track's first packets, the socket reader decrypts and
+	// forwards them itself (direct.go).
+	if direct, pion := testutil.ToFloat64(h.s.m.viaDirect), testutil.ToFloat64(h.s.m.viaPion); direct < 9*pion {
+		t.Errorf("rtp packets read: %v on the direct path, %v through pion; want nearly all direct", direct, pion)
+	} else {
+		t.Logf("rtp packets read: %v on the direct path, %v through pion", direct, pion)
 	}
 	if n := testutil.ToFloat64(h.s.m.plisOut); n < 2 {
 		t.Errorf("keyframe requests sent = %v, want one per video subscription at least", n)

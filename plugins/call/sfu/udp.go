@@ -11,7 +11,7 @@ import (
 // per address of every interface that is up (loopback and link-local left
 // out), all on the same port. Each is wrapped for batched reads where the
 // platform allows (see newBatchConn).
-func listenUDP(ip string, port, batch int) ([]net.PacketConn, error) {
+func listenUDP(ip string, port int, ro readOptions) ([]net.PacketConn, error) {
 	var addrs []netip.Addr
 	if ip != "" {
 		a, err := netip.ParseAddr(ip)
@@ -43,7 +43,7 @@ func listenUDP(ip string, port, batch int) ([]net.PacketConn, error) {
 		if port == 0 { // the first socket picks the port, the others follow it
 			port = c.LocalAddr().(*net.UDPAddr).Port
 		}
-		bc, err := newBatchConn(c, batch)
+		bc, err := newBatchConn(c, ro)
 		if err != nil {
 			c.Close()
 			return fail(err)
@@ -51,6 +51,14 @@ func listenUDP(ip string, port, batch int) ([]net.PacketConn, error) {
 		conns = append(conns, bc)
 	}
 	return conns, nil
+}
+
+// readOptions are how the media socket is read (see batchConn).
+type readOptions struct {
+	batch int // datagrams a system call may read
+	// receive may take a datagram before pion's mux sees it (the SFU's
+	// direct path); nil takes none.
+	receive func(b []byte, from netip.AddrPort) bool
 }
 
 func interfaceAddrs() ([]netip.Addr, error) {

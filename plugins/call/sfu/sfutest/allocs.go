@@ -5,15 +5,15 @@ import (
 	"strings"
 )
 
-// AllocsOnStack returns how many objects calls with fn in their stack
-// (a function name's suffix, "sfu.(*publication).forward") have allocated
+// AllocsOnStack returns how many objects calls with any of fns in their
+// stack (function names' suffixes, "sfu.(*publication).forward") have allocated
 // so far, and that count by allocating function. It needs the memory
 // profile to record every allocation: set runtime.MemProfileRate = 1
 // first. It runs two garbage collections (the profile is as of the last
 // completed cycle); they empty sync.Pools, so what a pool allocates to
 // refill itself (stacks through sync.(*Pool)) is left out: it is the
 // measurement's doing, once per collection, not the code's per call.
-func AllocsOnStack(fn string) (int64, map[string]int64) {
+func AllocsOnStack(fns ...string) (int64, map[string]int64) {
 	runtime.GC()
 	runtime.GC()
 	n, _ := runtime.MemProfile(nil, true)
@@ -36,7 +36,9 @@ func AllocsOnStack(fn string) (int64, map[string]int64) {
 			if site == "" && !strings.HasPrefix(f.Function, "runtime.") {
 				site = f.Function
 			}
-			on = on || strings.HasSuffix(f.Function, fn)
+			for _, fn := range fns {
+				on = on || strings.HasSuffix(f.Function, fn)
+			}
 			pool = pool || strings.HasPrefix(f.Function, "sync.(*Pool).")
 			if !more {
 				break

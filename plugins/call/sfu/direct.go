@@ -1,0 +1,266 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// The direct receive path. In pion, a packet a device sends crosses five
+// goroutines before the SFU can forward it: the socket reader, the ICE
+// candidate's reader, the DTLS/SRTP demultiplexer, the SRTP session's
+// reader and the track's reader, each a hand-off through a buffer and a
+// wake-up. On the direct path the socket's reader does it all at once:
+// it recognises an SRTP packet from a device whose keys it knows, of a
+// track already published, decrypts it (the keys from dtlsKeys), runs it
+// through pion's interceptors for that track (NACK generation, receiver
+// reports, TWCC), and forwards it (publication.route) down to the
+// subscribers' sockets.
+//
+// Everything else goes to pion as before: STUN, DTLS, RTCP, the first
+// packets of a new track (pion's OnTrack publishes it; the direct path
+// takes the track from then on), and any packet the direct path cannot
+// decrypt before it has decrypted one of that peer's.
+
+// directKey marks, in the attributes the direct path hands down pion's
+// interceptor chain, that the packet is already in the buffer: the
+// innermost interceptor returns it instead of reading from SRTP.
+type directKey struct{}
+
+// rxStream is one publication's state on the direct path; used under its
+// peer's rxPath.mu.
+type rxStream struct {
+	pub   *publication
+	chain interceptor.RTPReader  // pion's interceptors bound to the track
+	in    interceptor.Attributes // {directKey: this stream}
+	out   interceptor.Attributes // the parsed header, where the interceptors look for it
+	hdr   *rtp.Header            // out's header
+	n     int                    // the decrypted packet's length
+	c     counters
+}
+
+// rxPath is a peer's direct receive path.
+type rxPath struct {
+	streams atomic.Pointer[map[uint32]*rxStream] // by SSRC; replaced whole
+
+	mu       sync.Mutex // the fields below; the socket reader holds it per packet
+	ctx      *srtp.Context
+	proven   bool // a packet decrypted: the keys are right
+	failures int  // decryptions failed before one succeeded
+	chains   map[uint32]interceptor.RTPReader
+	buf      [maxDatagram]byte // the decrypted packet
+}
+
+// failuresBeforeGivingUp: a peer whose first packets all fail to decrypt
+// under the keys learnt keeps to pion's path.
+const failuresBeforeGivingUp = 32
+
+// setKeys is dtlsKeys' ready callback.
+func (rx *rxPath) setKeys(ctx *srtp.Context) {
+	rx.mu.Lock()
+	rx.ctx = ctx
+	rx.mu.Unlock()
+}
+
+// tapChain keeps the interceptor chain pion bound to an incoming stream
+// (tapInterceptor, registered last, sees it whole).
+func (rx *rxPath) tapChain(ssrc uint32, chain interceptor.RTPReader) {
+	rx.mu.Lock()
+	if rx.chains == nil {
+		rx.chains = map[uint32]interceptor.RTPReader{}
+	}
+	rx.chains[ssrc] = chain
+	rx.mu.Unlock()
+}
+
+func (rx *rxPath) untapChain(ssrc uint32) {
+	rx.mu.Lock()
+	delete(rx.chains, ssrc)
+	rx.mu.Unlock()
+}
+
+// take puts pub on the direct path; forward calls it once it has
+// forwarded the track's first packet.
+func (rx *rxPath) take(pub *publication) {
+	ssrc := uint32(pub.track.SSRC())
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
+	chain := rx.chains[ssrc]
+	if chain == nil {
+		return
+	}
+	st := &rxStream{pub: pub, chain: chain, in: interceptor.Attributes{}, out: interceptor.Attributes{}, c: counters{direct: true}}
+	st.in[directKey{}] = st
+	// GetRTPHeader keeps the header it parses in out: the direct path
+	// decrypts into that same header, parsing each packet once for all.
+	st.hdr, _ = st.out.GetRTPHeader([]byte{0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	rx.replace(func(m map[uint32]*rxStream) { m[ssrc] = st })
+}
+
+// drop takes pub off the direct path.
+func (rx *rxPath) drop(pub *publication) {
+	ssrc := uint32(pub.track.SSRC())
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
+	if st := (*rx.streamMap())[ssrc]; st != nil && st.pub == pub {
+		st.c.flush(pub.p.s.m)
+		rx.replace(func(m map[uint32]*rxStream) { delete(m, ssrc) })
+	}
+}
+
+// streamMap is the current stream map (newPeer stores the first, empty).
+func (rx *rxPath) streamMap() *map[uint32]*rxStream { return rx.streams.Load() }
+
+// replace copies the stream map, changes it and publishes it; rx.mu is
+// held.
+func (rx *rxPath) replace(change func(map[uint32]*rxStream)) {
+	old := *rx.streamMap()
+	m := make(map[uint32]*rxStream, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	change(m)
+	rx.streams.Store(&m)
+}
+
+// receive is the socket reader's hook (batchConn): it reports whether it
+// took the datagram b from from. It allocates nothing.
+func (s *SFU) receive(b []byte, from netip.AddrPort) bool {
+	// RTP (RFC 7983: first byte 128–191), not RTCP (payload types 192–223).
+	if len(b) < 12 || b[0]>>6 != 2 || (b[1] >= 192 && b[1] <= 223) {
+		return false
+	}
+	peers := s.direct.Load()
+	if peers == nil {
+		return false
+	}
+	p := (*peers)[netip.AddrPortFrom(from.Addr().Unmap(), from.Port())]
+	if p == nil {
+		return false
+	}
+	rx := &p.rx
+	st := (*rx.streamMap())[binary.BigEndian.Uint32(b[8:])]
+	if st == nil {
+		return false
+	}
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
+	if rx.ctx == nil {
+		return false
+	}
+	pkt, err := rx.ctx.DecryptRTP(rx.buf[:0], b, st.hdr)
+	if err != nil {
+		if rx.proven {
+			s.m.directDropped.Inc()
+			return true // a replay, or a forgery: pion would refuse it too
+		}
+		if rx.failures++; rx.failures >= failuresBeforeGivingUp {
+			s.log.Warn("sfu: the direct path cannot decrypt this peer's media; it stays on pion's", "device", p.device, "err", err)
+			rx.ctx = nil
+		}
+		return false
+	}
+	rx.proven = true
+	st.n = len(pkt)
+	if _, _, err := st.chain.Read(pkt, st.in); err != nil {
+		return true
+	}
+	hl, ok := rtpHeaderLen(pkt)
+	if !ok {
+		return true
+	}
+	st.pub.route(st.hdr, pkt, hl, &st.c)
+	return true
+}
+
+// rtpHeaderLen is the length of pkt's RTP header, extensions included.
+func rtpHeaderLen(pkt []byte) (int, bool) {
+	n := 12 + 4*int(pkt[0]&0x0f)
+	if pkt[0]&0x10 != 0 { // X
+		if len(pkt) < n+4 {
+			return 0, false
+		}
+		n += 4 + 4*int(binary.BigEndian.Uint16(pkt[n+2:]))
+	}
+	return n, n <= len(pkt)
+}
+
+// routeDirect makes packets from pair's remote address go to p's direct
+// path (pion's OnSelectedCandidatePairChange).
+func (s *SFU) routeDirect(p *peer, pair *webrtc.ICECandidatePair) {
+	if pair == nil || pair.Remote == nil {
+		return
+	}
+	ip, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil { // a name (mDNS): pion's path carries this peer
+		s.log.Debug("sfu: no direct path", "device", p.device, "remote", pair.Remote.Address)
+		return
+	}
+	addr := netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.closed || s.closed {
+		return
+	}
+	s.replaceDirect(func(m map[netip.AddrPort]*peer) {
+		if p.addr.IsValid() && m[p.addr] == p {
+			delete(m, p.addr)
+		}
+		m[addr] = p
+	})
+	p.addr = addr
+}
+
+// unrouteDirect forgets p's address; s.mu is held.
+func (s *SFU) unrouteDirect(p *peer) {
+	if !p.addr.IsValid() {
+		return
+	}
+	s.replaceDirect(func(m map[netip.AddrPort]*peer) {
+		if m[p.addr] == p {
+			delete(m, p.addr)
+		}
+	})
+}
+
+// replaceDirect copies the address map, changes it and publishes it;
+// s.mu is held.
+func (s *SFU) replaceDirect(change func(map[netip.AddrPort]*peer)) {
+	m := map[netip.AddrPort]*peer{}
+	if old := s.direct.Load(); old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	change(m)
+	s.direct.Store(&m)
+}
+
+// tapInterceptor is registered last, so the reader it is given for an
+// incoming stream is pion's whole chain: the direct path runs its packets
+// through it.
+type tapInterceptor struct {
+	interceptor.NoOp
+	rx *rxPath
+}
+
+type tapFactory struct{ rx *rxPath }
+
+func (f tapFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &tapInterceptor{rx: f.rx}, nil
+}
+
+func (t *tapInterceptor) BindRemoteStream(info *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
+	t.rx.tapChain(info.SSRC, reader)
+	return reader
+}
+
+func (t *tapInterceptor) UnbindRemoteStream(info *interceptor.StreamInfo) {
+	t.rx.untapChain(info.SSRC)
+}

@@ -1,0 +1,73 @@
+package sfu
+
+import (
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/pion/srtp/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/parleyhq/parley/plugins/call/sfu/sfutest"
+)
+
+// TestRTPHeaderLen: the direct path finds the payload after the fixed
+// header, the CSRCs and the extension block, and refuses a header longer
+// than the packet.
+func TestRTPHeaderLen(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		pkt  []byte
+		n    int
+		ok   bool
+	}{
+		{"plain", append([]byte{0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2}, 0xaa), 12, true},
+		{"two CSRCs", append([]byte{0x82, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2}, make([]byte, 8+1)...), 20, true},
+		{"one-byte extensions, one word", append([]byte{0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0xbe, 0xde, 0, 1, 0x10, 0xff, 0, 0}, 0xaa), 20, true},
+		{"extension header cut", []byte{0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0xbe}, 0, false},
+		{"extension longer than the packet", []byte{0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0xbe, 0xde, 0, 9, 0, 0, 0, 0}, 0, false},
+		{"CSRCs longer than the packet", []byte{0x8f, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2}, 0, false},
+	} {
+		n, ok := rtpHeaderLen(c.pkt)
+		if ok != c.ok || (ok && n != c.n) {
+			t.Errorf("%s: got %d, %v; want %d, %v", c.name, n, ok, c.n, c.ok)
+		}
+	}
+}
+
+// TestDirectPathFallsBackToPion: when the keys the direct path learnt do
+// not decrypt a peer's packets, they go to pion's own SRTP session and the
+// media keep flowing whole.
+func TestDirectPathFallsBackToPion(t *testing.T) {
+	h := newHarness(t, Config{})
+	caller, callee := h.call(sfutest.Options{Video: true}, true)
+	waitFrames(t, callee, video, 1, 10)
+
+	// Give the caller's peer keys that cannot be right.
+	key, salt := make([]byte, 32), make([]byte, 12)
+	rand.Read(key)
+	rand.Read(salt)
+	bogus, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes256Gcm)
+	must(t, err)
+	p, err := h.s.peer("r", caller.Device)
+	must(t, err)
+	p.rx.mu.Lock()
+	p.rx.ctx, p.rx.proven, p.rx.failures = bogus, false, 0
+	p.rx.mu.Unlock()
+	pion0 := testutil.ToFloat64(h.s.m.viaPion)
+
+	before := callee.Tracks(video)[0].Frames
+	waitFrames(t, callee, video, 1, before+60)
+	checkClean(t, callee, video)
+	checkClean(t, callee, audio)
+	p.rx.mu.Lock()
+	gaveUp := p.rx.ctx == nil
+	p.rx.mu.Unlock()
+	if !gaveUp {
+		t.Error("the direct path still tries keys that never worked")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := testutil.ToFloat64(h.s.m.viaPion) - pion0; n < 50 {
+		t.Errorf("%v packets read through pion after the keys broke, want the caller's media", n)
+	}
+}
