@@ -2,11 +2,13 @@ package sfu
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
@@ -62,10 +64,88 @@ type rxPath struct {
 const failuresBeforeGivingUp = 32
 
 // setKeys is dtlsKeys' ready callback.
-func (rx *rxPath) setKeys(ctx *srtp.Context) {
-	rx.mu.Lock()
-	rx.ctx = ctx
-	rx.mu.Unlock()
+func (p *peer) setKeys(rx, tx *srtp.Context) {
+	p.rx.mu.Lock()
+	p.rx.ctx = rx
+	p.rx.mu.Unlock()
+	p.tx.mu.Lock()
+	p.tx.ctx = tx
+	p.tx.mu.Unlock()
+}
+
+// txPath is a peer's direct send path: the SFU's RTP and RTCP packets to
+// the device, encrypted with the SFU's own SRTP context and written to the
+// socket,
+// instead of through pion's SRTP session, DTLS/SRTP mux, ICE connection,
+// candidate pair and UDP mux. Pion's interceptors above it (sender reports,
+// the NACK ring) see every packet as before.
+type txPath struct {
+	mu   sync.Mutex
+	ctx  *srtp.Context  // nil until the DTLS keys are known
+	conn addrPortWriter // the socket of the selected candidate pair; nil: pion's path
+	addr netip.AddrPort // the device's address on that pair
+	hdr  rtp.Header     // EncryptRTP's scratch
+	buf  [maxDatagram + srtpOverhead]byte
+
+	rtcpHdr rtcp.Header // EncryptRTCP's scratch
+	rtcpBuf [maxDatagram + srtcpOverhead]byte
+}
+
+// writeRTCP sends a compound RTCP packet if the direct send path is ready,
+// and reports whether it did. All of a peer's RTCP takes this path once it
+// is ready (before DTLS ends, so before any RTCP can be sent), so its SRTCP
+// indexes come from one context.
+func (tx *txPath) writeRTCP(pkts []rtcp.Packet) (bool, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.ctx == nil || tx.conn == nil {
+		return false, nil
+	}
+	plain, err := rtcp.Marshal(pkts)
+	if err != nil {
+		return true, err
+	}
+	pkt, err := tx.ctx.EncryptRTCP(tx.rtcpBuf[:0], plain, &tx.rtcpHdr)
+	if err != nil {
+		return true, err
+	}
+	_, err = tx.conn.WriteToAddrPort(pkt, tx.addr)
+	return true, err
+}
+
+// srtpOverhead is the most SRTP adds to a packet: a 16-byte tag (AEAD
+// GCM; HMAC-SHA1-80 adds 10).
+const srtpOverhead = 16
+
+// srtcpOverhead is the most SRTCP adds: the tag and the 4-byte index.
+const srtcpOverhead = srtpOverhead + 4
+
+// route points the send path at the selected pair.
+func (tx *txPath) route(conn addrPortWriter, addr netip.AddrPort) {
+	tx.mu.Lock()
+	tx.conn, tx.addr = conn, addr
+	tx.mu.Unlock()
+}
+
+// write sends one packet if the direct send path is ready, and reports
+// whether it did; if not, the caller writes it through pion.
+func (tx *txPath) write(h *rtp.Header, payload []byte) (bool, error) {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.ctx == nil || tx.conn == nil || h.MarshalSize()+len(payload)+srtpOverhead > len(tx.buf) {
+		return false, nil
+	}
+	hl, err := h.MarshalTo(tx.buf[:])
+	if err != nil {
+		return false, nil
+	}
+	n := hl + copy(tx.buf[hl:], payload)
+	pkt, err := tx.ctx.EncryptRTP(tx.buf[:n], tx.buf[:n], &tx.hdr) // in place: the buffer has room for the tag
+	if err != nil {
+		return true, err
+	}
+	_, err = tx.conn.WriteToAddrPort(pkt, tx.addr)
+	return true, err
 }
 
 // tapChain keeps the interceptor chain pion bound to an incoming stream
@@ -192,7 +272,8 @@ func rtpHeaderLen(pkt []byte) (int, bool) {
 }
 
 // routeDirect makes packets from pair's remote address go to p's direct
-// path (pion's OnSelectedCandidatePairChange).
+// path, and p's direct send path send to it (pion's
+// OnSelectedCandidatePairChange).
 func (s *SFU) routeDirect(p *peer, pair *webrtc.ICECandidatePair) {
 	if pair == nil || pair.Remote == nil {
 		return
@@ -203,6 +284,7 @@ func (s *SFU) routeDirect(p *peer, pair *webrtc.ICECandidatePair) {
 		return
 	}
 	addr := netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
+	p.tx.route(s.connFor(pair.Local), addr)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p.closed || s.closed {
@@ -215,6 +297,35 @@ func (s *SFU) routeDirect(p *peer, pair *webrtc.ICECandidatePair) {
 		m[addr] = p
 	})
 	p.addr = addr
+}
+
+// connFor is the socket the SFU's local candidate c is on, if it is one
+// the direct send path can write to (a batchConn, Linux); nil otherwise,
+// and pion sends. With one socket it is that one, whatever address the
+// candidate advertises (PublicIPs).
+func (s *SFU) connFor(c *webrtc.ICECandidate) addrPortWriter {
+	if len(s.conns) == 1 {
+		w, _ := s.conns[0].(addrPortWriter)
+		return w
+	}
+	if c == nil {
+		return nil
+	}
+	ip, err := netip.ParseAddr(c.Address)
+	if err != nil {
+		return nil
+	}
+	for _, conn := range s.conns {
+		if w, ok := conn.(addrPortWriter); ok && conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap() == ip.Unmap() {
+			return w
+		}
+	}
+	return nil
+}
+
+// addrPortWriter is a media socket the direct send path writes to.
+type addrPortWriter interface {
+	WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
 }
 
 // unrouteDirect forgets p's address; s.mu is held.

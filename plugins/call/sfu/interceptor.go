@@ -21,22 +21,29 @@ import (
 //     the chain. Pion's NACK generator and receiver reports, and the TWCC
 //     recorder, each call Attributes.GetRTPHeader, which finds the header
 //     there instead of making a map and a header per packet.
+//   - outgoing RTP: written on the peer's direct send path (direct.go)
+//     once it has keys and an address, through pion's SRTP otherwise.
 //   - outgoing RTP of streams that negotiated NACK: a ring of the last
 //     ringSize packets, copied into fixed slots; a NACK from the subscriber
 //     is answered from it (pion's responder allocates a packet per send).
-//   - outgoing RTCP: NACKs and keyframe requests are counted.
+//   - outgoing RTCP: NACKs and keyframe requests are counted; the packets
+//     go on the direct send path when it is ready.
 type sfuInterceptor struct {
 	interceptor.NoOp
-	m *metrics
+	m  *metrics
+	tx *txPath // the peer's direct send path
 
 	mu    sync.Mutex
 	rings map[uint32]*sentRing // by the SSRC we send
 }
 
-type sfuInterceptorFactory struct{ m *metrics }
+type sfuInterceptorFactory struct {
+	m  *metrics
+	tx *txPath
+}
 
 func (f sfuInterceptorFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &sfuInterceptor{m: f.m, rings: map[uint32]*sentRing{}}, nil
+	return &sfuInterceptor{m: f.m, tx: f.tx, rings: map[uint32]*sentRing{}}, nil
 }
 
 // BindRemoteStream caches the parsed header (see the type's doc).
@@ -88,8 +95,16 @@ type sentPacket struct {
 	buf      [maxDatagram]byte
 }
 
-// BindLocalStream keeps outgoing packets of NACK-enabled streams.
-func (i *sfuInterceptor) BindLocalStream(info *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
+// BindLocalStream sends a stream's packets on the direct send path when
+// it is ready (pion's SRTP writer otherwise), and keeps those of
+// NACK-enabled streams for resending.
+func (i *sfuInterceptor) BindLocalStream(info *interceptor.StreamInfo, srtpWriter interceptor.RTPWriter) interceptor.RTPWriter {
+	writer := interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if sent, err := i.tx.write(h, payload); sent {
+			return len(payload), err
+		}
+		return srtpWriter.Write(h, payload, a)
+	})
 	nack := false
 	for _, fb := range info.RTCPFeedback {
 		if fb.Type == "nack" && fb.Parameter == "" {
@@ -175,7 +190,8 @@ func (r *sentRing) resendOne(m *metrics, ssrc uint32, seq uint16, now int64) {
 	}
 }
 
-// BindRTCPWriter counts the feedback this side sends.
+// BindRTCPWriter counts the feedback this side sends, and sends it on the
+// direct send path when it is ready.
 func (i *sfuInterceptor) BindRTCPWriter(writer interceptor.RTCPWriter) interceptor.RTCPWriter {
 	return interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, a interceptor.Attributes) (int, error) {
 		for _, p := range pkts {
@@ -185,6 +201,9 @@ func (i *sfuInterceptor) BindRTCPWriter(writer interceptor.RTCPWriter) intercept
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				i.m.plisOut.Inc()
 			}
+		}
+		if sent, err := i.tx.writeRTCP(pkts); sent {
+			return 0, err
 		}
 		return writer.Write(pkts, a)
 	})

@@ -24,7 +24,8 @@ import (
 // random, cipher suite, SRTP profile), and the key log gives the client
 // random and the master secret. From those it exports the keying material
 // of RFC 5764 exactly as pion's DTLS transport does, and makes the SRTP
-// context that decrypts what the device sends (see direct.go).
+// contexts that decrypt what the device sends and encrypt what the SFU
+// sends it (see direct.go).
 //
 // Nothing depends on the keys being right: a packet that does not
 // authenticate under them goes to pion's own SRTP session instead.
@@ -33,7 +34,7 @@ type dtlsKeys struct {
 	serverRandom []byte
 	suite        dtls.CipherSuiteID
 	profile      srtp.ProtectionProfile
-	ready        func(*srtp.Context) // called once, with the context for what the device sends
+	ready        func(rx, tx *srtp.Context) // called once: the contexts for what the device sends, and for what the SFU sends it
 	done         bool
 }
 
@@ -78,31 +79,37 @@ func (k *dtlsKeys) Write(line []byte) (int, error) {
 	if k.done || k.serverRandom == nil || k.profile == 0 || k.ready == nil {
 		return len(line), nil
 	}
-	ctx, err := k.remoteContext(clientRandom, master)
+	rx, tx, err := k.contexts(clientRandom, master)
 	if err != nil {
 		return len(line), nil // the direct path stays off; pion's carries everything
 	}
 	k.done = true
-	k.ready(ctx)
+	k.ready(rx, tx)
 	return len(line), nil
 }
 
-// remoteContext exports the SRTP keys and makes the context for the
-// client's (the device's) packets; k.mu is held.
-func (k *dtlsKeys) remoteContext(clientRandom, master []byte) (*srtp.Context, error) {
+// contexts exports the SRTP keys and makes the contexts for the client's
+// (the device's) packets and the server's (the SFU's); k.mu is held.
+func (k *dtlsKeys) contexts(clientRandom, master []byte) (rx, tx *srtp.Context, err error) {
 	h := prfHash(k.suite)
 	if h == nil {
-		return nil, fmt.Errorf("cipher suite %v: unknown PRF", k.suite)
+		return nil, nil, fmt.Errorf("cipher suite %v: unknown PRF", k.suite)
 	}
 	cfg := srtp.Config{Profile: k.profile}
 	exp := exporter{master: master, seed: append(append([]byte{}, clientRandom...), k.serverRandom...), hash: h}
 	if err := cfg.ExtractSessionKeysFromDTLS(exp, false); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Cryptex (RFC 9335: header extensions encrypted too) is decrypted
 	// when the device uses it, as pion's own session does when negotiated.
-	return srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, k.profile,
-		srtp.SRTPReplayProtection(srtpReplayWindow), srtp.Cryptex(srtp.CryptexModeEnabled))
+	if rx, err = srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, k.profile,
+		srtp.SRTPReplayProtection(srtpReplayWindow), srtp.Cryptex(srtp.CryptexModeEnabled)); err != nil {
+		return nil, nil, err
+	}
+	if tx, err = srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, k.profile); err != nil {
+		return nil, nil, err
+	}
+	return rx, tx, nil
 }
 
 // srtpReplayWindow is pion's default for SRTP.

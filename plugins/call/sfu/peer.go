@@ -23,9 +23,9 @@ type peer struct {
 	room         *room
 	user, device string
 	pc           *webrtc.PeerConnection
-	api          *webrtc.API // p's own: the DTLS key hooks and interceptors are p's
 	keys         dtlsKeys
 	rx           rxPath
+	tx           txPath
 
 	sig       sync.Mutex // one negotiation step at a time; guards the fields below
 	remoteSet bool       // a remote description was applied: candidates go straight in
@@ -45,12 +45,12 @@ type peer struct {
 func (s *SFU) newPeer(r *room, user, device string) (*peer, error) {
 	p := &peer{s: s, room: r, user: user, device: device}
 	p.rx.streams.Store(&map[uint32]*rxStream{})
-	p.keys.ready = p.rx.setKeys
-	var err error
-	if p.api, err = s.peerAPI(p); err != nil {
+	p.keys.ready = p.setKeys
+	api, err := s.peerAPI(p) // p's own: the DTLS key hooks and interceptors are p's
+	if err != nil {
 		return nil, fmt.Errorf("peer connection: %w", err)
 	}
-	pc, err := p.api.NewPeerConnection(webrtc.Configuration{
+	pc, err := api.NewPeerConnection(webrtc.Configuration{
 		Certificates:  []webrtc.Certificate{s.cert},
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
@@ -162,9 +162,14 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 		}
 		p.slots++
 		dt := newDownTrack(p, tr.Kind(), "sfu", fmt.Sprintf("%s%d", tr.Kind(), p.slots))
-		sender, err := p.api.NewRTPSender(dt, p.pc.SCTP().Transport())
-		if err == nil {
-			err = tr.SetSender(sender, dt)
+		// AddTrack puts the track on a free offered m-line of its kind
+		// (this one, or an earlier one this loop skipped for now), with
+		// the peer connection's interceptors: a sender made apart from it
+		// would have none (no NACK answers, no sender reports).
+		sender, err := p.pc.AddTrack(dt)
+		if err == nil && !offered(p.pc, sender, lines) {
+			err = fmt.Errorf("no offered m-line took it")
+			p.pc.RemoveTrack(sender)
 		}
 		if err != nil {
 			p.sig.Unlock()
@@ -212,6 +217,17 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 		go p.negotiate()
 	}
 	return sdpAnswer, nil
+}
+
+// offered reports whether sender is on an m-line of the offer lines.
+func offered(pc *webrtc.PeerConnection, sender *webrtc.RTPSender, lines map[string]mline) bool {
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Sender() == sender {
+			_, ok := lines[tr.Mid()]
+			return ok
+		}
+	}
+	return false
 }
 
 // inactivate marks the refused m-lines of an answer inactive, so the device

@@ -16,7 +16,6 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,6 +82,8 @@ type SFU struct {
 	log      *slog.Logger
 	settings webrtc.SettingEngine // each peer's API adds its DTLS key hooks
 	media    *webrtc.MediaEngine
+	clock    *feedbackClock
+	conns    []net.PacketConn // the media sockets, under the mux
 	cert     webrtc.Certificate
 	mux      ice.UDPMux
 	addrs    []net.Addr
@@ -113,6 +114,7 @@ func New(cfg Config, logger *slog.Logger) (*SFU, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.conns = conns
 	plogs := pionLogs{log: logger}
 	var muxes []ice.UDPMux
 	var v4, v6, loopback bool
@@ -183,6 +185,7 @@ func New(cfg Config, logger *slog.Logger) (*SFU, error) {
 	if err := registerFeedback(s.media); err != nil {
 		return fail(err)
 	}
+	s.clock = newFeedbackClock()
 	return s, nil
 }
 
@@ -191,7 +194,7 @@ func New(cfg Config, logger *slog.Logger) (*SFU, error) {
 // them).
 func (s *SFU) peerAPI(p *peer) (*webrtc.API, error) {
 	reg := &interceptor.Registry{}
-	if err := registerInterceptors(reg, s.m, &p.rx); err != nil {
+	if err := registerInterceptors(reg, s.m, s.clock, &p.rx, &p.tx); err != nil {
 		return nil, err
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(p.keys.settings(s.settings)), webrtc.WithMediaEngine(s.media),
@@ -238,22 +241,19 @@ func registerFeedback(me *webrtc.MediaEngine) error {
 }
 
 // registerInterceptors builds one peer connection's chain, innermost
-// (next to SRTP) first: the SFU's own (header cache, NACK ring, counters),
+// (next to SRTP) first: the SFU's own (header cache, NACK ring, counters,
+// the direct send path),
 // RTCP sender and receiver reports, the NACK generator (asks publishers
-// for lost packets), TWCC feedback to publishers (their congestion
-// control; see twccFeedback), and last the direct path's tap on the
-// whole incoming chain.
-func registerInterceptors(reg *interceptor.Registry, m *metrics, rx *rxPath) error {
-	reg.Add(sfuInterceptorFactory{m: m})
+// for lost packets; see nackGenerator), TWCC feedback to publishers
+// (their congestion control; see twccFeedback), and last the direct
+// path's tap on the whole incoming chain.
+func registerInterceptors(reg *interceptor.Registry, m *metrics, clock *feedbackClock, rx *rxPath, tx *txPath) error {
+	reg.Add(sfuInterceptorFactory{m: m, tx: tx})
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
 		return err
 	}
-	gen, err := nack.NewGeneratorInterceptor()
-	if err != nil {
-		return err
-	}
-	reg.Add(gen)
-	reg.Add(twccFactory{})
+	reg.Add(nackFactory{clock: clock})
+	reg.Add(twccFactory{clock: clock})
 	reg.Add(tapFactory{rx: rx})
 	return nil
 }
@@ -281,6 +281,7 @@ func (s *SFU) Close() error {
 		p.close()
 	}
 	s.wg.Wait()
+	s.clock.close()
 	return s.mux.Close()
 }
 

@@ -42,8 +42,19 @@ func TestCallForwardsAudioAndVideo(t *testing.T) {
 	if in, out := testutil.ToFloat64(h.s.m.packetsIn), testutil.ToFloat64(h.s.m.packetsOut); in < 100 || out < 100 {
 		t.Errorf("rtp packets in %v out %v", in, out)
 	}
-	// Past each track's first packets, the socket reader decrypts and
-	// forwards them itself (direct.go).
+	// Both directions of both peers are on the direct path (direct.go):
+	// past each track's first packets, the socket reader decrypts and
+	// forwards them itself, and encrypts and sends to the subscriber.
+	for _, c := range []*sfutest.Client{caller, callee} {
+		p, err := h.s.peer("r", c.Device)
+		must(t, err)
+		p.tx.mu.Lock()
+		ready := p.tx.ctx != nil && p.tx.conn != nil
+		p.tx.mu.Unlock()
+		if !ready {
+			t.Errorf("%s: the direct send path is not ready", c.Device)
+		}
+	}
 	if direct, pion := testutil.ToFloat64(h.s.m.viaDirect), testutil.ToFloat64(h.s.m.viaPion); direct < 9*pion {
 		t.Errorf("rtp packets read: %v on the direct path, %v through pion; want nearly all direct", direct, pion)
 	} else {
@@ -159,6 +170,26 @@ func TestNACKRepairsLoss(t *testing.T) {
 		t.Error("no NACK counted as sent")
 	}
 	t.Logf("%d frames, caller dropped %d packets, resent %d", ts.Frames, caller.Dropped(), caller.Resent())
+}
+
+// Every 10th VP8 packet the SFU sends the caller is lost on its way in:
+// the SFU answers the caller's NACKs from its ring of sent packets, and
+// the caller still gets every frame whole.
+func TestNACKRepairsLossToSubscriber(t *testing.T) {
+	h := newHarness(t, Config{})
+	caller, _ := h.call(sfutest.Options{Video: true, DropEveryIn: 10}, true)
+	waitFrames(t, caller, video, 1, 60)
+	ts := caller.Tracks(video)[0]
+	if caller.DroppedIn() == 0 {
+		t.Fatal("nothing dropped on the way in")
+	}
+	if ts.Missing > 0 || ts.Corrupt > 0 {
+		t.Errorf("caller: %d frames, %d missing, %d corrupt; %d packets lost on the way in, %v resent by the SFU",
+			ts.Frames, ts.Missing, ts.Corrupt, caller.DroppedIn(), testutil.ToFloat64(h.s.m.retransmits))
+	}
+	if n := testutil.ToFloat64(h.s.m.retransmits); n == 0 {
+		t.Error("the SFU resent nothing")
+	}
 }
 
 // A PLI from the callee reaches the caller, whose video it names.

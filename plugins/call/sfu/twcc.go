@@ -12,56 +12,51 @@ import (
 )
 
 // twccFeedback sends publishers transport-wide congestion control feedback
-// (their congestion controller's input) every twccInterval. It is pion's
-// twcc.SenderInterceptor without its hand-off: pion's sends every packet
-// over a channel to a goroutine, one goroutine wake-up a packet; this one
-// records the arrival under a lock in the reading goroutine.
+// (their congestion controller's input) every feedbackInterval, on the
+// SFU's feedback clock. It is pion's twcc.SenderInterceptor without its
+// hand-off and its ticker: pion's sends every packet over a channel to a
+// goroutine of its own, one wake-up a packet, and ticks per peer
+// connection; this one records the arrival under a lock in the reading
+// goroutine.
 type twccFeedback struct {
 	interceptor.NoOp
+	clock *feedbackClock
 	start time.Time
-	done  chan struct{}
-	once  sync.Once
-	wg    sync.WaitGroup
 
-	mu  sync.Mutex
-	rec *twcc.Recorder
+	mu     sync.Mutex
+	w      interceptor.RTCPWriter // nil until bound
+	closed bool
+	rec    *twcc.Recorder
 }
 
-const twccInterval = 100 * time.Millisecond
+type twccFactory struct{ clock *feedbackClock }
 
-type twccFactory struct{}
-
-func (twccFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+func (f twccFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
 	var b [4]byte
 	rand.Read(b[:])
-	return &twccFeedback{start: time.Now(), done: make(chan struct{}), rec: twcc.NewRecorder(binary.BigEndian.Uint32(b[:]))}, nil
+	return &twccFeedback{clock: f.clock, start: time.Now(), rec: twcc.NewRecorder(binary.BigEndian.Uint32(b[:]))}, nil
 }
 
-// BindRTCPWriter starts the feedback loop.
+// BindRTCPWriter joins the feedback clock.
 func (t *twccFeedback) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
-	t.once.Do(func() {
-		t.wg.Add(1)
-		go t.loop(w)
-	})
+	t.mu.Lock()
+	join := t.w == nil && !t.closed
+	t.w = w
+	t.mu.Unlock()
+	if join {
+		t.clock.add(t)
+	}
 	return w
 }
 
-func (t *twccFeedback) loop(w interceptor.RTCPWriter) {
-	defer t.wg.Done()
-	tick := time.NewTicker(twccInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.done:
-			return
-		case <-tick.C:
-			t.mu.Lock()
-			pkts := t.rec.BuildFeedbackPacket()
-			t.mu.Unlock()
-			if len(pkts) > 0 {
-				w.Write(pkts, nil)
-			}
-		}
+// tick sends the feedback for what arrived since the last.
+func (t *twccFeedback) tick() {
+	t.mu.Lock()
+	pkts := t.rec.BuildFeedbackPacket()
+	w := t.w
+	t.mu.Unlock()
+	if len(pkts) > 0 && w != nil {
+		w.Write(pkts, nil)
 	}
 }
 
@@ -97,11 +92,9 @@ func (t *twccFeedback) BindRemoteStream(info *interceptor.StreamInfo, reader int
 }
 
 func (t *twccFeedback) Close() error {
-	select {
-	case <-t.done:
-	default:
-		close(t.done)
-	}
-	t.wg.Wait()
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.clock.remove(t)
 	return nil
 }

@@ -44,10 +44,11 @@ type Signaller interface {
 
 // Options shape a Client.
 type Options struct {
-	Video     bool // the video flag its Offers carry
-	DropEvery int  // lose every Nth first transmission of its VP8 packets (NACK tests)
-	Pausable  bool // its socket can be silenced with Pause (ICE disconnect tests)
-	Verify    bool // reassemble received tracks and check every frame; off, packets are only counted
+	Video       bool // the video flag its Offers carry
+	DropEvery   int  // lose every Nth first transmission of its VP8 packets (NACK tests)
+	DropEveryIn int  // lose every Nth VP8 packet it receives the first time, before its NACK generator sees it
+	Pausable    bool // its socket can be silenced with Pause (ICE disconnect tests)
+	Verify      bool // reassemble received tracks and check every frame; off, packets are only counted
 }
 
 // Client is one participant device: a pion peer connection on loopback.
@@ -57,17 +58,18 @@ type Client struct {
 	sig  Signaller
 	opts Options
 	pc   *webrtc.PeerConnection
-	sock *pausableConn
+	sock *clientConn
 
 	neg    sync.Mutex // one negotiation at a time
 	done   chan struct{}
 	closed sync.Once
 	wg     sync.WaitGroup
 
-	keyReq  atomic.Bool
-	plis    atomic.Int64
-	resent  atomic.Int64
-	dropped atomic.Int64
+	keyReq    atomic.Bool
+	plis      atomic.Int64
+	resent    atomic.Int64
+	dropped   atomic.Int64
+	droppedIn atomic.Int64
 
 	mu     sync.Mutex
 	remote []*remoteTrack
@@ -97,12 +99,12 @@ func NewClient(sig Signaller, room, user, device string, o Options) (*Client, er
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	if o.Pausable {
+	if o.Pausable || o.DropEveryIn > 0 {
 		uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			return nil, err
 		}
-		c.sock = &pausableConn{UDPConn: uc}
+		c.sock = &clientConn{UDPConn: uc, c: c, dropEvery: o.DropEveryIn, got: map[uint64]bool{}}
 		quiet := logging.NewDefaultLoggerFactory()
 		quiet.DefaultLogLevel = logging.LogLevelDisabled // it reports its socket closing as an error
 		se.SetICEUDPMux(ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: c.sock, Logger: quiet.NewLogger("udpmux")}))
@@ -148,6 +150,10 @@ func (c *Client) KeyframeRequests() int64 { return c.plis.Load() }
 // (Options.DropEvery) and those the client sent again after a NACK.
 func (c *Client) Dropped() int64 { return c.dropped.Load() }
 func (c *Client) Resent() int64  { return c.resent.Load() }
+
+// DroppedIn counts the VP8 packets lost on purpose on the way in
+// (Options.DropEveryIn).
+func (c *Client) DroppedIn() int64 { return c.droppedIn.Load() }
 
 // Negotiate sends the client's offer (all its candidates in it) to the SFU
 // and applies the answer.
@@ -509,22 +515,55 @@ func (d *dropper) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RT
 	})
 }
 
-// pausableConn is a client socket that can go silent both ways.
-type pausableConn struct {
+// clientConn is a client socket that can go silent both ways
+// (Options.Pausable) and lose VP8 packets on the way in
+// (Options.DropEveryIn).
+type clientConn struct {
 	*net.UDPConn
+	c      *Client
 	paused atomic.Bool
+
+	dropEvery int
+	mu        sync.Mutex
+	n         int
+	got       map[uint64]bool // ssrc<<16 | seq of the VP8 packets seen
 }
 
-func (p *pausableConn) ReadFrom(b []byte) (int, net.Addr, error) {
+func (p *clientConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, a, err := p.UDPConn.ReadFrom(b)
-		if err != nil || !p.paused.Load() {
+		if err != nil || (!p.paused.Load() && !p.drop(b[:n])) {
 			return n, a, err
 		}
 	}
 }
 
-func (p *pausableConn) WriteTo(b []byte, a net.Addr) (int, error) {
+// vp8PayloadType is VP8's payload type in pion's default codecs, which
+// the client offers and the SFU answers with.
+const vp8PayloadType = 96
+
+// drop reports whether to lose the datagram b: every dropEvery-th VP8 RTP
+// packet the first time its sequence number comes (SRTP leaves the header
+// in the clear); the same packet again, resent after a NACK, passes.
+func (p *clientConn) drop(b []byte) bool {
+	if p.dropEvery == 0 || len(b) < 12 || b[0]>>6 != 2 || b[1]&0x7f != vp8PayloadType {
+		return false
+	}
+	key := uint64(binary.BigEndian.Uint32(b[8:]))<<16 | uint64(binary.BigEndian.Uint16(b[2:]))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.got[key] {
+		return false
+	}
+	p.got[key] = true
+	if p.n++; p.n%p.dropEvery != 0 {
+		return false
+	}
+	p.c.droppedIn.Add(1)
+	return true
+}
+
+func (p *clientConn) WriteTo(b []byte, a net.Addr) (int, error) {
 	if p.paused.Load() {
 		return len(b), nil
 	}
