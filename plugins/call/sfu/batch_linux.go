@@ -60,8 +60,6 @@ type mmsghdr struct {
 	len uint32
 }
 
-const maxDatagram = 1500
-
 func newBatchConn(c *net.UDPConn, ro readOptions) (net.PacketConn, error) {
 	batch := max(ro.batch, 1)
 	raw, err := c.SyscallConn()

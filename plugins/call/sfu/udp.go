@@ -53,6 +53,9 @@ func listenUDP(ip string, port int, ro readOptions) ([]net.PacketConn, error) {
 	return conns, nil
 }
 
+// maxDatagram is the largest datagram the SFU reads or forwards whole.
+const maxDatagram = 1500
+
 // readOptions are how the media socket is read (see batchConn).
 type readOptions struct {
 	batch int // datagrams a system call may read
