@@ -48,9 +48,9 @@
 //
 // Codecs are Opus and VP8 (what recording writes without transcoding),
 // without RTX: a retransmission is the packet again on its own SSRC. The
-// interceptors are NACK both ways (pion's generator asks publishers for
-// what is lost; the SFU's own responder answers subscribers from a ring of
-// the last 256 packets of each video track), RTCP sender and receiver
+// interceptors are NACK both ways (the SFU's generator asks publishers for
+// what is lost; its responder answers subscribers from a ring of the last
+// 256 packets of each video track), RTCP sender and receiver
 // reports, and transport-wide congestion control feedback to publishers
 // (their congestion controller's input). A keyframe request (PLI or FIR)
 // from a subscriber goes to the track's publisher, at most one every
@@ -65,26 +65,30 @@
 // through pion's receive goroutines: the socket's reader (the one goroutine
 // under pion's ICE UDP mux) recognises an SRTP packet of a known track from
 // a peer's address, decrypts it, runs it through pion's interceptors for
-// that track (NACK generation, receiver reports, TWCC) and writes it to
-// every subscriber, down to the socket, before it reads the next datagram.
-// The keys come from the DTLS handshake through two public hooks of pion's
-// (the SFU answers as the DTLS server; see keys.go): its key log and the
-// ServerHello it sends. STUN, DTLS, RTCP and a track's first packets go to
-// pion as before, and so does everything of a peer whose packets the keys
-// do not decrypt, so the direct path can only make forwarding cheaper,
-// never break it. The key log's secrets stay in memory.
+// that track (receiver reports, NACK and TWCC bookkeeping) and writes it to
+// every subscriber before it reads the next datagram. Writes to a device,
+// RTP and RTCP, are encrypted with the SFU's own SRTP context and sent on
+// the socket, below pion's interceptors (which see every packet) and
+// instead of pion's SRTP session, mux and ICE layers. The keys come from
+// the DTLS handshake through two public hooks of pion's (the SFU answers
+// as the DTLS server; see keys.go): its key log and the ServerHello it
+// sends. STUN, DTLS, incoming RTCP and a track's first packets go to pion
+// as before, and so does everything of a peer whose packets the keys do
+// not decrypt, so the direct path can only make forwarding cheaper, never
+// break it. The key log's secrets stay in memory.
 //
-// Forwarding allocates nothing per packet, from the socket down through
-// pion to the socket: the packet decrypted into one buffer per peer, its
-// header parsed once and shared with pion's interceptors (which would
-// otherwise each make a map and a header per packet), subscribers read
-// with one atomic load, counters flushed every 16 packets. The SFU
-// replaces two of pion's interceptors for that: the NACK responder (pion's
-// allocates a packet per send) and TWCC feedback (pion's hands every
-// packet to another goroutine over a channel). Reads (recvmmsg) and writes
-// (sendto) are non-blocking system calls made raw, outside the Go
-// scheduler's bookkeeping, which otherwise wakes its monitor thread for
-// nearly every packet of a lightly loaded process (batchConn).
+// Forwarding allocates nothing per packet, from socket to socket: the
+// packet decrypted into one buffer per peer, its header parsed once and
+// shared with pion's interceptors (which would otherwise each make a map
+// and a header per packet), subscribers read with one atomic load,
+// counters flushed every 16 packets. The SFU has its own NACK responder
+// (pion's allocates a packet per send), TWCC feedback (pion's hands every
+// packet to another goroutine over a channel) and NACK generator, the last
+// two driven by one clock for all peers instead of a ticker each. Reads
+// (recvmmsg) and writes (sendto) are non-blocking system calls made raw,
+// outside the Go scheduler's bookkeeping, which otherwise wakes its
+// monitor thread for nearly every packet of a lightly loaded process
+// (batchConn).
 //
 // Metrics (Config.Registerer): parley_sfu_peer_connections,
 // parley_sfu_rtp_packets_total and parley_sfu_rtp_bytes_total{direction},
@@ -100,9 +104,8 @@
 //     thousand packets a second (batches form only when packets queue),
 //     and one sendto(2) per packet per subscriber, which on loopback also
 //     delivers it (bench/README, "SFU"). Letting datagrams gather for 1 ms
-//     before a read, and reading on a thread of its own blocked in poll(2),
-//     both measured worse. sendmmsg(2) would save about 0.2 µs of the 2 µs
-//     a sendto costs here.
+//     before a read, a reader blocked in poll(2), and one blocked in
+//     recvmmsg(2) on a socket outside Go's poller all measured worse.
 //   - All of a socket's forwarding runs on its one reader goroutine, so
 //     one core per listening address (tens of thousands of packets a
 //     second) bounds an SFU process.
