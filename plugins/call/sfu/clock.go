@@ -1,8 +1,13 @@
 package sfu
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"sync"
 	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 )
 
 // feedbackInterval is how often the SFU sends its periodic feedback to
@@ -71,4 +76,54 @@ func (c *feedbackClock) run() {
 func (c *feedbackClock) close() {
 	close(c.stop)
 	c.wg.Wait()
+}
+
+// clockedSender is the part of a feedback interceptor the clock drives:
+// it joins the clock once pion binds the peer connection's RTCP writer,
+// sends what the interceptor's tick builds, and leaves the clock when the
+// interceptor closes.
+type clockedSender struct {
+	clock *feedbackClock
+
+	mu     sync.Mutex
+	w      interceptor.RTCPWriter // nil until bound
+	closed bool
+}
+
+// bind is the interceptor's BindRTCPWriter: t joins the clock.
+func (c *clockedSender) bind(t ticker, w interceptor.RTCPWriter) interceptor.RTCPWriter {
+	c.mu.Lock()
+	join := c.w == nil && !c.closed
+	c.w = w
+	c.mu.Unlock()
+	if join {
+		c.clock.add(t)
+	}
+	return w
+}
+
+// send writes pkts, if there are any and a writer is bound.
+func (c *clockedSender) send(pkts []rtcp.Packet) {
+	c.mu.Lock()
+	w := c.w
+	c.mu.Unlock()
+	if len(pkts) > 0 && w != nil {
+		w.Write(pkts, nil)
+	}
+}
+
+// leave is the interceptor's Close: t leaves the clock for good.
+func (c *clockedSender) leave(t ticker) error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.clock.remove(t)
+	return nil
+}
+
+// randomSSRC is an SSRC for the RTCP the SFU originates.
+func randomSSRC() uint32 {
+	var b [4]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
 }

@@ -69,6 +69,24 @@ func (i *sfuInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, reader inte
 	})
 }
 
+// observeHeaders is reader, calling see with each packet's header after
+// it is read: the header sfuInterceptor parsed, shared by every
+// interceptor of the chain.
+func observeHeaders(reader interceptor.RTPReader, see func(*rtp.Header)) interceptor.RTPReader {
+	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		n, attr, err := reader.Read(b, a)
+		if err != nil {
+			return n, attr, err
+		}
+		h, err := attr.GetRTPHeader(b[:n])
+		if err != nil {
+			return 0, nil, err
+		}
+		see(h)
+		return n, attr, nil
+	})
+}
+
 // ringSize is how many sent packets a video stream keeps for NACKs: about
 // 2 s at 120 packets/s, more than a round trip plus a jitter buffer.
 const ringSize = 256

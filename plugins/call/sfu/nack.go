@@ -1,12 +1,11 @@
 package sfu
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"sync"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 )
 
 // nackGenerator asks publishers for the packets that did not arrive: every
@@ -15,12 +14,10 @@ import (
 // ticker per peer connection.
 type nackGenerator struct {
 	interceptor.NoOp
-	clock  *feedbackClock
+	clockedSender
 	sender uint32 // the SSRC the NACKs come from
 
 	mu      sync.Mutex
-	w       interceptor.RTCPWriter // nil until bound
-	closed  bool
 	streams map[uint32]*recvLog
 	missing []uint16 // tick's scratch
 }
@@ -28,21 +25,12 @@ type nackGenerator struct {
 type nackFactory struct{ clock *feedbackClock }
 
 func (f nackFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	var b [4]byte
-	rand.Read(b[:])
-	return &nackGenerator{clock: f.clock, sender: binary.BigEndian.Uint32(b[:]), streams: map[uint32]*recvLog{}}, nil
+	return &nackGenerator{clockedSender: clockedSender{clock: f.clock}, sender: randomSSRC(), streams: map[uint32]*recvLog{}}, nil
 }
 
 // BindRTCPWriter joins the feedback clock.
 func (g *nackGenerator) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
-	g.mu.Lock()
-	join := g.w == nil && !g.closed
-	g.w = w
-	g.mu.Unlock()
-	if join {
-		g.clock.add(g)
-	}
-	return w
+	return g.bind(g, w)
 }
 
 // BindRemoteStream logs the arrivals of a stream that negotiated NACK.
@@ -58,18 +46,7 @@ func (g *nackGenerator) BindRemoteStream(info *interceptor.StreamInfo, reader in
 	g.mu.Lock()
 	g.streams[info.SSRC] = log
 	g.mu.Unlock()
-	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-		n, attr, err := reader.Read(b, a)
-		if err != nil {
-			return n, attr, err
-		}
-		h, err := attr.GetRTPHeader(b[:n]) // parsed once by sfuInterceptor
-		if err != nil {
-			return 0, nil, err
-		}
-		log.add(h.SequenceNumber)
-		return n, attr, nil
-	})
+	return observeHeaders(reader, func(h *rtp.Header) { log.add(h.SequenceNumber) })
 }
 
 func (g *nackGenerator) UnbindRemoteStream(info *interceptor.StreamInfo) {
@@ -82,7 +59,6 @@ func (g *nackGenerator) UnbindRemoteStream(info *interceptor.StreamInfo) {
 func (g *nackGenerator) tick() {
 	var pkts []rtcp.Packet
 	g.mu.Lock()
-	w := g.w
 	for ssrc, log := range g.streams {
 		g.missing = log.missingSince(g.missing[:0])
 		if len(g.missing) > 0 {
@@ -90,18 +66,10 @@ func (g *nackGenerator) tick() {
 		}
 	}
 	g.mu.Unlock()
-	if len(pkts) > 0 && w != nil {
-		w.Write(pkts, nil)
-	}
+	g.send(pkts)
 }
 
-func (g *nackGenerator) Close() error {
-	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
-	g.clock.remove(g)
-	return nil
-}
+func (g *nackGenerator) Close() error { return g.leave(g) }
 
 // recvLog remembers which of a stream's last logSize sequence numbers
 // arrived, and how often each missing one was asked for.

@@ -1,13 +1,13 @@
 package sfu
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"sync"
 	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 )
 
@@ -20,44 +20,30 @@ import (
 // goroutine.
 type twccFeedback struct {
 	interceptor.NoOp
-	clock *feedbackClock
+	clockedSender
 	start time.Time
 
-	mu     sync.Mutex
-	w      interceptor.RTCPWriter // nil until bound
-	closed bool
-	rec    *twcc.Recorder
+	mu  sync.Mutex
+	rec *twcc.Recorder
 }
 
 type twccFactory struct{ clock *feedbackClock }
 
 func (f twccFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	var b [4]byte
-	rand.Read(b[:])
-	return &twccFeedback{clock: f.clock, start: time.Now(), rec: twcc.NewRecorder(binary.BigEndian.Uint32(b[:]))}, nil
+	return &twccFeedback{clockedSender: clockedSender{clock: f.clock}, start: time.Now(), rec: twcc.NewRecorder(randomSSRC())}, nil
 }
 
 // BindRTCPWriter joins the feedback clock.
 func (t *twccFeedback) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
-	t.mu.Lock()
-	join := t.w == nil && !t.closed
-	t.w = w
-	t.mu.Unlock()
-	if join {
-		t.clock.add(t)
-	}
-	return w
+	return t.bind(t, w)
 }
 
 // tick sends the feedback for what arrived since the last.
 func (t *twccFeedback) tick() {
 	t.mu.Lock()
 	pkts := t.rec.BuildFeedbackPacket()
-	w := t.w
 	t.mu.Unlock()
-	if len(pkts) > 0 && w != nil {
-		w.Write(pkts, nil)
-	}
+	t.send(pkts)
 }
 
 // BindRemoteStream records the arrival of each packet that carries a
@@ -72,29 +58,14 @@ func (t *twccFeedback) BindRemoteStream(info *interceptor.StreamInfo, reader int
 	if id == 0 {
 		return reader
 	}
-	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-		n, attr, err := reader.Read(b, a)
-		if err != nil {
-			return n, attr, err
-		}
-		h, err := attr.GetRTPHeader(b[:n]) // parsed once by sfuInterceptor
-		if err != nil {
-			return 0, nil, err
-		}
+	return observeHeaders(reader, func(h *rtp.Header) {
 		if ext := h.GetExtension(id); len(ext) >= 2 {
 			arrival := time.Since(t.start).Microseconds()
 			t.mu.Lock()
 			t.rec.Record(info.SSRC, binary.BigEndian.Uint16(ext), arrival)
 			t.mu.Unlock()
 		}
-		return n, attr, nil
 	})
 }
 
-func (t *twccFeedback) Close() error {
-	t.mu.Lock()
-	t.closed = true
-	t.mu.Unlock()
-	t.clock.remove(t)
-	return nil
-}
+func (t *twccFeedback) Close() error { return t.leave(t) }
