@@ -63,3 +63,5 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 60s ./eventlog
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 60s ./sdkapi/session
 	$(GO) test -run '^$$' -fuzz FuzzRequests -fuzztime 60s ./plugins/chat
+	$(GO) test -run '^$$' -fuzz FuzzExpandStream -fuzztime 60s ./plugins
+	$(GO) test -run '^$$' -fuzz FuzzRecvLog -fuzztime 60s ./plugins/call/sfu

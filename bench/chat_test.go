@@ -36,7 +36,11 @@ const chatPairs = 500
 // BENCH_CHAT_RATES the total rates in messages/s (default "2000,10000"),
 // BENCH_COMMIT_DELAY the kernel's eventlog.commit_delay and
 // BENCH_SERVER_GOGC and BENCH_SERVER_MEMLIMIT_MB its garbage collector;
-// BENCH_CPUPROFILE=<file> writes the kernel's CPU profile over the load.
+// BENCH_CPUPROFILE=<file> writes the kernel's CPU profile over the load and
+// BENCH_ALLOCPROFILE=<file> its allocation profile at the end (and
+// <file>.base at the start of the load, for `go tool pprof -base`).
+// Allocations per message are the kernel process's (the Go runtime's
+// count), over the load.
 func BenchmarkChat(b *testing.B) {
 	secs := 3.0
 	if v, err := strconv.ParseFloat(os.Getenv("BENCH_CHAT_SECONDS"), 64); err == nil && v > 0 {
@@ -178,6 +182,11 @@ func benchChat(b *testing.B, transport string, rate, secs float64) {
 		child.profile(profile)
 	}
 	time.Sleep(time.Second) // let the mass connect settle (presence goes out every 200 ms)
+	allocProfile := os.Getenv("BENCH_ALLOCPROFILE")
+	if allocProfile != "" { // the setup's allocations, for `go tool pprof -base`
+		child.allocs(allocProfile + ".base")
+	}
+	counts0 := child.counts()
 	cpu0 := cpuTicks(child.pid)
 	start := time.Now().Add(100 * time.Millisecond)
 	traceStart.Store(start.UnixNano())
@@ -219,11 +228,12 @@ func benchChat(b *testing.B, transport string, rate, secs float64) {
 	elapsed := time.Duration(lastArrival.Load() - start.UnixNano())
 	b.StopTimer()
 	cpu := cpuTicks(child.pid) - cpu0
+	counts := child.counts().minus(counts0)
 	if profile != "" {
 		child.profile("stop")
 	}
-	if path := os.Getenv("BENCH_ALLOCPROFILE"); path != "" { // allocations since the child started, setup included
-		child.allocs(path)
+	if allocProfile != "" { // allocations since the child started, setup included
+		child.allocs(allocProfile)
 	}
 	cancel()
 	for _, p := range pairs {
@@ -254,6 +264,13 @@ func benchChat(b *testing.B, transport string, rate, secs float64) {
 	b.ReportMetric(float64(lat[n*99/100])/1e6, "p99-ms")
 	b.ReportMetric(float64(lat[n-1])/1e6, "max-ms")
 	b.ReportMetric(float64(cpu)*1e4/float64(n), "server-cpu-µs/msg") // ticks are 10 ms
+	// The kernel process's allocations (not an out-of-process plugin's):
+	// each commit makes garbage of its own (bbolt's), so msgs/commit says
+	// how much of it a message bears.
+	b.ReportMetric(float64(counts.objects)/float64(n), "kernel-allocs/msg")
+	b.ReportMetric(float64(counts.bytes)/float64(n), "kernel-B/msg")
+	b.ReportMetric(float64(n)/float64(counts.commits), "msgs/commit")
+	b.ReportMetric(float64(counts.gcs)/elapsed.Seconds(), "kernel-GCs/s")
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -99,7 +99,13 @@ func sessionServer(dir, chatTransport string) (*kernel.Kernel, *sdkapi.Service, 
 
 // serveSessionsChild is the child process of BenchmarkSessionsIdle.
 func serveSessionsChild(dir, chatTransport string) {
-	_, _, srv, app, key, stop := sessionServer(dir, chatTransport)
+	if os.Getenv("BENCH_ALLOCPROFILE") != "" {
+		// BenchmarkChat's allocation profile: a sample every 8 KiB allocated
+		// rather than 512 KiB, a few per message. (Recording every
+		// allocation would slow the kernel too much to measure it.)
+		runtime.MemProfileRate = 8 << 10
+	}
+	k, _, srv, app, key, stop := sessionServer(dir, chatTransport)
 	defer stop()
 	fmt.Printf("%s %s %s %d\n", srv.URL, app, key, os.Getpid())
 	in := bufio.NewReader(os.Stdin)
@@ -122,6 +128,11 @@ func serveSessionsChild(dir, chatTransport string) {
 				f.Close()
 			}
 			fmt.Println("ok")
+		}
+		if strings.TrimSpace(line) == "counts" { // objects and bytes allocated so far, collections, group commits
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			fmt.Println(m.Mallocs, m.TotalAlloc, m.NumGC, commits(k))
 		}
 		if strings.TrimSpace(line) == "live" {
 			runtime.GC()
@@ -238,6 +249,33 @@ func (s *serverChild) live() float64 {
 	l, _ := s.out.ReadString('\n')
 	v, _ := strconv.ParseFloat(strings.TrimSpace(l), 64)
 	return v / 1024
+}
+
+// childCounts are running totals of the child: what it allocated, its
+// garbage collections and its event log's group commits.
+type childCounts struct{ objects, bytes, gcs, commits uint64 }
+
+func (c childCounts) minus(o childCounts) childCounts {
+	return childCounts{c.objects - o.objects, c.bytes - o.bytes, c.gcs - o.gcs, c.commits - o.commits}
+}
+
+// counts asks the child for its running totals.
+func (s *serverChild) counts() (c childCounts) {
+	fmt.Fprintln(s.stdin, "counts")
+	l, _ := s.out.ReadString('\n')
+	fmt.Sscan(l, &c.objects, &c.bytes, &c.gcs, &c.commits)
+	return c
+}
+
+// commits is how many group commits k's event log has made.
+func commits(k *kernel.Kernel) uint64 {
+	families, _ := k.Metrics().Registry.Gather()
+	for _, f := range families {
+		if f.GetName() == "parley_eventlog_commit_seconds" && len(f.GetMetric()) > 0 {
+			return f.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
 }
 
 // allocs writes the child's allocation profile so far to path.

@@ -302,8 +302,10 @@ func (l *Log) commit(batch []*request, waits []time.Duration) []time.Duration {
 			if v, ok := l.heads[stream]; ok {
 				return v
 			}
-			v := lastVersion(index.Cursor(), stream)
+			v := lastVersion(index.Cursor(), stream) // as committed: staged has this transaction's
+			l.headsMu.Lock()
 			l.heads[stream] = v
+			l.headsMu.Unlock()
 			return v
 		}
 		for _, r := range batch {
@@ -369,7 +371,9 @@ func (l *Log) commit(batch []*request, waits []time.Duration) []time.Duration {
 	if err != nil {
 		err = fmt.Errorf("%w: commit: %v", ErrFailed, err)
 		l.failure.Store(&err)
+		l.headsMu.Lock()
 		clear(l.heads) // may hold versions of the rolled-back transaction
+		l.headsMu.Unlock()
 		for _, r := range batch {
 			if r.err == nil {
 				r.err = err
@@ -378,10 +382,12 @@ func (l *Log) commit(batch []*request, waits []time.Duration) []time.Duration {
 		}
 		return waits
 	}
+	l.headsMu.Lock()
 	if len(l.heads)+len(l.staged) > headCacheMax {
 		clear(l.heads)
 	}
-	maps.Copy(l.heads, l.staged)
+	maps.Copy(l.heads, l.staged) // durable now, before any appender hears so
+	l.headsMu.Unlock()
 	l.seq, l.last = seq, prev
 	if len(committed) > 0 {
 		l.recent.push(committed)

@@ -127,10 +127,16 @@ type Log struct {
 
 	recent recentRing
 
+	// heads caches the durable versions of streams: the writer's, and
+	// StreamVersion's, so that a command needs no read transaction for its
+	// stream's version. Only the writer changes it, holding headsMu; it
+	// reads it without.
+	headsMu sync.RWMutex
+	heads   map[string]uint64
+
 	// Owned by the writer goroutine.
 	seq      uint64
 	last     Hash
-	heads    map[string]uint64
 	staged   map[string]uint64
 	entropy  io.Reader
 	testHook func() // called before each commit, tests only

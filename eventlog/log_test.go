@@ -479,7 +479,8 @@ func TestCommitDelayGathersSmallBatches(t *testing.T) {
 }
 
 // TestStreamVersionFromTheIndex: a stream's version comes from the stream
-// index, also after a reopen, whatever streams sort next to it.
+// index after a reopen, whatever streams sort next to it, and agrees with
+// the versions kept in memory for the streams just appended to.
 func TestStreamVersionFromTheIndex(t *testing.T) {
 	dir := t.TempDir()
 	l, err := eventlog.Open(dir, eventlog.Options{})

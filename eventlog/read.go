@@ -194,9 +194,18 @@ func (l *Log) ReadStream(ctx context.Context, stream string, from uint64, fn fun
 }
 
 // StreamVersion returns the durable version of stream (0 if it has no
-// events).
+// events): from memory for a stream appended to or looked up by the
+// writer lately, else from the stream index.
 func (l *Log) StreamVersion(stream string) (uint64, error) {
-	var v uint64
+	if isClosed(l.closing) {
+		return 0, ErrClosed
+	}
+	l.headsMu.RLock()
+	v, ok := l.heads[stream]
+	l.headsMu.RUnlock()
+	if ok {
+		return v, nil
+	}
 	err := l.view(func(tx *bolt.Tx) error {
 		v = lastVersion(tx.Bucket(bucketStreams).Cursor(), stream)
 		return nil

@@ -245,8 +245,8 @@ func (k *Kernel) execute(ctx context.Context, cmd Command) ([]eventlog.Event, er
 	if plugins.HasSealedKey(cmd.Payload) {
 		return nil, Errorf(CodeInvalidCommand, "command payload has a top-level %q key: only the kernel seals payloads", plugins.SealedKey)
 	}
-	unlock := k.locks.lock(cmd.Stream)
-	defer unlock()
+	l := k.locks.lock(cmd.Stream)
+	defer k.locks.unlock(cmd.Stream, l)
 	var err error
 	for range maxAttempts {
 		var evs []eventlog.Event
@@ -269,7 +269,7 @@ func (k *Kernel) attempt(ctx context.Context, h Handler, cmd Command) ([]eventlo
 	if err != nil {
 		return nil, err
 	}
-	var drafts []eventlog.Draft
+	drafts := make([]eventlog.Draft, 0, len(decided))
 	var ephemeral []eventlog.Event
 	var plain [][]byte // by draft: the decided payload of a sealed one
 	expectSet := false
@@ -298,7 +298,7 @@ func (k *Kernel) attempt(ctx context.Context, h Handler, cmd Command) ([]eventlo
 			if plain == nil {
 				plain = make([][]byte, len(decided))
 			}
-			plain[len(drafts)] = append([]byte{}, ne.Payload...)
+			plain[len(drafts)] = ne.Payload // the kernel's, as is everything a handler returns
 		}
 		d := eventlog.Draft{Type: ne.Type, Stream: stream, Company: cmd.Company, Actor: cmd.Actor, Audience: ne.Audience, Payload: payload}
 		if stream == cmd.Stream && !expectSet {
@@ -335,10 +335,11 @@ func (k *Kernel) decide(ctx context.Context, h Handler, cmd Command) (evs []NewE
 }
 
 // streamLocks serialises commands per stream; an entry lives while someone
-// holds or waits for it.
+// holds or waits for it, and is recycled once nobody does.
 type streamLocks struct {
-	mu sync.Mutex
-	m  map[string]*streamLock
+	mu   sync.Mutex
+	m    map[string]*streamLock
+	free sync.Pool // of *streamLock
 }
 
 type streamLock struct {
@@ -346,22 +347,30 @@ type streamLock struct {
 	refs int
 }
 
-func (s *streamLocks) lock(stream string) (unlock func()) {
+// lock takes stream's lock; pass what it returns to unlock.
+func (s *streamLocks) lock(stream string) *streamLock {
 	s.mu.Lock()
 	l := s.m[stream]
 	if l == nil {
-		l = &streamLock{}
+		l, _ = s.free.Get().(*streamLock)
+		if l == nil {
+			l = &streamLock{}
+		}
 		s.m[stream] = l
 	}
 	l.refs++
 	s.mu.Unlock()
 	l.Lock()
-	return func() {
-		l.Unlock()
-		s.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(s.m, stream)
-		}
-		s.mu.Unlock()
+	return l
+}
+
+// unlock releases stream's lock l.
+func (s *streamLocks) unlock(stream string, l *streamLock) {
+	l.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.refs--; l.refs == 0 { // nobody holds or waits for it: reuse it
+		delete(s.m, stream)
+		s.free.Put(l)
 	}
 }

@@ -77,6 +77,9 @@ func (c *CatchUp) next() <-chan struct{} {
 // projection's position to the head) did. It returns ctx's error,
 // readLog's, or ErrNotCaughtUp.
 func (c *CatchUp) Await(ctx context.Context, holds func() bool, readLog func(context.Context) error, o CatchUpOptions) error {
+	if holds() { // the usual case: nothing to wait for
+		return nil
+	}
 	o = o.withDefaults()
 	deadline := time.Now().Add(o.Delivery)
 	for {

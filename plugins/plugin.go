@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -144,8 +145,8 @@ func (m *Manifest) Validate() error {
 // non-string or '/'-bearing params field is a validation_error *Error; a
 // malformed template is a plain error.
 func ExpandStream(tmpl, company, actor string, params json.RawMessage) (string, error) {
-	var fields map[string]json.RawMessage
 	var b strings.Builder
+	b.Grow(len(tmpl) + len(company) + len(actor) + len(params)) // enough: one allocation
 	for rest := tmpl; rest != ""; {
 		lit, after, found := strings.Cut(rest, "{")
 		b.WriteString(lit)
@@ -163,20 +164,59 @@ func ExpandStream(tmpl, company, actor string, params json.RawMessage) (string, 
 		case name == "actor":
 			b.WriteString(actor)
 		case strings.HasPrefix(name, "params.") && len(name) > len("params."):
-			field := name[len("params."):]
-			if fields == nil && json.Unmarshal(params, &fields) != nil {
-				return "", Errorf(CodeValidation, "params must be an object with %s", field)
+			if err := writeParam(&b, params, name[len("params."):]); err != nil {
+				return "", err
 			}
-			var v string
-			if json.Unmarshal(fields[field], &v) != nil || v == "" || strings.Contains(v, "/") {
-				return "", Errorf(CodeValidation, "params.%s must be a non-empty string without '/'", field)
-			}
-			b.WriteString(v)
 		default:
 			return "", fmt.Errorf("stream template %q: unknown placeholder {%s}", tmpl, name)
 		}
 	}
 	return b.String(), nil
+}
+
+// writeParam writes params' top-level string member field to b, for a
+// stream template: params must be an object (or null), the member a
+// non-empty string without '/'. The usual member, a plain ASCII string,
+// is copied without decoding params.
+func writeParam(b *strings.Builder, params json.RawMessage, field string) error {
+	var raw []byte
+	isObject := false
+	if json.Valid(params) {
+		raw, isObject = member(params, field)
+	}
+	if !isObject && !isNull(params) {
+		return Errorf(CodeValidation, "params must be an object with %s", field)
+	}
+	v, ok := plainString(raw)
+	if !ok { // escaped, not ASCII or not a string: decode it
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			s = ""
+		}
+		v = []byte(s)
+	}
+	if len(v) == 0 || bytes.IndexByte(v, '/') >= 0 {
+		return Errorf(CodeValidation, "params.%s must be a non-empty string without '/'", field)
+	}
+	b.Write(v)
+	return nil
+}
+
+// isNull reports whether b is the JSON null.
+func isNull(b []byte) bool { return string(bytes.TrimSpace(b)) == "null" }
+
+// plainString returns the contents of the JSON string s when it is
+// printable ASCII without escapes, which is what decoding it would give.
+func plainString(s []byte) ([]byte, bool) {
+	if len(s) < 2 || s[0] != '"' {
+		return nil, false
+	}
+	for _, c := range s[1 : len(s)-1] {
+		if c == '\\' || c < 0x20 || c >= 0x80 {
+			return nil, false
+		}
+	}
+	return s[1 : len(s)-1], true
 }
 
 // Allows reports whether the manifest grants p.
@@ -267,7 +307,10 @@ type NewEvent struct {
 	Type     string
 	Stream   string // defaults to the command's stream
 	Audience []string
-	Payload  json.RawMessage
+	// Payload is the kernel's once returned: an in-process plugin must
+	// not change or reuse its bytes afterwards (the kernel keeps them
+	// without a copy).
+	Payload json.RawMessage
 	// Seal, when set, names a company key (inside a stream prefix the
 	// plugin owns, e.g. "chat/<channel>"; PermKeys): the kernel encrypts
 	// Payload under it before the event is appended, and opens it again for

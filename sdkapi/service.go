@@ -75,24 +75,23 @@ func NewWith(k *kernel.Kernel, cfg kernel.Config, opts Options) (*Service, error
 	}, nil
 }
 
-// openFor opens sealed payloads for sessions; an event whose key was
-// erased is not pushed at all.
-func openFor(k *kernel.Kernel, logger *slog.Logger) func(*eventlog.Event) (*eventlog.Event, bool) {
+// openFor opens sealed payloads for sessions, in place; an event whose
+// key was erased is not pushed at all.
+func openFor(k *kernel.Kernel, logger *slog.Logger) func(*eventlog.Event) bool {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return func(e *eventlog.Event) (*eventlog.Event, bool) {
+	return func(e *eventlog.Event) bool {
 		opened, erased, err := k.OpenEvent(*e)
 		switch {
 		case err != nil:
 			logger.Error("opening a sealed event for sessions", "seq", e.Seq, "err", err)
-			return nil, false
+			return false
 		case erased:
-			return nil, false
-		case len(opened.Payload) > 0 && len(e.Payload) > 0 && &opened.Payload[0] == &e.Payload[0]:
-			return e, true // not sealed: no copy
+			return false
 		}
-		return &opened, true
+		e.Payload = opened.Payload // all that opening changes; other readers may be reading the rest
+		return true
 	}
 }
 

@@ -135,7 +135,7 @@ func (s *Subscription) end(reason error) {
 type Hub struct {
 	log    *eventlog.Log
 	buffer int
-	open   func(*eventlog.Event) (*eventlog.Event, bool)
+	open   func(*eventlog.Event) bool
 	encode func(*eventlog.Event) []byte
 
 	mu     sync.Mutex
@@ -148,9 +148,10 @@ type Options struct {
 	// Buffer is the queue limit per subscription (default Buffer).
 	Buffer int
 	// Open, when set, is applied once to each event before it is fanned
-	// out: it may return a different event (a sealed payload opened) or
-	// false to deliver nothing (a payload that can no longer be read).
-	Open func(*eventlog.Event) (*eventlog.Event, bool)
+	// out: it may change the event in place (a sealed payload opened) and
+	// returns false to deliver nothing (a payload that can no longer be
+	// read).
+	Open func(*eventlog.Event) bool
 	// Encode, when set, encodes each delivered event once (after Open),
 	// for every subscriber to send as is (Item.Frame).
 	Encode func(*eventlog.Event) []byte
@@ -179,21 +180,31 @@ func (h *Hub) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		ev, deliver := &e, len(e.Audience) > 0 // one copy shared by every subscriber
-		if deliver {
-			ev, deliver = h.Open(ev)
+		if len(e.Audience) == 0 || !h.deliver(e) {
+			h.mu.Lock()
+			h.pos = e.Seq
+			h.mu.Unlock()
 		}
-		it := Item{Event: ev}
-		if deliver && h.encode != nil {
-			it.Frame = h.encode(ev)
-		}
-		h.mu.Lock()
-		if deliver {
-			h.fanOut(it)
-		}
-		h.pos = e.Seq
-		h.mu.Unlock()
 	}
+}
+
+// deliver opens and encodes e, queues it for every subscription of its
+// audience and moves the hub's position to it; false when there was
+// nothing to deliver (the position is the caller's to move). The event
+// escapes to the heap here, once, shared by every subscriber.
+func (h *Hub) deliver(e eventlog.Event) bool {
+	if !h.Open(&e) {
+		return false
+	}
+	it := Item{Event: &e}
+	if h.encode != nil {
+		it.Frame = h.encode(&e)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.fanOut(it)
+	h.pos = e.Seq
+	return true
 }
 
 // fanOut queues it for every subscription of its audience; h.mu is held.
@@ -211,13 +222,11 @@ func (h *Hub) fanOut(it Item) {
 	}
 }
 
-// Open applies Options.Open to an event read from the log (a session
-// replaying what it missed uses it, as Run does).
-func (h *Hub) Open(e *eventlog.Event) (*eventlog.Event, bool) {
-	if h.open == nil {
-		return e, true
-	}
-	return h.open(e)
+// Open applies Options.Open to an event read from the log, in place (a
+// session replaying what it missed uses it, as Run does); false: the event
+// is not to be delivered.
+func (h *Hub) Open(e *eventlog.Event) bool {
+	return h.open == nil || h.open(e)
 }
 
 // Ephemeral delivers an event that is not in the log (an ICE candidate,

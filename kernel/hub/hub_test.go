@@ -148,14 +148,13 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 // TestOpenFiltersAndTransforms: Open runs once per event; false skips it.
 func TestOpenFiltersAndTransforms(t *testing.T) {
 	var calls int
-	l, h := setup(t, hub.Options{Open: func(e *eventlog.Event) (*eventlog.Event, bool) {
+	l, h := setup(t, hub.Options{Open: func(e *eventlog.Event) bool {
 		calls++
 		if e.Type == "t.hidden" {
-			return nil, false
+			return false
 		}
-		c := *e
-		c.Payload = []byte(`{"opened":true}`)
-		return &c, true
+		e.Payload = []byte(`{"opened":true}`)
+		return true
 	}})
 	a, _ := subscribe(h, "acme", "alice")
 	b, _ := subscribe(h, "acme", "bob")

@@ -43,6 +43,15 @@
 // then open as erased. Sealing again under the same name creates a new key
 // (a new generation); payloads of the erased generation stay erased.
 //
+// # The latest seals
+//
+// A new event is opened by each of its first readers (the session hub,
+// every plugin that subscribes to it) moments after it was sealed. The
+// store keeps the plaintexts of its latest seals (1,024 of them), and Open
+// hands those readers the plaintext instead of decrypting it again, as
+// long as the payload is byte for byte the one sealed and its key is still
+// the live generation. Erase drops the plaintexts of the key it erases.
+//
 // # Caveats
 //
 //   - Erasure destroys the key in the state store and in memory. bbolt

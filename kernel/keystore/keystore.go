@@ -61,6 +61,8 @@ type Store struct {
 	mu    sync.RWMutex
 	cache map[string]*key
 	wmu   [64]sync.Mutex
+
+	fresh *fresh // the plaintexts of the latest seals, for their first readers
 }
 
 // stripe returns the lock serialising writes of key kid.
@@ -107,7 +109,7 @@ func Open(ctx context.Context, log *eventlog.Log, path string, logger *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{log: log, master: master, path: path, cache: map[string]*key{}}
+	s := &Store{log: log, master: master, path: path, cache: map[string]*key{}, fresh: newFresh()}
 	if used {
 		if len(check) < master.NonceSize() {
 			return nil, fmt.Errorf("keystore: master key check in %s is malformed", log.Path())
@@ -159,7 +161,10 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // Seal encrypts plaintext under the key company/name, creating the key on
 // first use (or a new generation after an erasure), and returns the sealed
-// payload. Concurrent first Seals of one key agree on one key.
+// payload. Concurrent first Seals of one key agree on one key. The store
+// keeps the sealed payload and a copy of plaintext for a while (the first
+// readers of the payload take the plaintext rather than decrypt it): do
+// not modify the returned payload.
 func (s *Store) Seal(ctx context.Context, company, name string, plaintext []byte) ([]byte, error) {
 	kid, err := id(company, name)
 	if err != nil {
@@ -171,12 +176,16 @@ func (s *Store) Seal(ctx context.Context, company, name string, plaintext []byte
 			return nil, err
 		}
 	}
-	return seal(k.aead, kid, name, plaintext), nil
+	sealed := seal(k.aead, kid, name, plaintext)
+	s.fresh.put(kid, k, sealed, plaintext)
+	return sealed, nil
 }
 
 // Open returns payload as readers see it. A payload that was never sealed
 // is returned as is (sealed false), without allocating. A sealed one is
-// decrypted; if its key was erased, erased is true and plain is nil. A
+// decrypted, or, when it was sealed a moment ago, its plaintext is taken
+// from the latest seals, shared with the payload's other readers (treat it
+// as read-only); if its key was erased, erased is true and plain is nil. A
 // sealed payload that does not open is an ErrBroken error; a store failure
 // is returned as is.
 func (s *Store) Open(company string, payload []byte) (plain []byte, sealed, erased bool, err error) {
@@ -186,6 +195,9 @@ func (s *Store) Open(company string, payload []byte) (plain []byte, sealed, eras
 	name, nonce, data, ok := parse(payload)
 	if !ok {
 		return nil, true, false, fmt.Errorf("%w: malformed envelope", ErrBroken)
+	}
+	if kid, k, p := s.fresh.get(company, payload, nonce); p != nil && s.cached(kid) == k {
+		return p, true, false, nil // sealed under what is still the live key
 	}
 	kid, err := id(company, string(name))
 	if err != nil {
@@ -230,6 +242,7 @@ func (s *Store) Erase(ctx context.Context, company, name string) (existed bool, 
 		return false, fmt.Errorf("keystore: erase key %q of company %q: %w", name, company, err)
 	}
 	s.put(kid, tomb)
+	s.fresh.forget(kid) // no longer served (the tombstone sees to that), and gone from memory
 	return true, nil
 }
 

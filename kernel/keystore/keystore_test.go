@@ -123,6 +123,32 @@ func TestSealOpenRoundTrip(t *testing.T) {
 	}
 }
 
+// TestOpenJustSealed: the first readers of a payload take its plaintext
+// from the seal rather than decrypt it (without allocating): the seal's
+// own copy, until the key is erased.
+func TestOpenJustSealed(t *testing.T) {
+	e := newEnv(t)
+	plain := []byte(`{"text":"fresh"}`)
+	s, err := e.ks.Seal(context.Background(), "acme", "chat/7", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain[2] = 'X'           // the caller's buffer is the caller's again
+	stored := bytes.Clone(s) // as the log returns it
+	if got, erased := e.opened("acme", stored); erased || got != `{"text":"fresh"}` {
+		t.Fatalf("opened %q erased=%v", got, erased)
+	}
+	if n := testing.AllocsPerRun(100, func() { e.ks.Open("acme", stored) }); n != 0 {
+		t.Fatalf("opening a payload just sealed allocates %v times", n)
+	}
+	if _, err := e.ks.Erase(context.Background(), "acme", "chat/7"); err != nil {
+		t.Fatal(err)
+	}
+	if _, erased := e.opened("acme", stored); !erased {
+		t.Fatal("a payload just sealed still opens after its key was erased")
+	}
+}
+
 func TestEraseMakesOpenReportErased(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

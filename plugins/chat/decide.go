@@ -2,8 +2,8 @@ package chat
 
 import (
 	"context"
-	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -164,9 +164,7 @@ func (p *Plugin) decideSend(s *state, cmd plugins.Command, in SendRequest) ([]pl
 		return nil, err
 	}
 	m := Message{
-		// The stream's version orders the channel's commands: ids sort in
-		// send order, and the channel id makes them unique everywhere.
-		MessageID:    fmt.Sprintf("%s%s_%012d", messageIDPrefix, strings.TrimPrefix(ch.id, channelIDPrefix), cmd.Version+1),
+		MessageID:    messageID(ch.id, cmd.Version+1),
 		ChannelID:    ch.id,
 		Sender:       me,
 		Text:         in.Text,
@@ -176,6 +174,23 @@ func (p *Plugin) decideSend(s *state, cmd plugins.Command, in SendRequest) ([]pl
 		Type: EvMessageSent, Stream: cmd.Stream, Audience: slices.Clone(ch.participants[:]),
 		Payload: marshal(m), Seal: KeyName(ch.id),
 	}}, nil
+}
+
+// messageID names the message sent at version of its channel's stream,
+// msg_<channel id without ch_>_<version, 12 digits or more>: the stream's
+// version orders the channel's commands, so ids sort in send order, and
+// the channel id makes them unique everywhere.
+func messageID(channelID string, version uint64) string {
+	var digits [20]byte
+	v := strconv.AppendUint(digits[:0], version, 10)
+	b := make([]byte, 0, 64)
+	b = append(b, messageIDPrefix...)
+	b = append(b, strings.TrimPrefix(channelID, channelIDPrefix)...)
+	b = append(b, '_')
+	for n := len(v); n < 12; n++ {
+		b = append(b, '0')
+	}
+	return string(append(b, v...))
 }
 
 func decideRead(s *state, cmd plugins.Command, in ReadRequest) ([]plugins.NewEvent, error) {

@@ -102,6 +102,9 @@ type session struct {
 	warn      *time.Timer
 	expire    *time.Timer
 	workers   sync.WaitGroup // drains and timer callbacks
+
+	answers writeTimer // bounds the writes of the goroutine that reads and answers requests
+	pushes  writeTimer // bounds the drain's writes (drains never overlap)
 }
 
 // enter registers a worker (a drain, a timer callback) unless the session
@@ -116,31 +119,123 @@ func (s *session) enter() bool {
 	return true
 }
 
-func (s *session) write(v any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	return wsjson.Write(ctx, s.c, v)
+// writeTimer bounds writes to writeTimeout with one timer reused from
+// write to write: a write that overruns has the connection closed under
+// it, which fails it, as coder/websocket does when a write's context
+// expires. Writes then go with a context that never ends, for which
+// coder/websocket sets nothing up, rather than with a context, a timer and
+// a cancellation hook per frame. The zero value is ready to use; it is not
+// safe for concurrent use, so each writing goroutine has its own.
+type writeTimer struct{ t *time.Timer }
+
+// start arms the timer for a write on c.
+func (w *writeTimer) start(c *websocket.Conn) {
+	if w.t == nil {
+		w.t = time.AfterFunc(writeTimeout, func() { c.CloseNow() })
+	} else {
+		w.t.Reset(writeTimeout)
+	}
 }
 
-// writeFrame writes an encoded frame.
-func (s *session) writeFrame(b []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	return s.c.Write(ctx, websocket.MessageText, b)
+// stop disarms the timer once the write returned.
+func (w *writeTimer) stop() { w.t.Stop() }
+
+// write writes v as JSON, bounded by w.
+func (s *session) write(w *writeTimer, v any) error {
+	w.start(s.c)
+	defer w.stop()
+	return wsjson.Write(context.Background(), s.c, v)
 }
 
+// writeFrame writes an encoded frame, bounded by w.
+func (s *session) writeFrame(w *writeTimer, b []byte) error {
+	w.start(s.c)
+	defer w.stop()
+	return s.c.Write(context.Background(), websocket.MessageText, b)
+}
+
+// buffers recycles the buffers request frames are read into and answers
+// are built in. A buffer goes back once its frame has been handled or
+// written: coder/websocket keeps nothing it writes, and DecodeRequest
+// copies what it keeps of a request.
+var buffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBuffer bounds the buffers kept for reuse: a rare large frame
+// should not pin its size in the pool.
+const maxPooledBuffer = 16 << 10
+
+func getBuffer() *[]byte { return buffers.Get().(*[]byte) }
+
+// putBuffer returns bp to the pool, holding b (its contents, maybe grown).
+func putBuffer(bp *[]byte, b []byte) {
+	if cap(b) <= maxPooledBuffer {
+		*bp = b[:0]
+		buffers.Put(bp)
+	}
+}
+
+// pooledJSON is a JSON result built in a pooled buffer: reply writes it
+// and puts the buffer back.
+type pooledJSON struct{ buf *[]byte }
+
+// reply answers request id with result, or with err when it is not nil.
+// A result that is JSON already (a plugin's answer, checked by the kernel)
+// goes into the frame as is.
 func (s *session) reply(id json.RawMessage, result any, err error) error {
 	if err != nil {
-		return s.write(Response{ID: id, Error: kernel.AsError(err)})
+		return s.write(&s.answers, Response{ID: id, Error: kernel.AsError(err)})
 	}
-	if raw, ok := result.(json.RawMessage); ok && len(id) > 0 { // JSON already (a plugin's answer, checked by the kernel)
-		b := append(make([]byte, 0, len(raw)+len(id)+20), `{"id":`...)
-		b = append(b, id...)
-		b = append(b, `,"result":`...)
-		b = append(b, raw...)
-		return s.writeFrame(append(b, '}'))
+	switch r := result.(type) {
+	case pooledJSON:
+		defer putBuffer(r.buf, *r.buf)
+		return s.replyJSON(id, *r.buf)
+	case json.RawMessage:
+		return s.replyJSON(id, r)
 	}
-	return s.write(Response{ID: id, Result: result})
+	return s.write(&s.answers, Response{ID: id, Result: result})
+}
+
+// replyJSON answers request id with a result that is JSON already, the
+// frame built by hand in a pooled buffer.
+func (s *session) replyJSON(id json.RawMessage, result []byte) error {
+	if len(id) == 0 { // {"id":null}, as encoding/json writes it
+		return s.write(&s.answers, Response{Result: json.RawMessage(result)})
+	}
+	bp := getBuffer()
+	b := append((*bp)[:0], `{"id":`...)
+	b = append(b, id...)
+	b = append(b, `,"result":`...)
+	b = append(b, result...)
+	b = append(b, '}')
+	err := s.writeFrame(&s.answers, b)
+	putBuffer(bp, b)
+	return err
+}
+
+// readFrame waits for the next frame and reads it into a pooled buffer,
+// which the caller puts back (putBuffer) once it has handled the frame. A
+// session waiting for a frame holds no buffer.
+func (s *session) readFrame() (*[]byte, []byte, error) {
+	_, r, err := s.c.Reader(context.Background()) // the socket's close ends it
+	if err != nil {
+		return nil, nil, err
+	}
+	bp := getBuffer()
+	b := (*bp)[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow, as io.ReadAll does
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return bp, b, nil
+		}
+		if err != nil {
+			putBuffer(bp, b)
+			return nil, nil, err
+		}
+	}
 }
 
 // finish records why the session ends (the first cause wins) and closes
@@ -263,11 +358,11 @@ func (s *session) replay(from, to uint64) error {
 		if e.Company != s.app || !slices.Contains(e.Audience, s.user) {
 			return nil
 		}
-		ev, ok := s.m.hub.Open(&e) // before the link's scope check, which reads the opened payload
-		if !ok || (s.link != nil && !s.link.allows(s, ev)) {
+		// Opened before the link's scope check, which reads the payload.
+		if !s.m.hub.Open(&e) || (s.link != nil && !s.link.allows(s, &e)) {
 			return nil
 		}
-		return s.writeFrame(EncodePush(ev))
+		return s.writeFrame(&s.answers, EncodePush(&e))
 	})
 }
 
@@ -290,12 +385,14 @@ func (s *session) serve(claims token.Claims) string {
 
 	var readErr error
 	for {
-		_, b, err := s.c.Read(context.Background()) // the socket's close ends it
+		bp, b, err := s.readFrame()
 		if err != nil {
 			readErr = err
 			break
 		}
-		if s.handle(b) {
+		done := s.handle(b)
+		putBuffer(bp, b)
+		if done {
 			s.finish("client_disconnect", websocket.StatusNormalClosure)
 			break
 		}
@@ -407,7 +504,7 @@ func (s *session) drain() {
 		s.control = nil
 		s.mu.Unlock()
 		for _, f := range ctrl {
-			if s.writeFrame(f) != nil {
+			if s.writeFrame(&s.pushes, f) != nil {
 				s.finish("write_failed", websocket.StatusInternalError)
 				return
 			}
@@ -420,7 +517,7 @@ func (s *session) drain() {
 		for _, it := range evs {
 			e := it.Event
 			if forced(e, s.user) {
-				s.write(Push{Event: "client:force_disconnect", Data: map[string]string{"reason": e.Type}, Seq: e.Seq})
+				s.write(&s.pushes, Push{Event: "client:force_disconnect", Data: map[string]string{"reason": e.Type}, Seq: e.Seq})
 				s.m.record(s.app, s.user, "client.force_disconnected", map[string]any{"cause": e.Type})
 				s.finish("force_disconnect", closeForced)
 				return
@@ -438,7 +535,7 @@ func (s *session) drain() {
 			if frame == nil {
 				frame = EncodePush(e)
 			}
-			if s.writeFrame(frame) != nil {
+			if s.writeFrame(&s.pushes, frame) != nil {
 				s.finish("write_failed", websocket.StatusInternalError)
 				return
 			}
@@ -484,7 +581,8 @@ func (s *session) expireToken() {
 	if time.Now().Before(exp) {
 		return
 	}
-	s.write(Push{Event: "client:access_token:expired", Data: map[string]string{}})
+	var once writeTimer // this goroutine's only write
+	s.write(&once, Push{Event: "client:access_token:expired", Data: map[string]string{}})
 	s.m.record(s.app, s.user, "client.token.expired", map[string]any{})
 	s.finish("access_token_expired", closeTokenExpired)
 }

@@ -100,7 +100,11 @@ func params(r Request, v any) error {
 // recipients. A payload that is not JSON (binary tool data) goes as
 // dataBase64 instead of data.
 func EncodePush(e *eventlog.Event) []byte {
-	b := make([]byte, 0, len(e.Payload)+len(e.Type)+48)
+	return AppendPush(make([]byte, 0, len(e.Payload)+len(e.Type)+48), e)
+}
+
+// AppendPush appends e's push frame (see EncodePush) to b.
+func AppendPush(b []byte, e *eventlog.Event) []byte {
 	b = append(b, `{"event":`...)
 	b = appendString(b, e.Type)
 	switch {

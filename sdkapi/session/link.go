@@ -162,9 +162,9 @@ func (s *session) joinLink() (map[string]any, error) {
 	frames := make([]json.RawMessage, 0, len(evs))
 	var seqs []uint64
 	for i := range evs {
-		if ev, ok := s.m.hub.Open(&evs[i]); ok {
-			frames = append(frames, EncodePush(ev))
-			seqs = append(seqs, ev.Seq)
+		if s.m.hub.Open(&evs[i]) {
+			frames = append(frames, EncodePush(&evs[i]))
+			seqs = append(seqs, evs[i].Seq)
 		}
 	}
 	s.answer(seqs...)

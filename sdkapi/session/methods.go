@@ -48,30 +48,30 @@ func (s *session) call(req Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// {seq, events: [push frames]}, encoded by hand: the frames are the
-	// pushes as EncodePush writes them.
-	b := append(make([]byte, 0, 256), `{"seq":`...)
-	var seqs []uint64
+	// {seq, events: [push frames]}, encoded by hand in a pooled buffer: the
+	// frames are the pushes as EncodePush writes them.
+	bp := getBuffer()
+	b := append((*bp)[:0], `{"seq":`...)
 	var last uint64
 	if len(evs) > 0 {
 		last = evs[len(evs)-1].Seq
 	}
 	b = strconv.AppendUint(b, last, 10)
 	b = append(b, `,"events":[`...)
+	n := 0
 	for i := range evs {
 		if !slices.Contains(evs[i].Audience, s.user) {
 			continue // not the user's to see (a marker on a stream, another user's cursor)
 		}
-		ev, ok := s.m.hub.Open(&evs[i])
-		if !ok {
+		if !s.m.hub.Open(&evs[i]) {
 			continue
 		}
-		if len(seqs) > 0 {
+		if n++; n > 1 {
 			b = append(b, ',')
 		}
-		b = append(b, EncodePush(ev)...)
-		seqs = append(seqs, ev.Seq)
+		b = AppendPush(b, &evs[i])
+		s.answer(evs[i].Seq)
 	}
-	s.answer(seqs...)
-	return json.RawMessage(append(b, "]}"...)), nil
+	*bp = append(b, "]}"...)
+	return pooledJSON{bp}, nil
 }
