@@ -100,7 +100,7 @@ func (b *batchConn) recvmmsg(fd uintptr) bool {
 		b.msgs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		b.msgs[i].hdr.Flags = 0
 	}
-	n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[0])), uintptr(len(b.msgs)), unix.MSG_DONTWAIT, 0, 0)
+	n, _, e := syscall.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[0])), uintptr(len(b.msgs)), unix.MSG_DONTWAIT, 0, 0)
 	switch e {
 	case 0:
 		b.n, b.next, b.errno = int(n), 0, nil
@@ -128,6 +128,9 @@ func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 		}
 		i := b.next
 		b.next++
+		if b.msgs[i].hdr.Flags&unix.MSG_TRUNC != 0 {
+			continue // larger than maxDatagram: no media packet is
+		}
 		d, from := b.bufs[i][:b.msgs[i].len], sockaddrToAddrPort(&b.names[i])
 		if b.receive != nil && b.receive(d, from) {
 			continue
@@ -161,43 +164,52 @@ func (b *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 // WriteToAddrPort is ice.AddrPortReaderWriter's write: one raw,
-// non-blocking sendto; if the socket's buffer is full, an ordinary one.
+// non-blocking sendto; if the socket's buffer is full, an ordinary one
+// that waits for room.
 func (b *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
-	if len(p) > 0 {
-		var sa4 unix.RawSockaddrInet4
-		var sa6 unix.RawSockaddrInet6
-		var sa unsafe.Pointer
-		var salen uintptr
-		ip, port := addr.Addr(), addr.Port()
-		switch {
-		case b.family == unix.AF_INET && ip.Unmap().Is4():
-			sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.Unmap().As4()}
-			putPort(&sa4.Port, port)
-			sa, salen = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
-		case b.family == unix.AF_INET6:
-			sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
-			putPort(&sa6.Port, port)
-			sa, salen = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
-		}
-		if sa != nil {
-			b.wmu.RLock()
-			if b.fd >= 0 {
-				n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(b.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
-					unix.MSG_DONTWAIT, uintptr(sa), salen)
-				b.wmu.RUnlock()
-				switch e {
-				case 0:
-					return int(n), nil
-				case unix.EAGAIN, unix.EINTR:
-				default:
-					return 0, &net.OpError{Op: "sendto", Net: "udp", Source: b.LocalAddr(), Addr: net.UDPAddrFromAddrPort(addr), Err: e}
-				}
-			} else {
-				b.wmu.RUnlock()
-			}
-		}
+	n, err := b.TryWriteToAddrPort(p, addr)
+	if errors.Is(err, syscall.EAGAIN) {
+		return b.UDPConn.WriteToUDPAddrPort(p, addr)
 	}
-	return b.UDPConn.WriteToUDPAddrPort(p, addr)
+	return n, err
+}
+
+// TryWriteToAddrPort sends p to addr with one raw, non-blocking sendto:
+// EAGAIN when the socket's buffer is full.
+func (b *batchConn) TryWriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
+	if len(p) == 0 {
+		return b.UDPConn.WriteToUDPAddrPort(p, addr)
+	}
+	var sa4 unix.RawSockaddrInet4
+	var sa6 unix.RawSockaddrInet6
+	var sa unsafe.Pointer
+	var salen uintptr
+	ip, port := addr.Addr(), addr.Port()
+	switch {
+	case b.family == unix.AF_INET && ip.Unmap().Is4():
+		sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.Unmap().As4()}
+		putPort(&sa4.Port, port)
+		sa, salen = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
+	case b.family == unix.AF_INET6:
+		sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
+		putPort(&sa6.Port, port)
+		sa, salen = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
+	default:
+		return b.UDPConn.WriteToUDPAddrPort(p, addr)
+	}
+	b.wmu.RLock()
+	defer b.wmu.RUnlock()
+	if b.fd < 0 {
+		return 0, net.ErrClosed
+	}
+	// syscall.RawSyscall6, not x/sys/unix's wrapper: it keeps the
+	// pointers passed as uintptr alive on every architecture.
+	n, _, e := syscall.RawSyscall6(unix.SYS_SENDTO, uintptr(b.fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+		unix.MSG_DONTWAIT, uintptr(sa), salen)
+	if e != 0 {
+		return 0, &net.OpError{Op: "sendto", Net: "udp", Source: b.LocalAddr(), Addr: net.UDPAddrFromAddrPort(addr), Err: e}
+	}
+	return int(n), nil
 }
 
 // putPort stores port in network byte order.

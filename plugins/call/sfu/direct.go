@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -27,8 +28,8 @@ import (
 //
 // Everything else goes to pion as before: STUN, DTLS, RTCP, the first
 // packets of a new track (pion's OnTrack publishes it; the direct path
-// takes the track from then on), and any packet the direct path cannot
-// decrypt before it has decrypted one of that peer's.
+// takes the track from then on), and the packets of a track the direct
+// path could not decrypt before it decrypted one.
 
 // directKey marks, in the attributes the direct path hands down pion's
 // interceptor chain, that the packet is already in the buffer: the
@@ -45,72 +46,79 @@ type rxStream struct {
 	hdr   *rtp.Header            // out's header
 	n     int                    // the decrypted packet's length
 	c     counters
+
+	firstSeq uint16 // the first packet pion delivered, before the direct path took the track
+	started  bool   // the direct path has seen a packet: its rollover counter is set
+	proven   bool   // a packet decrypted: the context's rollover counter is right
+	failures int    // decryptions failed before one succeeded
 }
 
 // rxPath is a peer's direct receive path.
 type rxPath struct {
 	streams atomic.Pointer[map[uint32]*rxStream] // by SSRC; replaced whole
+	ctx     atomic.Pointer[srtp.Context]         // set once DTLS is connected; used under mu
 
-	mu       sync.Mutex // the fields below; the socket reader holds it per packet
-	ctx      *srtp.Context
-	proven   bool // a packet decrypted: the keys are right
-	failures int  // decryptions failed before one succeeded
-	chains   map[uint32]interceptor.RTPReader
-	buf      [maxDatagram]byte // the decrypted packet
+	mu     sync.Mutex // the fields below, and ctx's use; the socket reader holds it per packet
+	chains map[uint32]interceptor.RTPReader
+	buf    [maxDatagram]byte // the decrypted packet
 }
 
-// failuresBeforeGivingUp: a peer whose first packets all fail to decrypt
-// under the keys learnt keeps to pion's path.
-const failuresBeforeGivingUp = 32
+// failuresBeforeGivingUp: a stream whose first packets on the direct path
+// all fail to decrypt is handed back to pion's path for good.
+const failuresBeforeGivingUp = 16
 
-// setKeys is dtlsKeys' ready callback.
-func (p *peer) setKeys(rx, tx *srtp.Context) {
-	p.rx.mu.Lock()
-	p.rx.ctx = rx
-	p.rx.mu.Unlock()
-	p.tx.mu.Lock()
-	p.tx.ctx = tx
-	p.tx.mu.Unlock()
+// startDirect turns p's direct paths on, with the SRTP contexts of its
+// DTLS handshake, once pion's DTLS transport reports it connected: the
+// handshake verified, SRTP not yet started (pion calls this under the
+// transport's lock, before it starts SRTP), so nothing has been sent with
+// pion's own SRTP context yet. The send path is on only if the selected
+// pair's socket is known; otherwise pion sends everything to p, for good.
+func (p *peer) startDirect() {
+	rx, tx := p.keys.take()
+	if rx == nil {
+		return
+	}
+	if pair, err := p.ice.GetSelectedCandidatePair(); err == nil {
+		p.s.routeDirect(p, pair) // pion's pair-change callback runs on a goroutine of its own: it may not have yet
+	}
+	p.rx.ctx.Store(rx)
+	p.tx.start(tx)
+}
+
+// stopDirect turns p's direct paths off when its connection failed or
+// closed: nothing more is sent to it (pion would not either) and nothing
+// taken from its address.
+func (p *peer) stopDirect() {
+	p.rx.ctx.Store(nil)
+	p.tx.stop()
+	p.s.mu.Lock()
+	p.s.unrouteDirect(p)
+	p.s.mu.Unlock()
 }
 
 // txPath is a peer's direct send path: the SFU's RTP and RTCP packets to
 // the device, encrypted with the SFU's own SRTP context and written to the
-// socket,
-// instead of through pion's SRTP session, DTLS/SRTP mux, ICE connection,
-// candidate pair and UDP mux. Pion's interceptors above it (sender reports,
-// the NACK ring) see every packet as before.
+// socket, instead of through pion's SRTP session, DTLS/SRTP mux, ICE
+// connection, candidate pair and UDP mux. Pion's interceptors above it
+// (sender reports, the NACK ring) see every packet as before.
+//
+// Once on, it sends everything: it never hands a packet back to pion,
+// whose SRTP context uses the same keys with counters of its own (an
+// SRTCP index, or an RTP index after a rollover, used by both for two
+// different packets would reuse an AES-GCM nonce). A packet it cannot
+// send is dropped.
 type txPath struct {
-	mu   sync.Mutex
-	ctx  *srtp.Context  // nil until the DTLS keys are known
-	conn addrPortWriter // the socket of the selected candidate pair; nil: pion's path
-	addr netip.AddrPort // the device's address on that pair
-	hdr  rtp.Header     // EncryptRTP's scratch
-	buf  [maxDatagram + srtpOverhead]byte
+	mu      sync.Mutex
+	on      bool           // started with a socket; pion sends nothing to the device any more
+	stopped bool           // the connection failed or closed: drop everything
+	ctx     *srtp.Context  // the SFU's
+	conn    addrPortWriter // the socket of the selected candidate pair
+	addr    netip.AddrPort // the device's address on that pair
+	hdr     rtp.Header     // EncryptRTP's scratch
+	buf     [maxDatagram + srtpOverhead]byte
 
 	rtcpHdr rtcp.Header // EncryptRTCP's scratch
 	rtcpBuf [maxDatagram + srtcpOverhead]byte
-}
-
-// writeRTCP sends a compound RTCP packet if the direct send path is ready,
-// and reports whether it did. All of a peer's RTCP takes this path once it
-// is ready (before DTLS ends, so before any RTCP can be sent), so its SRTCP
-// indexes come from one context.
-func (tx *txPath) writeRTCP(pkts []rtcp.Packet) (bool, error) {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	if tx.ctx == nil || tx.conn == nil {
-		return false, nil
-	}
-	plain, err := rtcp.Marshal(pkts)
-	if err != nil {
-		return true, err
-	}
-	pkt, err := tx.ctx.EncryptRTCP(tx.rtcpBuf[:0], plain, &tx.rtcpHdr)
-	if err != nil {
-		return true, err
-	}
-	_, err = tx.conn.WriteToAddrPort(pkt, tx.addr)
-	return true, err
 }
 
 // srtpOverhead is the most SRTP adds to a packet: a 16-byte tag (AEAD
@@ -120,33 +128,88 @@ const srtpOverhead = 16
 // srtcpOverhead is the most SRTCP adds: the tag and the 4-byte index.
 const srtcpOverhead = srtpOverhead + 4
 
-// route points the send path at the selected pair.
-func (tx *txPath) route(conn addrPortWriter, addr netip.AddrPort) {
+// start turns the send path on if it has a socket.
+func (tx *txPath) start(ctx *srtp.Context) {
 	tx.mu.Lock()
-	tx.conn, tx.addr = conn, addr
+	defer tx.mu.Unlock()
+	if tx.conn != nil && !tx.stopped {
+		tx.ctx, tx.on = ctx, true
+	}
+}
+
+func (tx *txPath) stop() {
+	tx.mu.Lock()
+	tx.stopped = true
 	tx.mu.Unlock()
 }
 
-// write sends one packet if the direct send path is ready, and reports
-// whether it did; if not, the caller writes it through pion.
+// route points the send path at the selected pair: addr, on conn. A pair
+// whose socket is not known (nil) keeps the socket it had.
+func (tx *txPath) route(conn addrPortWriter, addr netip.AddrPort) {
+	tx.mu.Lock()
+	if conn != nil {
+		tx.conn = conn
+	}
+	tx.addr = addr
+	tx.mu.Unlock()
+}
+
+// write sends one RTP packet, and reports whether the send path took it
+// (sent or dropped); if not, the caller writes it through pion.
 func (tx *txPath) write(h *rtp.Header, payload []byte) (bool, error) {
+	return tx.seal(func() ([]byte, error) {
+		if h.MarshalSize()+len(payload)+srtpOverhead > len(tx.buf) {
+			return nil, errTooLarge
+		}
+		hl, err := h.MarshalTo(tx.buf[:])
+		if err != nil {
+			return nil, err
+		}
+		n := hl + copy(tx.buf[hl:], payload)
+		return tx.ctx.EncryptRTP(tx.buf[:n], tx.buf[:n], &tx.hdr) // in place: the buffer has room for the tag
+	})
+}
+
+// writeRTCP sends a compound RTCP packet, as write does.
+func (tx *txPath) writeRTCP(pkts []rtcp.Packet) (bool, error) {
+	return tx.seal(func() ([]byte, error) {
+		plain, err := rtcp.Marshal(pkts)
+		if err != nil {
+			return nil, err
+		}
+		return tx.ctx.EncryptRTCP(tx.rtcpBuf[:0], plain, &tx.rtcpHdr)
+	})
+}
+
+// seal sends what encrypt makes, under tx.mu, if the send path is on.
+func (tx *txPath) seal(encrypt func() ([]byte, error)) (bool, error) {
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
-	if tx.ctx == nil || tx.conn == nil || h.MarshalSize()+len(payload)+srtpOverhead > len(tx.buf) {
+	switch {
+	case !tx.on:
 		return false, nil
+	case tx.stopped:
+		return true, nil
 	}
-	hl, err := h.MarshalTo(tx.buf[:])
-	if err != nil {
-		return false, nil
-	}
-	n := hl + copy(tx.buf[hl:], payload)
-	pkt, err := tx.ctx.EncryptRTP(tx.buf[:n], tx.buf[:n], &tx.hdr) // in place: the buffer has room for the tag
+	pkt, err := encrypt()
 	if err != nil {
 		return true, err
 	}
-	_, err = tx.conn.WriteToAddrPort(pkt, tx.addr)
-	return true, err
+	return true, tx.send(pkt)
 }
+
+// send writes pkt to the device without waiting: the socket reader calls
+// this for every subscriber, and must not stall behind a full buffer.
+func (tx *txPath) send(pkt []byte) error {
+	if w, ok := tx.conn.(nonBlockingWriter); ok {
+		_, err := w.TryWriteToAddrPort(pkt, tx.addr)
+		return err
+	}
+	_, err := tx.conn.WriteToAddrPort(pkt, tx.addr)
+	return err
+}
+
+var errTooLarge = errors.New("sfu: packet too large for the direct send path")
 
 // tapChain keeps the interceptor chain pion bound to an incoming stream
 // (tapInterceptor, registered last, sees it whole).
@@ -166,8 +229,8 @@ func (rx *rxPath) untapChain(ssrc uint32) {
 }
 
 // take puts pub on the direct path; forward calls it once it has
-// forwarded the track's first packet.
-func (rx *rxPath) take(pub *publication) {
+// forwarded the track's first packet, firstSeq.
+func (rx *rxPath) take(pub *publication, firstSeq uint16) {
 	ssrc := uint32(pub.track.SSRC())
 	rx.mu.Lock()
 	defer rx.mu.Unlock()
@@ -175,7 +238,7 @@ func (rx *rxPath) take(pub *publication) {
 	if chain == nil {
 		return
 	}
-	st := &rxStream{pub: pub, chain: chain, in: interceptor.Attributes{}, out: interceptor.Attributes{}, c: counters{direct: true}}
+	st := &rxStream{pub: pub, chain: chain, in: interceptor.Attributes{}, out: interceptor.Attributes{}, c: counters{direct: true}, firstSeq: firstSeq}
 	st.in[directKey{}] = st
 	// GetRTPHeader keeps the header it parses in out: the direct path
 	// decrypts into that same header, parsing each packet once for all.
@@ -231,22 +294,34 @@ func (s *SFU) receive(b []byte, from netip.AddrPort) bool {
 	}
 	rx.mu.Lock()
 	defer rx.mu.Unlock()
-	if rx.ctx == nil {
+	ctx := rx.ctx.Load()
+	if ctx == nil {
 		return false
 	}
-	pkt, err := rx.ctx.DecryptRTP(rx.buf[:0], b, st.hdr)
+	ssrc := binary.BigEndian.Uint32(b[8:])
+	if !st.started {
+		// The context starts this SSRC at rollover 0. If the sequence
+		// numbers wrapped since the first packet pion delivered, the
+		// rollover counter is 1.
+		st.started = true
+		if seq := binary.BigEndian.Uint16(b[2:]); seq < st.firstSeq && st.firstSeq-seq > 0x8000 {
+			ctx.SetROC(ssrc, 1)
+		}
+	}
+	pkt, err := ctx.DecryptRTP(rx.buf[:0], b, st.hdr)
 	if err != nil {
-		if rx.proven {
+		if st.proven {
 			s.m.directDropped.Inc()
 			return true // a replay, or a forgery: pion would refuse it too
 		}
-		if rx.failures++; rx.failures >= failuresBeforeGivingUp {
-			s.log.Warn("sfu: the direct path cannot decrypt this peer's media; it stays on pion's", "device", p.device, "err", err)
-			rx.ctx = nil
+		if st.failures++; st.failures >= failuresBeforeGivingUp {
+			s.log.Warn("sfu: the direct path cannot decrypt a track; pion's path carries it", "device", p.device, "ssrc", ssrc, "err", err)
+			rx.replace(func(m map[uint32]*rxStream) { delete(m, ssrc) })
+			st.c.flush(s.m)
 		}
 		return false
 	}
-	rx.proven = true
+	st.proven = true
 	st.n = len(pkt)
 	if _, _, err := st.chain.Read(pkt, st.in); err != nil {
 		return true
@@ -279,8 +354,12 @@ func (s *SFU) routeDirect(p *peer, pair *webrtc.ICECandidatePair) {
 		return
 	}
 	ip, err := netip.ParseAddr(pair.Remote.Address)
-	if err != nil { // a name (mDNS): pion's path carries this peer
-		s.log.Debug("sfu: no direct path", "device", p.device, "remote", pair.Remote.Address)
+	if err != nil { // a name (mDNS; the SFU turns mDNS off, so not expected): no direct path to it
+		s.log.Warn("sfu: a remote candidate the direct path cannot address", "device", p.device, "remote", pair.Remote.Address)
+		p.tx.route(nil, netip.AddrPort{}) // sends fail (dropped) rather than go through pion's SRTP context
+		s.mu.Lock()
+		s.unrouteDirect(p)
+		s.mu.Unlock()
 		return
 	}
 	addr := netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
@@ -326,6 +405,12 @@ func (s *SFU) connFor(c *webrtc.ICECandidate) addrPortWriter {
 // addrPortWriter is a media socket the direct send path writes to.
 type addrPortWriter interface {
 	WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
+}
+
+// nonBlockingWriter is a socket that can refuse a write rather than wait
+// for room (batchConn).
+type nonBlockingWriter interface {
+	TryWriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
 }
 
 // unrouteDirect forgets p's address; s.mu is held.

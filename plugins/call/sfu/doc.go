@@ -72,10 +72,13 @@
 // instead of pion's SRTP session, mux and ICE layers. The keys come from
 // the DTLS handshake through two public hooks of pion's (the SFU answers
 // as the DTLS server; see keys.go): its key log and the ServerHello it
-// sends. STUN, DTLS, incoming RTCP and a track's first packets go to pion
-// as before, and so does everything of a peer whose packets the keys do
-// not decrypt, so the direct path can only make forwarding cheaper, never
-// break it. The key log's secrets stay in memory.
+// sends. They are used only once pion's DTLS transport reports the
+// handshake verified, and before pion starts SRTP; from then on every
+// packet to the device goes on the direct send path (or is dropped),
+// never half through pion's SRTP context, whose counters are its own. STUN,
+// DTLS, incoming RTCP and a track's first packets go to pion as before,
+// and so does a track the direct path could not decrypt before it
+// decrypted one. The key log's secrets stay in memory.
 //
 // Forwarding allocates nothing per packet, from socket to socket: the
 // packet decrypted into one buffer per peer, its header parsed once and

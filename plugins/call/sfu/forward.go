@@ -43,8 +43,10 @@ type downTrack struct {
 	mu      sync.Mutex // the sending state below; one writer at a time
 	cur     *publication
 	hdr     rtp.Header
-	resync  bool // the next packet starts a new source: recompute the offsets
-	waitKey bool // video: drop until a keyframe, since the decoder cannot use the rest
+	resync  bool   // the next packet starts a new source: recompute the offsets
+	rebase  bool   // the next packet sent is the source's first: base
+	base    uint16 // the source's first sequence number sent; nothing older is
+	waitKey bool   // video: drop until a keyframe, since the decoder cannot use the rest
 	started bool
 	lastSeq uint16
 	lastTS  uint32
@@ -120,7 +122,7 @@ func (d *downTrack) write(pub *publication, h *rtp.Header, payload []byte) bool 
 		d.waitKey = false
 	}
 	if d.resync {
-		d.resync = false
+		d.resync, d.rebase = false, true
 		if d.started {
 			step := uint32(960) // 20 ms of Opus
 			if d.kind == webrtc.RTPCodecTypeVideo {
@@ -135,6 +137,15 @@ func (d *downTrack) write(pub *publication, h *rtp.Header, payload []byte) bool 
 	d.hdr.SSRC, d.hdr.PayloadType = b.ssrc, b.pt
 	d.hdr.SequenceNumber += d.seqOff
 	d.hdr.Timestamp += d.tsOff
+	if d.rebase {
+		d.rebase, d.base = false, d.hdr.SequenceNumber
+	} else if int16(d.hdr.SequenceNumber-d.base) < 0 {
+		// Older than the source's first packet sent (a late one): its
+		// sequence number may be one already sent from the previous
+		// source, and two packets encrypted under one number would reuse
+		// an SRTP nonce.
+		return false
+	}
 	if !d.started || int16(d.hdr.SequenceNumber-d.lastSeq) > 0 {
 		d.lastSeq, d.lastTS = d.hdr.SequenceNumber, d.hdr.Timestamp
 	}
@@ -206,7 +217,7 @@ func (pub *publication) forward() {
 		pub.route(&h, buf[:n], hl, &c)
 		if !taken {
 			taken = true
-			pub.p.rx.take(pub)
+			pub.p.rx.take(pub, h.SequenceNumber)
 		}
 	}
 }

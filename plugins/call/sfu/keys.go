@@ -34,8 +34,8 @@ type dtlsKeys struct {
 	serverRandom []byte
 	suite        dtls.CipherSuiteID
 	profile      srtp.ProtectionProfile
-	ready        func(rx, tx *srtp.Context) // called once: the contexts for what the device sends, and for what the SFU sends it
 	done         bool
+	rx, tx       *srtp.Context // derived, until taken
 }
 
 // settings returns se set up to tell k the handshake's secrets.
@@ -76,16 +76,27 @@ func (k *dtlsKeys) Write(line []byte) (int, error) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.done || k.serverRandom == nil || k.profile == 0 || k.ready == nil {
+	defer clear(master)
+	if k.done || k.serverRandom == nil || k.profile == 0 {
 		return len(line), nil
 	}
 	rx, tx, err := k.contexts(clientRandom, master)
 	if err != nil {
 		return len(line), nil // the direct path stays off; pion's carries everything
 	}
-	k.done = true
-	k.ready(rx, tx)
+	k.done, k.rx, k.tx = true, rx, tx
 	return len(line), nil
+}
+
+// take hands over the contexts derived, once. The key log is written
+// before the handshake is verified (the client's Finished, its
+// certificate's fingerprint): only take them once pion's DTLS transport
+// says it is connected.
+func (k *dtlsKeys) take() (rx, tx *srtp.Context) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	rx, tx, k.rx, k.tx = k.rx, k.tx, nil, nil
+	return rx, tx
 }
 
 // contexts exports the SRTP keys and makes the contexts for the client's
@@ -112,8 +123,11 @@ func (k *dtlsKeys) contexts(clientRandom, master []byte) (rx, tx *srtp.Context, 
 	return rx, tx, nil
 }
 
-// srtpReplayWindow is pion's default for SRTP.
-const srtpReplayWindow = 64
+// srtpReplayWindow is how far behind the newest packet a packet is still
+// accepted: as far back as the NACK generator asks for a lost one
+// (logSize), so a late resend is not refused as a replay. (Pion's
+// default is 64.)
+const srtpReplayWindow = logSize
 
 // exporter is TLS 1.2's keying material exporter (RFC 5705) without a
 // context, which is what DTLS-SRTP uses.

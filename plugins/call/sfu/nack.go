@@ -97,14 +97,8 @@ func (l *recvLog) add(seq uint16) {
 	defer l.mu.Unlock()
 	ahead := seq - l.top
 	switch {
-	case !l.started || (ahead != 0 && ahead < 0x8000 && ahead > logSize/2):
-		// The first packet, or a jump too far to be loss (the stream
-		// restarted): nothing before it is asked for.
-		l.started, l.top, l.from = true, seq, seq
-		l.seen = [logSize / 64]uint64{}
-		l.mark(seq)
-	case ahead == 0:
-	case ahead < 0x8000: // newer: the numbers skipped are missing (their slots reused)
+	case l.started && ahead == 0:
+	case l.started && ahead < 0x8000 && ahead <= logSize/2: // newer: the numbers skipped are missing (their slots reused)
 		for s := l.top + 1; s != seq; s++ {
 			l.seen[s%logSize/64] &^= 1 << (s % 64)
 			l.asked[s%logSize] = 0
@@ -114,7 +108,13 @@ func (l *recvLog) add(seq uint16) {
 		if l.top-l.from >= logSize {
 			l.from = l.top - logSize + 1
 		}
-	case l.top-seq < logSize: // older, still in the window: a late or resent packet
+	case l.started && ahead >= 0x8000 && l.top-seq < logSize: // older, still in the window: a late or resent packet
+		l.mark(seq)
+	default:
+		// The first packet, or a jump too far to be loss, ahead or back
+		// (the stream restarted): nothing before it is asked for.
+		l.started, l.top, l.from = true, seq, seq
+		l.seen = [logSize / 64]uint64{}
 		l.mark(seq)
 	}
 }

@@ -23,6 +23,7 @@ type peer struct {
 	room         *room
 	user, device string
 	pc           *webrtc.PeerConnection
+	ice          *webrtc.ICETransport
 	keys         dtlsKeys
 	rx           rxPath
 	tx           txPath
@@ -45,7 +46,6 @@ type peer struct {
 func (s *SFU) newPeer(r *room, user, device string) (*peer, error) {
 	p := &peer{s: s, room: r, user: user, device: device}
 	p.rx.streams.Store(&map[uint32]*rxStream{})
-	p.keys.ready = p.setKeys
 	api, err := s.peerAPI(p) // p's own: the DTLS key hooks and interceptors are p's
 	if err != nil {
 		return nil, fmt.Errorf("peer connection: %w", err)
@@ -60,7 +60,10 @@ func (s *SFU) newPeer(r *room, user, device string) (*peer, error) {
 	}
 	p.pc = pc
 	s.m.peers.Inc()
-	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) { s.routeDirect(p, pair) })
+	// Kept: asking the DTLS transport for it inside its own state callback
+	// (startDirect) would wait for the lock the callback runs under.
+	p.ice = pc.SCTP().Transport().ICETransport()
+	p.ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) { s.routeDirect(p, pair) })
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil || s.OnCandidate == nil {
 			return
@@ -73,7 +76,18 @@ func (s *SFU) newPeer(r *room, user, device string) (*peer, error) {
 			s.OnCandidate(r.id, device, string(b))
 		}
 	})
+	pc.SCTP().Transport().OnStateChange(func(st webrtc.DTLSTransportState) {
+		switch st {
+		case webrtc.DTLSTransportStateConnected:
+			p.startDirect()
+		case webrtc.DTLSTransportStateFailed, webrtc.DTLSTransportStateClosed:
+			p.stopDirect()
+		}
+	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			p.stopDirect()
+		}
 		if s.OnState != nil {
 			s.OnState(r.id, user, device, st.String())
 		}

@@ -49,7 +49,7 @@ func TestCallForwardsAudioAndVideo(t *testing.T) {
 		p, err := h.s.peer("r", c.Device)
 		must(t, err)
 		p.tx.mu.Lock()
-		ready := p.tx.ctx != nil && p.tx.conn != nil
+		ready := p.tx.on && !p.tx.stopped
 		p.tx.mu.Unlock()
 		if !ready {
 			t.Errorf("%s: the direct send path is not ready", c.Device)
