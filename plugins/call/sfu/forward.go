@@ -117,6 +117,15 @@ func (d *downTrack) write(pub *publication, h *rtp.Header, payload []byte) bool 
 	}
 	if d.waitKey {
 		if !vp8Keyframe(payload) {
+			// The keyframe asked for at bind time may have come before
+			// this track's m-line was negotiated (a dedicated m-line is
+			// bound only once the device answers the SFU's offer), or
+			// been lost; a device asks for none on a track it receives
+			// nothing on, and a screen's encoder sends one only when
+			// asked. So ask again, at most once a keyframeGap.
+			if pub.claimKeyframe() {
+				go pub.sendKeyframeRequest()
+			}
 			return false
 		}
 		d.waitKey = false
@@ -290,14 +299,23 @@ func (pub *publication) drainRTCP() {
 const keyframeGap = 250 * time.Millisecond
 
 func (pub *publication) requestKeyframe() {
-	if pub.kind != webrtc.RTPCodecTypeVideo {
+	if pub.kind != webrtc.RTPCodecTypeVideo || !pub.claimKeyframe() {
 		return
 	}
+	pub.sendKeyframeRequest()
+}
+
+// claimKeyframe reports whether a keyframe request may go to pub now (the
+// last went keyframeGap ago or more), and if so counts it as sent. It
+// allocates nothing.
+func (pub *publication) claimKeyframe() bool {
 	now := time.Now().UnixNano()
 	last := pub.lastPLI.Load()
-	if now-last < int64(keyframeGap) || !pub.lastPLI.CompareAndSwap(last, now) {
-		return
-	}
+	return now-last >= int64(keyframeGap) && pub.lastPLI.CompareAndSwap(last, now)
+}
+
+// sendKeyframeRequest sends pub's publisher a PLI; claimKeyframe said so.
+func (pub *publication) sendKeyframeRequest() {
 	err := pub.p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(pub.track.SSRC())}})
 	if err != nil {
 		pub.p.s.log.Debug("sfu: keyframe request", "device", pub.p.device, "err", err)
@@ -456,7 +474,12 @@ func (s *SFU) bind(d *downTrack, pub *publication) {
 	subs := append(append([]*downTrack{}, *pub.subs.Load()...), d)
 	pub.subs.Store(&subs)
 	d.setSource(pub)
-	go pub.requestKeyframe() // a new subscriber needs one to start decoding
+	// A new subscriber needs a keyframe to start decoding. A track whose
+	// m-line is not negotiated yet could not forward it: write asks once
+	// the track is bound and the publisher's packets reach it.
+	if d.bound.Load() != nil {
+		go pub.requestKeyframe()
+	}
 }
 
 // unbind leaves d without a source; s.mu is held.

@@ -21,6 +21,8 @@ type harness struct {
 	mu  sync.Mutex
 	cs  map[string]*sfutest.Client // by device
 	evs chan stateEvent
+
+	answerDelay time.Duration // how long clients take to answer the SFU's offers (a browser over the kernel's session)
 }
 
 type stateEvent struct{ room, user, device, state string }
@@ -36,6 +38,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	s.OnOffer = func(room, device, sdp string) {
 		if c := h.client(device); c != nil {
 			go func() {
+				time.Sleep(h.answerDelay)
 				if err := c.ServerOffer(sdp); err != nil {
 					t.Error(err)
 				}

@@ -152,6 +152,37 @@ func TestScreenShare(t *testing.T) {
 	checkClean(t, callee, video)
 }
 
+// A screen whose encoder sends keyframes only when asked (a browser's
+// screen capture) reaches a subscriber that takes its time to answer the
+// SFU's offer of the screen's m-line: the keyframe asked for when the
+// screen was bound to the subscriber's track came before the subscriber's
+// answer (and was dropped), so the SFU asks again once it can forward one.
+// The delays are shorter and longer than the keyframe requests' gap.
+func TestScreenShareKeyframesOnRequest(t *testing.T) {
+	for _, delay := range []time.Duration{100 * time.Millisecond, 400 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			h := newHarness(t, Config{})
+			caller, callee := h.call(sfutest.Options{Video: true, KeyframesOnRequest: true}, true)
+			waitFrames(t, callee, video, 1, 10)
+			h.answerDelay = delay
+			must(t, caller.PublishVideo("screen"))
+			must(t, caller.Negotiate())
+			ts, err := callee.WaitFrames(video, 2, 5, 5*time.Second)
+			if err != nil {
+				t.Fatalf("%v (keyframe requests the caller got: %d)", err, caller.KeyframeRequests())
+			}
+			ids := map[string]bool{}
+			for _, t := range ts {
+				ids[t.ID] = true
+			}
+			if !ids["screen"] {
+				t.Errorf("callee's video tracks %+v: none is the screen", ts)
+			}
+			checkClean(t, callee, video)
+		})
+	}
+}
+
 // Every 10th VP8 packet from the caller is lost on its way to the SFU: the
 // SFU's NACKs get it resent and the callee still gets every frame whole.
 func TestNACKRepairsLoss(t *testing.T) {

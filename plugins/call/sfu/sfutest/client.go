@@ -49,6 +49,10 @@ type Options struct {
 	DropEveryIn int  // lose every Nth VP8 packet it receives the first time, before its NACK generator sees it
 	Pausable    bool // its socket can be silenced with Pause (ICE disconnect tests)
 	Verify      bool // reassemble received tracks and check every frame; off, packets are only counted
+	// KeyframesOnRequest: its VP8 has a keyframe first and then only when
+	// asked (PLI or FIR), as a browser's screen capture does; otherwise
+	// every 60th frame is one too.
+	KeyframesOnRequest bool
 }
 
 // Client is one participant device: a pion peer connection on loopback.
@@ -65,7 +69,6 @@ type Client struct {
 	closed sync.Once
 	wg     sync.WaitGroup
 
-	keyReq    atomic.Bool
 	plis      atomic.Int64
 	resent    atomic.Int64
 	dropped   atomic.Int64
@@ -210,7 +213,7 @@ func (c *Client) PublishAudio() error {
 	if err != nil {
 		return err
 	}
-	if err := c.addTrack(tr); err != nil {
+	if err := c.addTrack(tr, nil); err != nil {
 		return err
 	}
 	c.run(20*time.Millisecond, func(n int) error {
@@ -227,17 +230,18 @@ func (c *Client) PublishVideo(id string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.addTrack(tr); err != nil {
+	keyReq := new(atomic.Bool) // this track's: a PLI names one track
+	if err := c.addTrack(tr, keyReq); err != nil {
 		return err
 	}
 	c.run(time.Second/30, func(n int) error {
-		key := n%60 == 0 || c.keyReq.Swap(false)
+		key := n == 0 || (!c.opts.KeyframesOnRequest && n%60 == 0) || keyReq.Swap(false)
 		return tr.WriteSample(media.Sample{Data: VideoFrame(n, key), Duration: time.Second / 30})
 	})
 	return nil
 }
 
-func (c *Client) addTrack(tr webrtc.TrackLocal) error {
+func (c *Client) addTrack(tr webrtc.TrackLocal, keyReq *atomic.Bool) error {
 	sender, err := c.pc.AddTrack(tr)
 	if err != nil {
 		return err
@@ -254,7 +258,9 @@ func (c *Client) addTrack(tr webrtc.TrackLocal) error {
 				switch p.(type) {
 				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 					c.plis.Add(1)
-					c.keyReq.Store(true)
+					if keyReq != nil {
+						keyReq.Store(true)
+					}
 				}
 			}
 		}
