@@ -141,15 +141,21 @@ func TestScreenShare(t *testing.T) {
 	if err := caller.Negotiate(); err != nil {
 		t.Fatal(err)
 	}
-	ts := waitFrames(t, callee, video, 2, 15)
+	checkScreen(t, callee, waitFrames(t, callee, video, 2, 15))
+}
+
+// checkScreen fails the test unless one of the video tracks ts that c
+// receives is the screen, and every one is whole.
+func checkScreen(t *testing.T, c *sfutest.Client, ts []sfutest.Track) {
+	t.Helper()
 	ids := map[string]bool{}
-	for _, t := range ts {
-		ids[t.ID] = true
+	for _, tr := range ts {
+		ids[tr.ID] = true
 	}
 	if !ids["screen"] {
-		t.Errorf("callee's video tracks %+v: none is the screen", ts)
+		t.Errorf("%s's video tracks %+v: none is the screen", c.Device, ts)
 	}
-	checkClean(t, callee, video)
+	checkClean(t, c, video)
 }
 
 // A screen whose encoder sends keyframes only when asked (a browser's
@@ -171,14 +177,7 @@ func TestScreenShareKeyframesOnRequest(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v (keyframe requests the caller got: %d)", err, caller.KeyframeRequests())
 			}
-			ids := map[string]bool{}
-			for _, t := range ts {
-				ids[t.ID] = true
-			}
-			if !ids["screen"] {
-				t.Errorf("callee's video tracks %+v: none is the screen", ts)
-			}
-			checkClean(t, callee, video)
+			checkScreen(t, callee, ts)
 		})
 	}
 }
