@@ -41,6 +41,7 @@ func sessionServer(dir, chatTransport string) (*kernel.Kernel, *sdkapi.Service, 
 	if d, err := time.ParseDuration(os.Getenv("BENCH_COMMIT_DELAY")); err == nil {
 		cfg.EventLog.CommitDelay = d
 	}
+	cfg.Runtime.Apply(os.Getenv) // as kernel serve does; BENCH_SERVER_GOGC overrides
 	if v, err := strconv.Atoi(os.Getenv("BENCH_SERVER_GOGC")); err == nil {
 		debug.SetGCPercent(v)
 	}

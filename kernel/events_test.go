@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"runtime/debug"
 	"sync"
 	"testing"
 )
@@ -33,5 +34,25 @@ func TestClaimIsAtomic(t *testing.T) {
 	}
 	if err := r.Claim(EventType{Name: "kernel.started", Durable: true}); err == nil {
 		t.Fatal("a plugin could claim a kernel type")
+	}
+}
+
+// TestRuntimeApply: the configured GC target is set unless GOGC says
+// otherwise.
+func TestRuntimeApply(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	RuntimeConfig{GCPercent: 250}.Apply(func(string) string { return "" })
+	if got := debug.SetGCPercent(100); got != 250 {
+		t.Errorf("GC percent %d after Apply, want 250", got)
+	}
+	RuntimeConfig{GCPercent: 250}.Apply(func(k string) string {
+		if k == "GOGC" {
+			return "100"
+		}
+		return ""
+	})
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GC percent %d with GOGC=100 in the environment, want Go's 100", got)
 	}
 }
