@@ -39,14 +39,22 @@ func newEventTypes() *EventTypes {
 	return r
 }
 
+// checkName refuses a name that is not dotted, family first.
+func (t EventType) checkName() error {
+	if t.Name == "" || strings.Count(t.Name, ".") < 1 {
+		return fmt.Errorf("kernel: event type %q must be dotted, family first", t.Name)
+	}
+	return nil
+}
+
 // Declare adds event types. Declaring a name again with a different
 // durability is an error: audit depends on the list being stable.
 func (r *EventTypes) Declare(ts ...EventType) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range ts {
-		if t.Name == "" || strings.Count(t.Name, ".") < 1 {
-			return fmt.Errorf("kernel: event type %q must be dotted, family first", t.Name)
+		if err := t.checkName(); err != nil {
+			return err
 		}
 		if old, ok := r.types[t.Name]; ok && old.Durable != t.Durable {
 			return fmt.Errorf("kernel: event type %s already declared with durable=%v", t.Name, old.Durable)
@@ -64,8 +72,8 @@ func (r *EventTypes) Claim(ts ...EventType) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range ts {
-		if t.Name == "" || strings.Count(t.Name, ".") < 1 {
-			return fmt.Errorf("kernel: event type %q must be dotted, family first", t.Name)
+		if err := t.checkName(); err != nil {
+			return err
 		}
 		if _, taken := r.types[t.Name]; taken {
 			return fmt.Errorf("kernel: event type %s is already declared by the kernel or another plugin", t.Name)
