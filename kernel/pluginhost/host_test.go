@@ -241,6 +241,9 @@ func TestConformance(t *testing.T) {
 				if err != nil || string(evs[0].Payload) != `{"stored":true}` {
 					t.Fatalf("kv: %v %v", evs, err)
 				}
+				// The plugin appends to conf/applied as deliveries reach it,
+				// so the log's length is not fixed here: wait for five.
+				eventually(t, "five events in the log", func() bool { return hs.k.Log().Head() >= 5 })
 				evs, err = hs.exec("conf.read", `0`)
 				if err != nil || string(evs[0].Payload) != "5" {
 					t.Fatalf("read: %v %v", evs, err)
