@@ -77,6 +77,15 @@ func (p *Plugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plug
 	if err := p.waitFor(ctx, func(s *state) bool { return s.versions[cmd.Stream] >= cmd.Version }, false); err != nil {
 		return nil, err
 	}
+	if cmd.Name == CmdCreate || cmd.Name == CmdRoomJoin {
+		// These read users' roles and activity, which change through the
+		// REST API on streams of their own: catch up to the log's head
+		// first, so that a change already acknowledged counts (a user made
+		// basic a moment ago cannot still start a call as plus).
+		if err := p.catchUp(ctx); err != nil {
+			return nil, plugins.Errorf(CodeInternalServer, "call: %v", err)
+		}
+	}
 	evs, err := retrying(ctx, p, decide)
 	if err != nil {
 		return nil, err
