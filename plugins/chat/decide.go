@@ -60,6 +60,14 @@ func (p *Plugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plug
 		}
 		return nil, err
 	}
+	if cmd.Name == CmdChannelAdd {
+		// Adding reads whether both users exist and are active, which the
+		// REST API changes on streams of their own: catch up to the log's
+		// head first, so that a deactivation already acknowledged counts.
+		if err := p.catchUp(ctx); err != nil {
+			return nil, plugins.Errorf(CodeUnavailable, "chat: %v", err)
+		}
+	}
 	// Deciding has no side effects (the kernel may decide again): the key
 	// is erased when channel.removed is applied, before the removal counts
 	// as applied. A client that must see the messages gone waits for that
