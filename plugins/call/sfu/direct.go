@@ -304,7 +304,7 @@ func (s *SFU) receive(b []byte, from netip.AddrPort) bool {
 		// numbers wrapped since the first packet pion delivered, the
 		// rollover counter is 1.
 		st.started = true
-		if seq := binary.BigEndian.Uint16(b[2:]); seq < st.firstSeq && st.firstSeq-seq > 0x8000 {
+		if wrappedSince(st.firstSeq, binary.BigEndian.Uint16(b[2:])) {
 			ctx.SetROC(ssrc, 1)
 		}
 	}
@@ -332,6 +332,13 @@ func (s *SFU) receive(b []byte, from netip.AddrPort) bool {
 	}
 	st.pub.route(st.hdr, pkt, hl, &st.c)
 	return true
+}
+
+// wrappedSince reports whether sequence number seq comes after first
+// across the wrap from 65535 to 0 (a stream's packets are far fewer than
+// 32,768 apart here): its rollover counter is one more than first's.
+func wrappedSince(first, seq uint16) bool {
+	return seq < first && first-seq > 0x8000
 }
 
 // rtpHeaderLen is the length of pkt's RTP header, extensions included.

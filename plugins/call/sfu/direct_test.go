@@ -35,6 +35,26 @@ func TestRTPHeaderLen(t *testing.T) {
 	}
 }
 
+// TestWrappedSince: the first packet the direct path sees of a track
+// needs rollover counter 1 only if the numbers wrapped since pion's first.
+func TestWrappedSince(t *testing.T) {
+	for _, c := range []struct {
+		first, seq uint16
+		want       bool
+	}{
+		{100, 130, false},     // ahead, no wrap
+		{100, 98, false},      // a late one, no wrap
+		{65530, 65535, false}, // ahead, at the edge
+		{65530, 3, true},      // wrapped
+		{65000, 200, true},    // wrapped, further
+		{3, 65530, false},     // a late one from before a wrap pion saw: not this case's
+	} {
+		if got := wrappedSince(c.first, c.seq); got != c.want {
+			t.Errorf("wrappedSince(%d, %d) = %v, want %v", c.first, c.seq, got, c.want)
+		}
+	}
+}
+
 // TestDirectPathFallsBackToPion: a track whose packets the direct path's
 // context does not decrypt goes back to pion's own SRTP session, and the
 // media keep flowing whole.
