@@ -42,6 +42,28 @@ func IsUser(actor string) bool {
 	return actor != "" && !strings.Contains(actor, ":") && actor != ActorOperator && actor != ActorKernel
 }
 
+// userIDPattern is the platform's user id rule (the REST API's, for
+// POST /v2/users).
+var userIDPattern = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,128}$`)
+
+// ValidUserID reports whether id can be a user's id: the platform's rule,
+// and not an id the kernel reserves for itself (operator, kernel).
+func ValidUserID(id string) bool {
+	return userIDPattern.MatchString(id) && id != ActorOperator && id != ActorKernel
+}
+
+// DecodePayload reads a command's or query's payload, a JSON object (or
+// nothing), into v; a payload that does not fit is a validation_error.
+func DecodePayload(payload json.RawMessage, v any) error {
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(payload, v); err != nil {
+		return Errorf(CodeValidation, "payload: %v", err)
+	}
+	return nil
+}
+
 // EventType is an event type a plugin emits, durable (logged) or
 // ephemeral (bus only).
 type EventType struct {

@@ -134,7 +134,7 @@ func (p *Plugin) decideCreate(s *state, cmd plugins.Command, in CreateRequest) (
 		return nil, plugins.Errorf(CodeValidation, "createCall needs the caller's connected device")
 	case len(in.Users) != 1:
 		return nil, plugins.Errorf(CodeValidation, "users must name exactly one user: calls are one-to-one, got %d", len(in.Users))
-	case !ValidUserID(in.Users[0]):
+	case !plugins.ValidUserID(in.Users[0]):
 		return nil, plugins.Errorf(CodeValidation, "users[0] must be a user id (1..128 of a-z A-Z 0-9 . _ -)")
 	case in.Users[0] == me:
 		return nil, plugins.Errorf(CodeValidation, "a call is between two different users")

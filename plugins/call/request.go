@@ -3,7 +3,6 @@ package call
 import (
 	"bytes"
 	"encoding/json"
-	"regexp"
 	"slices"
 
 	"github.com/parleyhq/parley/plugins"
@@ -97,24 +96,8 @@ var (
 	}()
 )
 
-// decode reads a request payload: a JSON object (or nothing). A payload
-// that does not fit is a validation_error.
-func decode(payload json.RawMessage, v any) error {
-	if len(bytes.TrimSpace(payload)) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(payload, v); err != nil {
-		return plugins.Errorf(CodeValidation, "payload: %v", err)
-	}
-	return nil
-}
-
-// userIDPattern is the platform's user id rule (the REST API's, for
-// POST /v2/users).
-var userIDPattern = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,128}$`)
-
-// ValidUserID reports whether id can be a user id.
-func ValidUserID(id string) bool { return userIDPattern.MatchString(id) }
+// decode reads a request payload (plugins.DecodePayload).
+var decode = plugins.DecodePayload
 
 // options validates createCall's options and fills in the defaults.
 func (in CreateOptions) options() (Options, bool, error) {
@@ -158,7 +141,7 @@ func (in *RoomRequest) validate() error {
 	seen := map[string]bool{}
 	for i := range in.Participants {
 		pt := &in.Participants[i]
-		if !ValidUserID(pt.UserID) {
+		if !plugins.ValidUserID(pt.UserID) {
 			return plugins.Errorf(CodeValidation, "participants[%d].user_id must be a user id", i)
 		}
 		if seen[pt.UserID] {

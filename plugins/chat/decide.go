@@ -90,7 +90,7 @@ func onChannelStream(cmd plugins.Command, channelID string) error {
 // otherUser validates the userId of a request acting as me.
 func otherUser(in UserRequest, me string) error {
 	switch {
-	case !ValidUserID(in.UserID):
+	case !plugins.ValidUserID(in.UserID):
 		return plugins.Errorf(CodeValidation, "userId must be a user id (1..128 of a-z A-Z 0-9 . _ -)")
 	case in.UserID == me:
 		return plugins.Errorf(CodeValidation, "a channel is between two different users")

@@ -1,9 +1,7 @@
 package chat
 
 import (
-	"bytes"
 	"encoding/json"
-	"regexp"
 
 	"github.com/parleyhq/parley/plugins"
 )
@@ -81,24 +79,8 @@ func (a *anchor) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// decode reads a request payload: a JSON object (or nothing). A payload
-// that does not fit is a validation_error.
-func decode(payload json.RawMessage, v any) error {
-	if len(bytes.TrimSpace(payload)) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(payload, v); err != nil {
-		return plugins.Errorf(CodeValidation, "payload: %v", err)
-	}
-	return nil
-}
-
-// userIDPattern is the platform's user id rule (the REST API's, for
-// POST /v2/users).
-var userIDPattern = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,128}$`)
-
-// ValidUserID reports whether id can be a user id.
-func ValidUserID(id string) bool { return userIDPattern.MatchString(id) }
+// decode reads a request payload (plugins.DecodePayload).
+var decode = plugins.DecodePayload
 
 // actingUser returns the user a command or query acts for: a user actor,
 // who must be an active user of the company, or the user the company's
@@ -114,7 +96,7 @@ func (s *state) actingUser(company, actor string, in Acting) (string, error) {
 		}
 		return actor, nil
 	case actor == plugins.ActorAPIKeyPrefix+company:
-		if !ValidUserID(in.AsUser) {
+		if !plugins.ValidUserID(in.AsUser) {
 			return "", plugins.Errorf(CodeValidation, "asUser must name the user the REST API acts for")
 		}
 		if _, ok := c.users[in.AsUser]; !ok {

@@ -73,17 +73,12 @@ type User struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 }
 
-var (
-	userIDPattern = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,128}$`)
-	appIDPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{2,63}$`)
-)
+var appIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{2,63}$`)
 
 // ValidUserID reports whether id follows the vendor's rules and is not a
 // name the platform gives its own actors ("operator", "kernel"), which a
-// user must not be able to pass for.
-func ValidUserID(id string) bool {
-	return userIDPattern.MatchString(id) && id != plugins.ActorOperator && id != plugins.ActorKernel
-}
+// user must not be able to pass for (plugins.ValidUserID).
+var ValidUserID = plugins.ValidUserID
 
 // CompanyStream and UserStream name the streams.
 func CompanyStream(appID string) string      { return "company/" + appID }

@@ -13,7 +13,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
-	"github.com/parleyhq/parley/plugins"
 	"github.com/parleyhq/parley/sdkapi/directory"
 	"github.com/parleyhq/parley/sdkapi/token"
 )
@@ -144,11 +143,7 @@ func (s *session) joinLink() (map[string]any, error) {
 		return nil, kernel.Errorf(kernel.CodeUnavailable, "calls are not running")
 	}
 	params, _ := json.Marshal(map[string]string{"roomId": s.link.room})
-	stream, err := plugins.ExpandStream(r.Stream, s.app, s.user, params)
-	if err != nil {
-		return nil, err
-	}
-	evs, err := s.m.k.Execute(ctx, kernel.Command{Name: r.Name, Stream: stream, Company: s.app, Actor: s.user, Device: s.device, Payload: params})
+	evs, err := s.execute(ctx, r, params)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel"
 	"github.com/parleyhq/parley/plugins"
 )
@@ -40,11 +41,7 @@ func (s *session) call(req Request) (any, error) {
 		}
 		return json.RawMessage(ans), nil
 	}
-	stream, err := plugins.ExpandStream(r.Stream, s.app, s.user, params)
-	if err != nil {
-		return nil, err
-	}
-	evs, err := s.m.k.Execute(ctx, kernel.Command{Name: r.Name, Stream: stream, Company: s.app, Actor: s.user, Device: s.device, Payload: params})
+	evs, err := s.execute(ctx, r, params)
 	if err != nil {
 		return nil, err
 	}
@@ -74,4 +71,14 @@ func (s *session) call(req Request) (any, error) {
 	}
 	*bp = append(b, "]}"...)
 	return pooledJSON{bp}, nil
+}
+
+// execute runs the client route r's command as this device of the
+// connected user, on the stream its template names for params.
+func (s *session) execute(ctx context.Context, r kernel.ClientRoute, params json.RawMessage) ([]eventlog.Event, error) {
+	stream, err := plugins.ExpandStream(r.Stream, s.app, s.user, params)
+	if err != nil {
+		return nil, err
+	}
+	return s.m.k.Execute(ctx, kernel.Command{Name: r.Name, Stream: stream, Company: s.app, Actor: s.user, Device: s.device, Payload: params})
 }
