@@ -74,7 +74,7 @@ func (p *Plugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plug
 	default:
 		return nil, plugins.Errorf(plugins.CodeInvalidCommand, "the call plugin has no command %q", cmd.Name)
 	}
-	if err := p.waitFor(ctx, func(s *state) bool { return s.versions[cmd.Stream] >= cmd.Version }, false); err != nil {
+	if err := p.proj.WaitFor(ctx, func(s *state) bool { return s.versions[cmd.Stream] >= cmd.Version }, false); err != nil {
 		return nil, err
 	}
 	if cmd.Name == CmdCreate || cmd.Name == CmdRoomJoin {
@@ -86,7 +86,7 @@ func (p *Plugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plug
 			return nil, plugins.Errorf(CodeInternalServer, "call: %v", err)
 		}
 	}
-	evs, err := retrying(ctx, p, decide)
+	evs, err := plugins.Retrying(ctx, p.proj, decide)
 	if err != nil {
 		return nil, err
 	}

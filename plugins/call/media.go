@@ -140,14 +140,14 @@ func (p *Plugin) handleMedia(ctx context.Context, cmd plugins.Command) ([]plugin
 		c := s.lookup(cmd.Company)
 		return k.CallType() != TypeAudioOnly && c.canVideo(cmd.Actor), nil
 	}
-	if _, err := retrying(ctx, p, check); err != nil {
+	if _, err := plugins.Retrying(ctx, p.proj, check); err != nil {
 		return nil, err
 	}
 	// Under the call's lock, checked again: the media of a call that ended
 	// is closed under the same lock, so no PeerConnection outlives it.
 	unlock := p.calls.lock(in.CallID)
 	defer unlock()
-	allowVideo, err := view(p, check)
+	allowVideo, err := plugins.View(p.proj, check)
 	if err != nil {
 		return nil, err
 	}

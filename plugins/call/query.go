@@ -110,16 +110,7 @@ func (p *Plugin) HandleQuery(ctx context.Context, q plugins.Query) (json.RawMess
 	default:
 		return nil, plugins.Errorf(plugins.CodeInvalidCommand, "the call plugin has no query %q", q.Name)
 	}
-	if at.MinSeq > 0 {
-		if err := p.waitFor(ctx, func(s *state) bool { return s.applied >= at.MinSeq }, true); err != nil {
-			return nil, err
-		}
-	}
-	v, err := retrying(ctx, p, answer)
-	if err != nil {
-		return nil, err
-	}
-	return marshal(v), nil
+	return plugins.Answer(ctx, p.proj, at.MinSeq, answer)
 }
 
 // view is the call as viewer sees it ("" for the company).

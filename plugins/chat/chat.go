@@ -54,9 +54,6 @@ const (
 )
 
 const (
-	maxWait         = 5 * time.Second        // the longest a command or query waits for the projection
-	deliveryWait    = 100 * time.Millisecond // how long it waits for the delivery before reading the log itself
-	retryEvery      = 20 * time.Millisecond
 	readPage        = 1000                            // events per ReadLog call (the kernel's cap)
 	timeLayout      = "2006-01-02T15:04:05.000Z07:00" // what JavaScript's toISOString writes
 	channelIDPrefix = "ch_"
@@ -86,12 +83,20 @@ type Plugin struct {
 	mu      sync.RWMutex
 	st      *state
 	caught  plugins.CatchUp // waits for the projection to reach a position
+	proj    *plugins.Projection[*state]
 
 	now func() time.Time // the clock for creationDate
 }
 
 // New returns the plugin.
-func New() plugins.Plugin { return &Plugin{st: newState(), now: time.Now} }
+func New() plugins.Plugin {
+	p := &Plugin{st: newState(), now: time.Now}
+	p.proj = &plugins.Projection[*state]{
+		Mu: &p.mu, State: func() *state { return p.st }, Applied: func(s *state) uint64 { return s.applied },
+		ReadLog: p.catchUp, Caught: &p.caught, Code: CodeUnavailable, Name: "chat",
+	}
+	return p
+}
 
 var (
 	_ plugins.CommandHandler = (*Plugin)(nil)
@@ -193,51 +198,6 @@ func (p *Plugin) applyLocked(ctx context.Context, evs []plugins.Event) error {
 		p.mu.Unlock()
 	}
 	return nil
-}
-
-// waitFor returns once ok holds of the projection (see plugins.CatchUp):
-// it waits for the delivery, then reads the log itself. fromLog skips the
-// wait, for positions the delivery may never bring (a minSeq that is not
-// one of the plugin's events).
-func (p *Plugin) waitFor(ctx context.Context, ok func(*state) bool, fromLog bool) error {
-	o := plugins.CatchUpOptions{MaxWait: maxWait, Retry: retryEvery, Delivery: deliveryWait}
-	if fromLog {
-		o.Delivery = -1
-	}
-	if err := p.caught.Await(ctx, func() bool { return p.holds(ok) }, p.catchUp, o); err != nil {
-		return plugins.Errorf(CodeUnavailable, "chat: %v", err)
-	}
-	return nil
-}
-
-func (p *Plugin) holds(ok func(*state) bool) bool {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return ok(p.st)
-}
-
-// view runs f on the projection under the read lock.
-func view[T any](p *Plugin, f func(*state) (T, error)) (T, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return f(p.st)
-}
-
-// retrying runs f; when it refuses with a coded error, the projection may
-// merely be behind (a user created or a channel added an instant ago, on
-// another stream), so it catches up once and runs f again.
-func retrying[T any](ctx context.Context, p *Plugin, f func(*state) (T, error)) (v T, err error) {
-	err = p.caught.Again(ctx, p.position, p.catchUp, func() error {
-		v, err = view(p, f)
-		return err
-	})
-	return v, err
-}
-
-func (p *Plugin) position() uint64 {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.st.applied
 }
 
 func newChannelID() string {

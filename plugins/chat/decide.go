@@ -54,7 +54,7 @@ func (p *Plugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plug
 	// a removal closes the channel's stream too (channel.closed), so a send
 	// decided after it sees the channel gone. The projection is normally
 	// there already; waitFor waits for delivery, then reads the log.
-	if err := p.waitFor(ctx, func(s *state) bool { return s.versions[cmd.Stream] >= cmd.Version }, false); err != nil {
+	if err := p.proj.WaitFor(ctx, func(s *state) bool { return s.versions[cmd.Stream] >= cmd.Version }, false); err != nil {
 		if cmd.Name == CmdMessageSend {
 			return nil, plugins.Errorf(CodeMessageNotSaved, "the message was not saved, please retry: %v", err)
 		}
@@ -72,7 +72,7 @@ func (p *Plugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plug
 	// is erased when channel.removed is applied, before the removal counts
 	// as applied. A client that must see the messages gone waits for that
 	// with a query's minSeq (the REST API and the SDK do).
-	return retrying(ctx, p, decide)
+	return plugins.Retrying(ctx, p.proj, decide)
 }
 
 // onChannelStream checks a channel command is serialised on its channel's
