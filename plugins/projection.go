@@ -37,6 +37,17 @@ func (p *Projection[S]) WaitFor(ctx context.Context, ok func(S) bool, fromLog bo
 	return nil
 }
 
+// UpToDate applies the log up to its head. A decision that reads state
+// other streams change (users' roles and activity, changed through the
+// REST API) calls it first, so that a change already acknowledged to
+// whoever made it counts.
+func (p *Projection[S]) UpToDate(ctx context.Context) error {
+	if err := p.ReadLog(ctx); err != nil {
+		return Errorf(p.Code, "%s: %v", p.Name, err)
+	}
+	return nil
+}
+
 // Holds reports whether ok holds of the state now.
 func (p *Projection[S]) Holds(ok func(S) bool) bool {
 	p.Mu.RLock()

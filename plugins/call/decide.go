@@ -78,12 +78,10 @@ func (p *Plugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plug
 		return nil, err
 	}
 	if cmd.Name == CmdCreate || cmd.Name == CmdRoomJoin {
-		// These read users' roles and activity, which change through the
-		// REST API on streams of their own: catch up to the log's head
-		// first, so that a change already acknowledged counts (a user made
-		// basic a moment ago cannot still start a call as plus).
-		if err := p.catchUp(ctx); err != nil {
-			return nil, plugins.Errorf(CodeInternalServer, "call: %v", err)
+		// These read users' roles and activity (a user made basic a
+		// moment ago cannot still start a call as plus).
+		if err := p.proj.UpToDate(ctx); err != nil {
+			return nil, err
 		}
 	}
 	evs, err := plugins.Retrying(ctx, p.proj, decide)

@@ -61,11 +61,9 @@ func (p *Plugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plug
 		return nil, err
 	}
 	if cmd.Name == CmdChannelAdd {
-		// Adding reads whether both users exist and are active, which the
-		// REST API changes on streams of their own: catch up to the log's
-		// head first, so that a deactivation already acknowledged counts.
-		if err := p.catchUp(ctx); err != nil {
-			return nil, plugins.Errorf(CodeUnavailable, "chat: %v", err)
+		// Adding reads whether both users exist and are active.
+		if err := p.proj.UpToDate(ctx); err != nil {
+			return nil, err
 		}
 	}
 	// Deciding has no side effects (the kernel may decide again): the key
