@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 )
 
@@ -98,4 +99,26 @@ func Answer[S any](ctx context.Context, p *Projection[S], minSeq uint64, answer 
 		return nil, Errorf(CodeInternal, "%s: answer %T: %v", p.Name, v, err)
 	}
 	return b, nil
+}
+
+// readPage is how many events one ReadLog call asks for: the kernel's cap.
+const readPage = 1000
+
+// ReadLogFrom reads k's log to its head, a page at a time, from the seq
+// after next() (the projection's position, which apply moves) and hands
+// each page to apply: the loop of a projection's ReadLog.
+func ReadLogFrom(ctx context.Context, k Kernel, next func() uint64, apply func([]Event) error) error {
+	for {
+		from := next() + 1
+		evs, err := k.ReadLog(ctx, from, readPage)
+		if err != nil {
+			return fmt.Errorf("read the log from seq %d: %w", from, err)
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		if err := apply(evs); err != nil {
+			return err
+		}
+	}
 }

@@ -113,7 +113,6 @@ const (
 )
 
 const (
-	readPage     = 1000                            // events per ReadLog call (the kernel's cap)
 	timeLayout   = "2006-01-02T15:04:05.000Z07:00" // what JavaScript's toISOString writes
 	callIDPrefix = "call_"
 	roomIDPrefix = "room_"
@@ -298,17 +297,8 @@ func (p *Plugin) ApplyEvents(_ context.Context, evs []plugins.Event) error {
 func (p *Plugin) catchUp(ctx context.Context) error {
 	p.applyMu.Lock()
 	defer p.applyMu.Unlock()
-	for {
-		from := p.st.applied + 1
-		evs, err := p.k.ReadLog(ctx, from, readPage)
-		if err != nil {
-			return fmt.Errorf("read the log from seq %d: %w", from, err)
-		}
-		if len(evs) == 0 {
-			return nil
-		}
-		p.applyLocked(evs)
-	}
+	return plugins.ReadLogFrom(ctx, p.k, func() uint64 { return p.st.applied },
+		func(evs []plugins.Event) error { p.applyLocked(evs); return nil })
 }
 
 // applyLocked applies evs in order (applyMu is held) and has the scheduler

@@ -54,7 +54,6 @@ const (
 )
 
 const (
-	readPage        = 1000                            // events per ReadLog call (the kernel's cap)
 	timeLayout      = "2006-01-02T15:04:05.000Z07:00" // what JavaScript's toISOString writes
 	channelIDPrefix = "ch_"
 	messageIDPrefix = "msg_"
@@ -163,19 +162,8 @@ func (p *Plugin) ApplyEvents(ctx context.Context, evs []plugins.Event) error {
 func (p *Plugin) catchUp(ctx context.Context) error {
 	p.applyMu.Lock()
 	defer p.applyMu.Unlock()
-	for {
-		from := p.st.applied + 1
-		evs, err := p.k.ReadLog(ctx, from, readPage)
-		if err != nil {
-			return fmt.Errorf("read the log from seq %d: %w", from, err)
-		}
-		if len(evs) == 0 {
-			return nil
-		}
-		if err := p.applyLocked(ctx, evs); err != nil {
-			return err
-		}
-	}
+	return plugins.ReadLogFrom(ctx, p.k, func() uint64 { return p.st.applied },
+		func(evs []plugins.Event) error { return p.applyLocked(ctx, evs) })
 }
 
 // applyLocked applies evs in order; applyMu is held. A key that must be
