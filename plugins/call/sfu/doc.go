@@ -51,7 +51,8 @@
 // interceptors are NACK both ways (the SFU's generator asks publishers for
 // what is lost; its responder answers subscribers from a ring of the last
 // 256 packets of each video track), RTCP sender and receiver
-// reports, and transport-wide congestion control feedback to publishers
+// reports once a second (the SFU's own, checked against pion's), and
+// transport-wide congestion control feedback to publishers
 // (their congestion controller's input). A keyframe request (PLI or FIR)
 // from a subscriber goes to the track's publisher, at most one every
 // 250 ms; a new subscriber gets one asked for it, and its video starts at
@@ -64,8 +65,8 @@
 // The direct path. Once a track is published, its packets do not go
 // through pion's receive goroutines: the socket's reader (the one goroutine
 // under pion's ICE UDP mux) recognises an SRTP packet of a known track from
-// a peer's address, decrypts it, runs it through pion's interceptors for
-// that track (receiver reports, NACK and TWCC bookkeeping) and writes it to
+// a peer's address, decrypts it, runs it through the interceptor chain of
+// that track (reports, NACK and TWCC bookkeeping) and writes it to
 // every subscriber before it reads the next datagram. Writes to a device,
 // RTP and RTCP, are encrypted with the SFU's own SRTP context and sent on
 // the socket, below pion's interceptors (which see every packet) and
@@ -86,8 +87,10 @@
 // and a header per packet), subscribers read with one atomic load,
 // counters flushed every 16 packets. The SFU has its own NACK responder
 // (pion's allocates a packet per send), TWCC feedback (pion's hands every
-// packet to another goroutine over a channel) and NACK generator, the last
-// two driven by one clock for all peers instead of a ticker each. Reads
+// packet to another goroutine over a channel), NACK generator and RTCP
+// reports, the last three driven by one clock for all peers instead of a
+// ticker each (pion's reports take two goroutines and tickers per peer
+// connection). Reads
 // (recvmmsg) and writes (sendto) are non-blocking system calls made raw,
 // outside the Go scheduler's bookkeeping, which otherwise wakes its
 // monitor thread for nearly every packet of a lightly loaded process

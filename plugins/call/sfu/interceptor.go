@@ -18,9 +18,9 @@ import (
 //     buffer already, its header parsed; it hands both up the chain.
 //   - incoming RTP from pion: it parses each packet's header into one rtp.Header per
 //     stream, kept in one Attributes map per stream, and hands that map up
-//     the chain. Pion's NACK generator and receiver reports, and the TWCC
-//     recorder, each call Attributes.GetRTPHeader, which finds the header
-//     there instead of making a map and a header per packet.
+//     the chain. The NACK generator, the reports and the TWCC recorder
+//     each call Attributes.GetRTPHeader, which finds the header there
+//     instead of parsing the packet again.
 //   - outgoing RTP: written on the peer's direct send path (direct.go)
 //     once it has keys and an address, through pion's SRTP otherwise.
 //   - outgoing RTP of streams that negotiated NACK: a ring of the last

@@ -194,9 +194,7 @@ func New(cfg Config, logger *slog.Logger) (*SFU, error) {
 // them).
 func (s *SFU) peerAPI(p *peer) (*webrtc.API, error) {
 	reg := &interceptor.Registry{}
-	if err := registerInterceptors(reg, s.m, s.clock, &p.rx, &p.tx); err != nil {
-		return nil, err
-	}
+	registerInterceptors(reg, s.m, s.clock, &p.rx, &p.tx)
 	return webrtc.NewAPI(webrtc.WithSettingEngine(p.keys.settings(s.settings)), webrtc.WithMediaEngine(s.media),
 		webrtc.WithInterceptorRegistry(reg)), nil
 }
@@ -242,20 +240,17 @@ func registerFeedback(me *webrtc.MediaEngine) error {
 
 // registerInterceptors builds one peer connection's chain, innermost
 // (next to SRTP) first: the SFU's own (header cache, NACK ring, counters,
-// the direct send path),
-// RTCP sender and receiver reports, the NACK generator (asks publishers
+// the direct send path), RTCP sender and receiver reports (see
+// rtcpReports), the NACK generator (asks publishers
 // for lost packets; see nackGenerator), TWCC feedback to publishers
 // (their congestion control; see twccFeedback), and last the direct
 // path's tap on the whole incoming chain.
-func registerInterceptors(reg *interceptor.Registry, m *metrics, clock *feedbackClock, rx *rxPath, tx *txPath) error {
+func registerInterceptors(reg *interceptor.Registry, m *metrics, clock *feedbackClock, rx *rxPath, tx *txPath) {
 	reg.Add(sfuInterceptorFactory{m: m, tx: tx})
-	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
-		return err
-	}
+	reg.Add(reportsFactory{clock: clock})
 	reg.Add(nackFactory{clock: clock})
 	reg.Add(twccFactory{clock: clock})
 	reg.Add(tapFactory{rx: rx})
-	return nil
 }
 
 // Addrs returns the local addresses of the media port.

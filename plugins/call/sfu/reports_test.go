@@ -1,0 +1,264 @@
+package sfu
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// fakeClock is a time the test sets, read by both implementations.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+// rtpIn is one packet of a test sequence and when it arrives or is sent.
+type rtpIn struct {
+	seq uint16
+	ts  uint32
+	at  time.Duration // after the test's start
+	n   int           // payload bytes
+}
+
+// video is packets of 3 per frame at 30 frames/s (90 kHz), from first,
+// skipping the sequence numbers in lost, with arrivals jittered by up to
+// 3 ms.
+func videoPackets(first uint16, frames int, lost map[uint16]bool, from time.Duration) []rtpIn {
+	var out []rtpIn
+	seq := first
+	for f := range frames {
+		for i := range 3 {
+			jitter := time.Duration((int(seq)*7919)%7-3) * time.Millisecond / 2
+			if !lost[seq] {
+				out = append(out, rtpIn{seq: seq, ts: uint32(1000 + f*3000), at: from + time.Duration(f)*time.Second/30 + time.Duration(i)*time.Millisecond + jitter, n: 900 + i})
+			}
+			seq++
+		}
+	}
+	return out
+}
+
+// The SFU's reports say what pion's report interceptors say, given the
+// same packets at the same times: loss (with a sequence number wrap and a
+// reordering), jitter, the echo of a sender report and its delay, and a
+// sender's counts and RTP time.
+func TestReportsMatchPions(t *testing.T) {
+	if got, want := ntpTime(time.Unix(0, 500_000_000)), uint64(2208988800)<<32|1<<31; got != want {
+		t.Fatalf("NTP time of the Unix epoch plus half a second: %x, want %x", got, want)
+	}
+	const ssrc, clockRate = 0x1234abcd, 90000
+	start := time.Unix(1_800_000_000, 123456789)
+	clk := &fakeClock{t: start}
+	info := &interceptor.StreamInfo{SSRC: ssrc, ClockRate: clockRate}
+	ours := newRTCPReports(nil, clk.now)
+
+	// Pion's, reporting every 400 ms of real time to a channel; the
+	// packets of each phase go in well before its next report.
+	const every = 400 * time.Millisecond
+	rf, err := report.NewReceiverInterceptor(report.ReceiverInterval(every), report.ReceiverNow(clk.now))
+	must(t, err)
+	sf, err := report.NewSenderInterceptor(report.SenderInterval(every), report.SenderNow(clk.now))
+	must(t, err)
+	ri, err := rf.NewInterceptor("")
+	must(t, err)
+	si, err := sf.NewInterceptor("")
+	must(t, err)
+	defer ri.Close()
+	defer si.Close()
+	pionReports := make(chan rtcp.Packet, 16)
+	capture := interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, _ interceptor.Attributes) (int, error) {
+		for _, p := range pkts {
+			pionReports <- p
+		}
+		return 0, nil
+	})
+
+	// The streams: one received (through a reader handing out the packet
+	// of the moment), one sent.
+	var next []byte
+	source := interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		return copy(b, next), a, nil
+	})
+	readers := []interceptor.RTPReader{
+		ri.BindRemoteStream(info, source),
+		ours.BindRemoteStream(info, sfuInterceptorReader(source)),
+	}
+	sink := interceptor.RTPWriterFunc(func(*rtp.Header, []byte, interceptor.Attributes) (int, error) { return 0, nil })
+	writers := []interceptor.RTPWriter{si.BindLocalStream(info, sink), ours.BindLocalStream(info, sink)}
+	var nextRTCP []byte
+	rtcpSource := interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		return copy(b, nextRTCP), a, nil
+	})
+	rtcpReaders := []interceptor.RTCPReader{ri.BindRTCPReader(rtcpSource), ours.BindRTCPReader(rtcpSource)}
+
+	receive := func(pkts []rtpIn) {
+		for _, p := range pkts {
+			clk.set(start.Add(p.at))
+			h := rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: p.seq, Timestamp: p.ts, SSRC: ssrc}
+			raw, err := (&rtp.Packet{Header: h, Payload: make([]byte, p.n)}).Marshal()
+			must(t, err)
+			next = raw
+			buf := make([]byte, 1500)
+			for _, r := range readers {
+				if _, _, err := r.Read(buf, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, w := range writers {
+				if _, err := w.Write(&h, make([]byte, p.n), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	senderReport := func(at time.Duration, ntp uint64) {
+		clk.set(start.Add(at))
+		raw, err := (&rtcp.SenderReport{SSRC: ssrc, NTPTime: ntp, RTPTime: 5, PacketCount: 9, OctetCount: 900}).Marshal()
+		must(t, err)
+		nextRTCP = raw
+		for _, r := range rtcpReaders {
+			if _, _, err := r.Read(make([]byte, 1500), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	compare := func(phase string, at time.Duration) {
+		t.Helper()
+		clk.set(start.Add(at))
+		var pionRR *rtcp.ReceiverReport
+		var pionSR *rtcp.SenderReport
+		deadline := time.After(5 * time.Second)
+		for pionRR == nil || pionSR == nil {
+			select {
+			case p := <-pionReports:
+				switch p := p.(type) {
+				case *rtcp.ReceiverReport:
+					pionRR = p
+				case *rtcp.SenderReport:
+					pionSR = p
+				}
+			case <-deadline:
+				t.Fatalf("%s: pion sent no reports", phase)
+			}
+		}
+		var rr *rtcp.ReceiverReport
+		var sr *rtcp.SenderReport
+		for _, p := range ours.build(clk.now()) {
+			switch p := p.(type) {
+			case *rtcp.ReceiverReport:
+				rr = p
+			case *rtcp.SenderReport:
+				sr = p
+			}
+		}
+		if rr == nil || len(rr.Reports) != 1 || sr == nil {
+			t.Fatalf("%s: our reports: RR %v, SR %v", phase, rr, sr)
+		}
+		got, want := rr.Reports[0], pionRR.Reports[0]
+		if d := int64(got.Jitter) - int64(want.Jitter); d < -2 || d > 2 {
+			t.Errorf("%s: jitter %d, pion's %d", phase, got.Jitter, want.Jitter)
+		}
+		got.Jitter = want.Jitter
+		if got != want {
+			t.Errorf("%s: report block\n ours %+v\npion's %+v", phase, got, want)
+		}
+		// Pion converts to NTP through a float64, which is off by up to
+		// a few hundred nanoseconds; ours is exact.
+		ntpOff := int64(sr.NTPTime - pionSR.NTPTime)
+		if sr.SSRC != pionSR.SSRC || ntpOff < -ntpMicrosecond || ntpOff > ntpMicrosecond || sr.RTPTime != pionSR.RTPTime ||
+			sr.PacketCount != pionSR.PacketCount || sr.OctetCount != pionSR.OctetCount {
+			t.Errorf("%s: sender report\n ours %+v\npion's %+v", phase, sr, pionSR)
+		}
+		t.Logf("%s: lost %d (fraction %d/256), jitter %d, last seq %d, DLSR %d", phase,
+			got.TotalLost, got.FractionLost, got.Jitter, got.LastSequenceNumber, got.Delay)
+	}
+
+	ri.BindRTCPWriter(capture) // pion's tickers start
+	si.BindRTCPWriter(capture)
+	// Phase 1: across the sequence number wrap, two packets lost, a
+	// sender report from the publisher.
+	receive(videoPackets(65530, 6, map[uint16]bool{65534: true, 2: true}, 0))
+	senderReport(150*time.Millisecond, 0xe0000001_80000000)
+	compare("first report", 300*time.Millisecond)
+
+	// Phase 2: more loss, and two packets swapped in flight.
+	p2 := videoPackets(12, 10, map[uint16]bool{20: true, 21: true, 30: true}, 400*time.Millisecond)
+	p2[5], p2[6] = p2[6], p2[5]
+	receive(p2)
+	compare("second report", 900*time.Millisecond)
+}
+
+// ntpMicrosecond is a microsecond in an NTP timestamp's low half.
+const ntpMicrosecond = 1 << 32 / 1_000_000
+
+// sfuInterceptorReader is what the SFU's chain gives the reports: the
+// packet with its header parsed into the attributes.
+func sfuInterceptorReader(r interceptor.RTPReader) interceptor.RTPReader {
+	return (&sfuInterceptor{}).BindRemoteStream(nil, r)
+}
+
+// The reports go out once every reportTicks ticks of the feedback clock,
+// in one compound packet: sender reports first, then the receiver report.
+func TestReportsGoEverySecondOfTicks(t *testing.T) {
+	clock := &feedbackClock{tickers: map[ticker]struct{}{}} // not running: the test ticks
+	r := newRTCPReports(clock, time.Now)
+	var sent [][]rtcp.Packet
+	r.BindRTCPWriter(interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, _ interceptor.Attributes) (int, error) {
+		sent = append(sent, pkts)
+		return 0, nil
+	}))
+	if _, ok := clock.tickers[r]; !ok {
+		t.Fatal("the reports did not join the clock")
+	}
+	info := &interceptor.StreamInfo{SSRC: 7, ClockRate: 48000}
+	h := &rtp.Header{Version: 2, SequenceNumber: 1, Timestamp: 960, SSRC: 7}
+	raw, err := (&rtp.Packet{Header: *h, Payload: []byte{1, 2, 3}}).Marshal()
+	must(t, err)
+	reader := r.BindRemoteStream(info, sfuInterceptorReader(interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		return copy(b, raw), a, nil
+	})))
+	writer := r.BindLocalStream(&interceptor.StreamInfo{SSRC: 8, ClockRate: 48000}, interceptor.RTPWriterFunc(func(*rtp.Header, []byte, interceptor.Attributes) (int, error) { return 0, nil }))
+	for i := range 2 * reportTicks {
+		if i == 0 {
+			if _, _, err := reader.Read(make([]byte, 1500), nil); err != nil {
+				t.Fatal(err)
+			}
+			writer.Write(&rtp.Header{SSRC: 8, Timestamp: 100}, []byte{1}, nil)
+		}
+		r.tick()
+		if want := (i + 1) / reportTicks; len(sent) != want {
+			t.Fatalf("after %d ticks, %d reports sent; want %d", i+1, len(sent), want)
+		}
+	}
+	for _, pkts := range sent {
+		if len(pkts) != 2 {
+			t.Fatalf("sent %v, want a sender report and a receiver report", pkts)
+		}
+		sr, ok1 := pkts[0].(*rtcp.SenderReport)
+		rr, ok2 := pkts[1].(*rtcp.ReceiverReport)
+		if !ok1 || !ok2 || sr.SSRC != 8 || sr.PacketCount != 1 || len(rr.Reports) != 1 || rr.Reports[0].SSRC != 7 {
+			t.Fatalf("sent %v", pkts)
+		}
+	}
+	r.Close()
+	if _, ok := clock.tickers[r]; ok {
+		t.Fatal("closed, the reports are still on the clock")
+	}
+}
