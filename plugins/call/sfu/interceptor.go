@@ -158,15 +158,23 @@ func (i *sfuInterceptor) UnbindLocalStream(info *interceptor.StreamInfo) {
 // keeps that to one resend. (The per-track RTCP loops count feedback, as
 // they know which SSRC is theirs.)
 func (i *sfuInterceptor) BindRTCPReader(reader interceptor.RTCPReader) interceptor.RTCPReader {
+	return observeRTCP(reader, func(it rtcpIter) {
+		if it.isNACK() {
+			i.answerNACK(it.mediaSSRC(), it.fci())
+		}
+	})
+}
+
+// observeRTCP is reader, calling see with each packet of a compound RTCP
+// packet after it is read.
+func observeRTCP(reader interceptor.RTCPReader, see func(rtcpIter)) interceptor.RTCPReader {
 	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		n, attr, err := reader.Read(b, a)
 		if err != nil {
 			return n, attr, err
 		}
 		for it := (rtcpIter{b: b[:n]}); it.next(); {
-			if it.isNACK() {
-				i.answerNACK(it.mediaSSRC(), it.fci())
-			}
+			see(it)
 		}
 		return n, attr, nil
 	})

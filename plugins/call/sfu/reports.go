@@ -89,23 +89,16 @@ func (r *rtcpReports) UnbindLocalStream(info *interceptor.StreamInfo) {
 // receiver report echoes the last one's time and how long ago it came,
 // from which the sender measures the round trip.
 func (r *rtcpReports) BindRTCPReader(reader interceptor.RTCPReader) interceptor.RTCPReader {
-	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-		n, attr, err := reader.Read(b, a)
-		if err != nil {
-			return n, attr, err
+	return observeRTCP(reader, func(it rtcpIter) {
+		if it.typ() != uint8(rtcp.TypeSenderReport) || len(it.cur) < 28 {
+			return
 		}
-		for it := (rtcpIter{b: b[:n]}); it.next(); {
-			if it.typ() != uint8(rtcp.TypeSenderReport) || len(it.cur) < 28 {
-				continue
-			}
-			r.mu.Lock()
-			st := r.recv[binary.BigEndian.Uint32(it.cur[4:])]
-			r.mu.Unlock()
-			if st != nil {
-				st.senderReport(r.now(), binary.BigEndian.Uint64(it.cur[8:]))
-			}
+		r.mu.Lock()
+		st := r.recv[binary.BigEndian.Uint32(it.cur[4:])]
+		r.mu.Unlock()
+		if st != nil {
+			st.senderReport(r.now(), binary.BigEndian.Uint64(it.cur[8:]))
 		}
-		return n, attr, nil
 	})
 }
 
