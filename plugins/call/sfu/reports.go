@@ -19,8 +19,8 @@ const reportTicks = int(time.Second / feedbackInterval)
 // packets' arrival jittered, and a sender report for each outgoing stream
 // (its packet and byte counts and the wall clock time of an RTP
 // timestamp, which the device's lip sync and round-trip time need). They
-// go every reportTicks ticks of the SFU's feedback clock, in one compound
-// packet. Pion's report interceptors do the same with two goroutines and
+// go every reportTicks ticks of the SFU's feedback clock, in as few
+// compound packets of at most maxReportSize bytes as hold them. Pion's report interceptors do the same with two goroutines and
 // tickers per peer connection, and a map look-up per packet.
 type rtcpReports struct {
 	interceptor.NoOp
@@ -109,12 +109,15 @@ func (r *rtcpReports) tick() {
 	due := r.ticks%reportTicks == 0
 	r.mu.Unlock()
 	if due {
-		r.send(r.build(r.now()))
+		for _, pkts := range r.build(r.now()) {
+			r.send(pkts)
+		}
 	}
 }
 
-// build makes the reports of every stream as of now.
-func (r *rtcpReports) build(now time.Time) []rtcp.Packet {
+// build makes the reports of every stream as of now, in compound packets
+// of at most maxReportSize bytes.
+func (r *rtcpReports) build(now time.Time) [][]rtcp.Packet {
 	r.mu.Lock()
 	recv := make([]*recvStats, 0, len(r.recv))
 	for _, st := range r.recv {
@@ -128,14 +131,31 @@ func (r *rtcpReports) build(now time.Time) []rtcp.Packet {
 	return r.reports(now, recv, sent)
 }
 
+// maxReportSize bounds a compound report packet, so that a room of many
+// streams does not send datagrams a path would fragment.
+const maxReportSize = 1200
+
+// RTCP sizes: a sender report without report blocks, a receiver report's
+// header, a report block.
+const srSize, rrHeaderSize, reportBlockSize = 28, 8, 24
+
 // reports are the sender reports of the streams in sent that have sent a
 // packet, and receiver reports on those in recv that have received one
-// (31 streams at most to a report, the field's limit).
-func (r *rtcpReports) reports(now time.Time, recv []*recvStats, sent []*sentStats) []rtcp.Packet {
-	var pkts []rtcp.Packet
+// (31 streams at most to a report, the field's limit), in compound
+// packets of at most maxReportSize bytes.
+func (r *rtcpReports) reports(now time.Time, recv []*recvStats, sent []*sentStats) [][]rtcp.Packet {
+	var out [][]rtcp.Packet
+	var cur []rtcp.Packet
+	size := 0
+	add := func(p rtcp.Packet, n int) {
+		if size+n > maxReportSize && len(cur) > 0 {
+			out, cur, size = append(out, cur), nil, 0
+		}
+		cur, size = append(cur, p), size+n
+	}
 	for _, st := range sent {
 		if sr := st.report(now); sr != nil {
-			pkts = append(pkts, sr)
+			add(sr, srSize)
 		}
 	}
 	var blocks []rtcp.ReceptionReport
@@ -146,10 +166,13 @@ func (r *rtcpReports) reports(now time.Time, recv []*recvStats, sent []*sentStat
 	}
 	for len(blocks) > 0 {
 		n := min(len(blocks), 31)
-		pkts = append(pkts, &rtcp.ReceiverReport{SSRC: r.reporter, Reports: blocks[:n]})
+		add(&rtcp.ReceiverReport{SSRC: r.reporter, Reports: blocks[:n]}, rrHeaderSize+n*reportBlockSize)
 		blocks = blocks[n:]
 	}
-	return pkts
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
 }
 
 func (r *rtcpReports) Close() error { return r.leave(r) }
@@ -179,9 +202,12 @@ type recvStats struct {
 	lastSRAt time.Time
 }
 
-// maxDropout is how far ahead of the highest sequence number a packet
-// still counts as ahead (RFC 3550 A.1): further, it is a late one.
-const maxDropout = 3000
+// maxAhead is how far ahead of the highest sequence number a packet still
+// counts as ahead; further, it is a late one. Half the sequence space, as
+// pion's reports have it: RFC 3550 A.1's 3,000, without the re-sync it
+// pairs with, would take a stream that jumped (a source restarted) for one
+// sending late packets until its numbers came round again.
+const maxAhead = 1 << 15
 
 func (st *recvStats) arrived(now time.Time, h *rtp.Header) {
 	st.mu.Lock()
@@ -194,7 +220,7 @@ func (st *recvStats) arrived(now time.Time, h *rtp.Header) {
 	}
 	transit := uint32(now.Sub(st.start).Seconds()*st.clockRate) - h.Timestamp
 	st.received++
-	if ahead := h.SequenceNumber - st.max; ahead != 0 && ahead < maxDropout {
+	if ahead := h.SequenceNumber - st.max; ahead != 0 && ahead < maxAhead {
 		if h.SequenceNumber < st.max {
 			st.cycles += 1 << 16
 		}
@@ -253,6 +279,7 @@ type sentStats struct {
 	mu      sync.Mutex
 	packets uint32
 	octets  uint32 // payload bytes
+	lastSeq uint16 // the highest sequence number sent
 	// the timestamp of the last frame begun, and when its first packet went
 	lastTS   uint32
 	lastTSAt time.Time
@@ -261,9 +288,13 @@ type sentStats struct {
 func (st *sentStats) sending(now time.Time, h *rtp.Header, payload int) {
 	st.mu.Lock()
 	// A frame's packets share its timestamp; the time is its first
-	// packet's, so that a large frame's later packets do not skew it.
-	if st.packets == 0 || h.Timestamp != st.lastTS {
-		st.lastTS, st.lastTSAt = h.Timestamp, now
+	// packet's, so that a large frame's later packets do not skew it. A
+	// packet sent out of order (a late one of an earlier frame) leaves it.
+	if ahead := h.SequenceNumber - st.lastSeq; st.packets == 0 || ahead != 0 && ahead < maxAhead {
+		st.lastSeq = h.SequenceNumber
+		if st.packets == 0 || h.Timestamp != st.lastTS {
+			st.lastTS, st.lastTSAt = h.Timestamp, now
+		}
 	}
 	st.packets++
 	st.octets += uint32(payload)

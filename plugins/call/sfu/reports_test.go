@@ -69,12 +69,14 @@ func TestReportsMatchPions(t *testing.T) {
 	info := &interceptor.StreamInfo{SSRC: ssrc, ClockRate: clockRate}
 	ours := newRTCPReports(nil, clk.now)
 
-	// Pion's, reporting every 400 ms of real time to a channel; the
-	// packets of each phase go in well before its next report.
-	const every = 400 * time.Millisecond
+	// Pion's, to a channel: its sender reports when the test ticks it;
+	// its receiver (which has no ticker option) every 1.5 s of real time,
+	// and the packets of each phase go in well before its next report.
+	const every = 1500 * time.Millisecond
 	rf, err := report.NewReceiverInterceptor(report.ReceiverInterval(every), report.ReceiverNow(clk.now))
 	must(t, err)
-	sf, err := report.NewSenderInterceptor(report.SenderInterval(every), report.SenderNow(clk.now))
+	senderTick := manualTicker(make(chan time.Time))
+	sf, err := report.NewSenderInterceptor(report.SenderTicker(func(time.Duration) report.Ticker { return senderTick }), report.SenderNow(clk.now))
 	must(t, err)
 	ri, err := rf.NewInterceptor("")
 	must(t, err)
@@ -139,9 +141,10 @@ func TestReportsMatchPions(t *testing.T) {
 			}
 		}
 	}
-	compare := func(phase string, at time.Duration) {
+	compare := func(phase string, at time.Duration, lastSeq uint32) {
 		t.Helper()
 		clk.set(start.Add(at))
+		senderTick <- time.Time{}
 		var pionRR *rtcp.ReceiverReport
 		var pionSR *rtcp.SenderReport
 		deadline := time.After(5 * time.Second)
@@ -158,14 +161,20 @@ func TestReportsMatchPions(t *testing.T) {
 				t.Fatalf("%s: pion sent no reports", phase)
 			}
 		}
+		if got := pionRR.Reports[0].LastSequenceNumber; got != lastSeq {
+			t.Fatalf("%s: pion's receiver report is of sequence number %d, not the phase's last, %d: its ticker fired mid-phase (the test stalled for %v), so the two do not compare",
+				phase, got, lastSeq, every)
+		}
 		var rr *rtcp.ReceiverReport
 		var sr *rtcp.SenderReport
-		for _, p := range ours.build(clk.now()) {
-			switch p := p.(type) {
-			case *rtcp.ReceiverReport:
-				rr = p
-			case *rtcp.SenderReport:
-				sr = p
+		for _, pkts := range ours.build(clk.now()) {
+			for _, p := range pkts {
+				switch p := p.(type) {
+				case *rtcp.ReceiverReport:
+					rr = p
+				case *rtcp.SenderReport:
+					sr = p
+				}
 			}
 		}
 		if rr == nil || len(rr.Reports) != 1 || sr == nil {
@@ -196,14 +205,30 @@ func TestReportsMatchPions(t *testing.T) {
 	// sender report from the publisher.
 	receive(videoPackets(65530, 6, map[uint16]bool{65534: true, 2: true}, 0))
 	senderReport(150*time.Millisecond, 0xe0000001_80000000)
-	compare("first report", 300*time.Millisecond)
+	compare("first report", 300*time.Millisecond, 1<<16|11)
 
-	// Phase 2: more loss, and two packets swapped in flight.
+	// Phase 2: more loss, and two packets swapped in flight, the last
+	// two, of two frames: the late one must not move the sender report's
+	// RTP time back.
 	p2 := videoPackets(12, 10, map[uint16]bool{20: true, 21: true, 30: true}, 400*time.Millisecond)
 	p2[5], p2[6] = p2[6], p2[5]
+	last := len(p2) - 1
+	p2[last].ts, p2[last].at = p2[last-1].ts+3000, p2[last-1].at+time.Millisecond
+	p2[last-1], p2[last] = p2[last], p2[last-1]
 	receive(p2)
-	compare("second report", 900*time.Millisecond)
+	compare("second report", 900*time.Millisecond, 1<<16|41)
+
+	// Phase 3: the publisher's sequence numbers jump by 5,000 (a source
+	// restarted): the report follows them.
+	receive(videoPackets(5042, 4, map[uint16]bool{5045: true}, 1000*time.Millisecond))
+	compare("third report", 1300*time.Millisecond, 1<<16|5053)
 }
+
+// manualTicker is a report.Ticker that ticks when the test sends on it.
+type manualTicker chan time.Time
+
+func (m manualTicker) Ch() <-chan time.Time { return m }
+func (m manualTicker) Stop()                {}
 
 // ntpMicrosecond is a microsecond in an NTP timestamp's low half.
 const ntpMicrosecond = 1 << 32 / 1_000_000
@@ -260,5 +285,48 @@ func TestReportsGoEverySecondOfTicks(t *testing.T) {
 	r.Close()
 	if _, ok := clock.tickers[r]; ok {
 		t.Fatal("closed, the reports are still on the clock")
+	}
+}
+
+// A peer connection with many streams sends its reports in several
+// compound packets, none larger than maxReportSize, so that no path
+// fragments them; together they report every stream once.
+func TestReportsSplitIntoPacketsAPathCarries(t *testing.T) {
+	r := newRTCPReports(nil, time.Now)
+	now := time.Now()
+	var recv []*recvStats
+	var sent []*sentStats
+	for i := range 60 {
+		st := &sentStats{ssrc: uint32(1000 + i), clockRate: 90000}
+		st.sending(now, &rtp.Header{SequenceNumber: 1, Timestamp: 1}, 100)
+		sent = append(sent, st)
+	}
+	for i := range 40 {
+		st := &recvStats{ssrc: uint32(2000 + i), clockRate: 90000}
+		st.arrived(now, &rtp.Header{SequenceNumber: 1, Timestamp: 1})
+		recv = append(recv, st)
+	}
+	batches := r.reports(now, recv, sent)
+	if len(batches) < 3 {
+		t.Fatalf("%d packets for 60 sender reports and 40 report blocks (2,656 bytes)", len(batches))
+	}
+	srs, blocks := 0, 0
+	for _, pkts := range batches {
+		raw, err := rtcp.Marshal(pkts)
+		must(t, err)
+		if len(raw) > maxReportSize {
+			t.Errorf("a compound report of %d bytes, over %d", len(raw), maxReportSize)
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.SenderReport:
+				srs++
+			case *rtcp.ReceiverReport:
+				blocks += len(p.Reports)
+			}
+		}
+	}
+	if srs != 60 || blocks != 40 {
+		t.Fatalf("%d sender reports and %d report blocks, want 60 and 40", srs, blocks)
 	}
 }
