@@ -1,5 +1,8 @@
 // Package sdkapitest runs a real kernel with the sdkapi service (REST and
-// WebSocket sessions) on a real HTTP server, for tests.
+// WebSocket sessions) on a real HTTP server, for tests, and connects to it
+// as a browser would: Device is a WebSocket client of the session
+// protocol (requests, answers and pushes), with helpers for the JSON the
+// tests exchange (Decode, MustJSON).
 package sdkapitest
 
 import (
