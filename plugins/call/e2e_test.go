@@ -12,19 +12,16 @@ package call_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/parleyhq/parley/kernel/kerneltest"
 	"github.com/parleyhq/parley/kernel/pluginhost"
 	"github.com/parleyhq/parley/plugins"
@@ -110,12 +107,12 @@ func e2eCall(t *testing.T, tr pluginhost.Transport) {
 
 	// createCall: the answer carries call.created; every device of both
 	// users hears it (call:incoming on bob's), carol nothing.
-	res := a1.cmd(call.CmdCreate, obj{"users": []string{"bob"}, "options": obj{"callType": "audio_video", "recordingType": "manual", "isAdmin": true}})
+	res := a1.Cmd(call.CmdCreate, obj{"users": []string{"bob"}, "options": obj{"callType": "audio_video", "recordingType": "manual", "isAdmin": true}})
 	if len(res.Events) != 1 || res.Events[0].Event != call.EvCreated || res.Seq != res.Events[0].Seq {
 		t.Fatalf("createCall answered %+v", res)
 	}
 	created := decode[call.CallCreated](t, res.Events[0].Data)
-	if created.Caller != "alice" || created.Callee != "bob" || created.CallerDevice != a1.id || created.Options.RecordingType != "manual" || !created.Options.Recording {
+	if created.Caller != "alice" || created.Callee != "bob" || created.CallerDevice != a1.ID || created.Options.RecordingType != "manual" || !created.Options.Recording {
 		t.Fatalf("call.created %+v", created)
 	}
 	id := created.CallID
@@ -123,57 +120,57 @@ func e2eCall(t *testing.T, tr pluginhost.Transport) {
 		d.expect(res.Events[0])
 	}
 	var v call.CallView
-	b1.query(call.QueryGet, obj{"callId": id}, &v)
+	b1.Query(call.QueryGet, obj{"callId": id}, &v)
 	if v.Direction != "incoming" || v.Status != "dialing" || v.IsAdmin || v.Options.CallType != "audio_video" {
 		t.Fatalf("bob's view %+v", v)
 	}
-	a2.query(call.QueryGet, obj{"callId": id}, &v)
+	a2.Query(call.QueryGet, obj{"callId": id}, &v)
 	if v.Direction != "outgoing" || !v.IsAdmin {
 		t.Fatalf("alice's view %+v", v)
 	}
-	c1.fails(call.CodeCallNotFound, call.QueryGet, obj{"callId": id})
-	c1.fails(call.CodeAllUsersBusy, call.CmdCreate, obj{"users": []string{"bob"}})
+	c1.Fails(call.CodeCallNotFound, call.QueryGet, obj{"callId": id})
+	c1.Fails(call.CodeAllUsersBusy, call.CmdCreate, obj{"users": []string{"bob"}})
 
 	// The caller's media may start while it rings: the answer SDP comes
 	// back to a1 alone, as an ephemeral push.
-	a1.cmd(call.CmdMediaOffer, obj{"callId": id, "sdp": "offer-a1"})
+	a1.Cmd(call.CmdMediaOffer, obj{"callId": id, "sdp": "offer-a1"})
 	sdp := a1.expectType(call.EvMediaSDP)
 	if p := decode[call.SDPPayload](t, sdp.Data); sdp.Seq != 0 || p.Type != "answer" || p.SDP != "answer to offer-a1 (video true)" {
 		t.Fatalf("a1's answer %+v", sdp)
 	}
-	b1.fails(call.CodeInvalidCallStatus, call.CmdMediaOffer, obj{"callId": id, "sdp": "too early"})
+	b1.Fails(call.CodeInvalidCallStatus, call.CmdMediaOffer, obj{"callId": id, "sdp": "too early"})
 
 	// bob answers on b2: everyone hears call.answered naming b2; b1 (which
 	// the SDK shows answered_of_another_device) may not end it.
-	ans := b2.cmd(call.CmdAnswer, obj{"callId": id})
+	ans := b2.Cmd(call.CmdAnswer, obj{"callId": id})
 	answered := decode[call.CallAnswered](t, ans.Events[0].Data)
-	if answered.Device != b2.id || answered.Status != "connecting" {
+	if answered.Device != b2.ID || answered.Status != "connecting" {
 		t.Fatalf("call.answered %+v", answered)
 	}
 	for _, d := range []*device{a1, a2, b1} {
 		d.expect(ans.Events[0])
 	}
-	b1.fails(call.CodeUserNotInDialing, call.CmdEnd, obj{"callId": id})
-	b1.fails(call.CodeInvalidCallStatus, call.CmdAnswer, obj{"callId": id})
-	b1.fails(call.CodeInvalidCallStatus, call.CmdMediaOffer, obj{"callId": id, "sdp": "not mine"})
+	b1.Fails(call.CodeUserNotInDialing, call.CmdEnd, obj{"callId": id})
+	b1.Fails(call.CodeInvalidCallStatus, call.CmdAnswer, obj{"callId": id})
+	b1.Fails(call.CodeInvalidCallStatus, call.CmdMediaOffer, obj{"callId": id, "sdp": "not mine"})
 
 	// b2 negotiates; both media up: call.connected, to every device.
-	b2.cmd(call.CmdMediaOffer, obj{"callId": id, "sdp": "offer-b2"})
+	b2.Cmd(call.CmdMediaOffer, obj{"callId": id, "sdp": "offer-b2"})
 	if p := decode[call.SDPPayload](t, b2.expectType(call.EvMediaSDP).Data); p.SDP != "answer to offer-b2 (video true)" {
 		t.Fatalf("b2's answer %+v", p)
 	}
-	b2.cmd(call.CmdMediaCandidate, obj{"callId": id, "candidate": obj{"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}})
+	b2.Cmd(call.CmdMediaCandidate, obj{"callId": id, "candidate": obj{"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}})
 	conn := a1.expectType(call.EvConnected)
 	for _, d := range []*device{a2, b1, b2} {
 		d.expect(conn)
 	}
-	a1.query(call.QueryGet, obj{"callId": id}, &v)
+	a1.Query(call.QueryGet, obj{"callId": id}, &v)
 	if v.Status != "connected" {
 		t.Fatalf("status %s", v.Status)
 	}
 
 	// alice hangs up: hang_up, to every device.
-	end := a1.cmd(call.CmdEnd, obj{"callId": id})
+	end := a1.Cmd(call.CmdEnd, obj{"callId": id})
 	x := decode[call.CallEnded](t, end.Events[0].Data)
 	if x.EndReason != "hang_up" || x.UserID != "alice" || x.Status != "ended" {
 		t.Fatalf("call.ended %+v", x)
@@ -181,9 +178,9 @@ func e2eCall(t *testing.T, tr pluginhost.Transport) {
 	for _, d := range []*device{a2, b1, b2} {
 		d.expect(end.Events[0])
 	}
-	b2.fails(call.CodeInvalidCallStatus, call.CmdEnd, obj{"callId": id})
+	b2.Fails(call.CodeInvalidCallStatus, call.CmdEnd, obj{"callId": id})
 	// carol heard nothing of it: her next event is her own call.
-	mine := c1.cmd(call.CmdCreate, obj{"users": []string{"alice"}})
+	mine := c1.Cmd(call.CmdCreate, obj{"users": []string{"alice"}})
 	a1.expect(mine.Events[0])
 	c1.expectNothing()
 }
@@ -207,7 +204,7 @@ func e2eRace(t *testing.T, tr pluginhost.Transport) {
 			go func() {
 				defer wg.Done()
 				d := pair[0].(*device)
-				results[i].res, results[i].err = d.raw(call.CmdCreate, obj{"users": []string{pair[1].(string)}})
+				results[i].res, results[i].err = d.Call(call.CmdCreate, obj{"users": []string{pair[1].(string)}})
 			}()
 		}
 		wg.Wait()
@@ -226,25 +223,25 @@ func e2eRace(t *testing.T, tr pluginhost.Transport) {
 			t.Fatalf("round %d: %d calls made", round, len(made))
 		}
 		var l call.ListAnswer
-		a.query(call.QueryList, obj{}, &l)
+		a.Query(call.QueryList, obj{}, &l)
 		if len(l.Calls) != 1 || l.Calls[0].CallID != made[0] {
 			t.Fatalf("round %d: alice's calls %+v", round, l)
 		}
-		a.cmd(call.CmdEnd, obj{"callId": made[0]})
-		a.drain()
-		b.drain()
+		a.Cmd(call.CmdEnd, obj{"callId": made[0]})
+		a.Drain()
+		b.Drain()
 	}
 }
 
 func e2eTimeout(t *testing.T, tr pluginhost.Transport) {
 	w := start(t, t.TempDir(), tr, &call.Config{DialTimeout: time.Second})
 	a, b := w.connect("alice"), w.connect("bob")
-	res := a.cmd(call.CmdCreate, obj{"users": []string{"bob"}})
+	res := a.Cmd(call.CmdCreate, obj{"users": []string{"bob"}})
 	b.expect(res.Events[0])
 	for _, d := range []*device{a, b} {
 		ev := d.expectType(call.EvEnded)
 		if x := decode[call.CallEnded](t, ev.Data); x.EndReason != "timeout" || x.CallID != decode[call.CallCreated](t, res.Events[0].Data).CallID {
-			t.Fatalf("%s: %+v", d.name, x)
+			t.Fatalf("%s: %+v", d.Name, x)
 		}
 	}
 }
@@ -259,7 +256,7 @@ func e2eRestart(t *testing.T, tr pluginhost.Transport) {
 		w := start(t, dir, tr, nil)
 		ts = w.tenants
 		a := w.connect("alice")
-		id = decode[call.CallCreated](t, a.cmd(call.CmdCreate, obj{"users": []string{"bob"}}).Events[0].Data).CallID
+		id = decode[call.CallCreated](t, a.Cmd(call.CmdCreate, obj{"users": []string{"bob"}}).Events[0].Data).CallID
 	})
 	if id == "" {
 		t.FailNow()
@@ -267,11 +264,11 @@ func e2eRestart(t *testing.T, tr pluginhost.Transport) {
 	w := startWith(t, dir, tr, nil, &ts, nil)
 	b := w.connect("bob")
 	var l call.ListAnswer
-	b.query(call.QueryList, obj{}, &l)
+	b.Query(call.QueryList, obj{}, &l)
 	if len(l.Calls) != 1 || l.Calls[0].CallID != id || l.Calls[0].Status != "dialing" || l.Calls[0].Direction != "incoming" {
 		t.Fatalf("after the restart: %+v", l)
 	}
-	b.cmd(call.CmdAnswer, obj{"callId": id})
+	b.Cmd(call.CmdAnswer, obj{"callId": id})
 }
 
 func e2eLinks(t *testing.T, tr pluginhost.Transport) {
@@ -304,17 +301,17 @@ func e2eLinks(t *testing.T, tr pluginhost.Transport) {
 		t.Fatalf("bob's join %+v", joinedB)
 	}
 	ans := joinedB.Join.Events[0]
-	if a := decode[call.CallAnswered](t, ans.Data); ans.Event != call.EvAnswered || a.Device != lb.id {
+	if a := decode[call.CallAnswered](t, ans.Data); ans.Event != call.EvAnswered || a.Device != lb.ID {
 		t.Fatalf("bob's join answered %+v", ans)
 	}
 	la.expect(ans)
 	b1.expect(ans) // his usual device: answered elsewhere
 	// Both negotiate through their link sessions: connected.
-	la.cmd(call.CmdMediaOffer, obj{"callId": joined.CallID, "sdp": "o"})
+	la.Cmd(call.CmdMediaOffer, obj{"callId": joined.CallID, "sdp": "o"})
 	if p := decode[call.SDPPayload](t, la.expectType(call.EvMediaSDP).Data); p.SDP != "answer to o (video false)" {
 		t.Fatalf("audio_only answered %+v", p)
 	}
-	lb.cmd(call.CmdMediaOffer, obj{"callId": joined.CallID, "sdp": "o"})
+	lb.Cmd(call.CmdMediaOffer, obj{"callId": joined.CallID, "sdp": "o"})
 	lb.expectType(call.EvMediaSDP)
 	conn := la.expectType(call.EvConnected)
 	lb.expect(conn)
@@ -322,18 +319,18 @@ func e2eLinks(t *testing.T, tr pluginhost.Transport) {
 	var users struct {
 		Users []string `json:"users"`
 	}
-	json.Unmarshal(la.mustCall("getOnlineUsers", obj{}), &users)
+	json.Unmarshal(la.MustCall("getOnlineUsers", obj{}), &users)
 	if !slices.Equal(users.Users, []string{"bob"}) {
 		t.Fatalf("online users in a link session: %v", users.Users)
 	}
 
 	// bob hangs up from his link: both link sessions close with the call.
-	end := lb.cmd(call.CmdEnd, obj{"callId": joined.CallID})
+	end := lb.Cmd(call.CmdEnd, obj{"callId": joined.CallID})
 	la.expect(end.Events[0])
 	b1.expect(end.Events[0])
 	for _, d := range []*device{la, lb} {
-		if code, reason := d.closed(); code != 4005 || reason != "call_ended" {
-			t.Fatalf("%s closed with %d %q", d.name, code, reason)
+		if code, reason := d.Closed(); code != 4005 || reason != "call_ended" {
+			t.Fatalf("%s closed with %d %q", d.Name, code, reason)
 		}
 	}
 	// The room can be used again; a disabled one cannot.
@@ -350,7 +347,7 @@ func e2eLinks(t *testing.T, tr pluginhost.Transport) {
 	if x.EndReason != "room_closed" {
 		t.Fatalf("ended %+v", x)
 	}
-	if code, _ := la2.closed(); code != 4005 {
+	if code, _ := la2.Closed(); code != 4005 {
 		t.Fatalf("closed with %d", code)
 	}
 	w.linkFails(room.UserURLs[0].URL, nil, call.CodeInvalidToken)
@@ -391,7 +388,7 @@ func e2eLinkErrors(t *testing.T, tr pluginhost.Transport) {
 	w.restWant("PUT", "/v2/users/alice", `{"role":"plus"}`, 200, nil)
 	// Busy in a call made with createCall.
 	a := w.connect("alice")
-	a.cmd(call.CmdCreate, obj{"users": []string{"carol"}})
+	a.Cmd(call.CmdCreate, obj{"users": []string{"carol"}})
 	w.linkFails(url, nil, call.CodeCurrentUserBusy)
 	// A deactivated user; a deleted room.
 	w.restWant("PUT", "/v2/users/bob", `{"active":false}`, 200, nil)
@@ -407,9 +404,9 @@ func e2eLinkScope(t *testing.T, tr pluginhost.Transport) {
 	w := start(t, t.TempDir(), tr, nil)
 	a1, c1 := w.connect("alice"), w.connect("carol")
 	// alice has a channel with carol, and carol a call with bob.
-	ac := decode[chat.ChannelAdded](t, a1.cmd(chat.CmdChannelAdd, obj{"userId": "carol"}).Events[0].Data).ChannelID
-	c1.drain()
-	other := decode[call.CallCreated](t, w.connect("erin").cmd(call.CmdCreate, obj{"users": []string{"frank"}}).Events[0].Data).CallID
+	ac := decode[chat.ChannelAdded](t, a1.Cmd(chat.CmdChannelAdd, obj{"userId": "carol"}).Events[0].Data).ChannelID
+	c1.Drain()
+	other := decode[call.CallCreated](t, w.connect("erin").Cmd(call.CmdCreate, obj{"users": []string{"frank"}}).Events[0].Data).CallID
 
 	room := w.room(`{"participants":[{"user_id":"alice"},{"user_id":"bob"}]}`)
 	la, joined := w.link(room.UserURLs[0].URL, nil)
@@ -432,30 +429,30 @@ func e2eLinkScope(t *testing.T, tr pluginhost.Transport) {
 		{"updateAccessToken", obj{"accessToken": "x"}},
 		{"connect", obj{}},
 	} {
-		la.fails(plugins.CodePermissionDenied, c.method, c.params)
+		la.Fails(plugins.CodePermissionDenied, c.method, c.params)
 	}
 	// What it may do: its call, and the chat with bob.
 	var v call.CallView
-	la.query(call.QueryGet, obj{"callId": joined.CallID}, &v)
-	add := la.cmd(chat.CmdChannelAdd, obj{"userId": "bob"})
+	la.Query(call.QueryGet, obj{"callId": joined.CallID}, &v)
+	add := la.Cmd(chat.CmdChannelAdd, obj{"userId": "bob"})
 	a1.expect(add.Events[0]) // alice's usual device hears of her new channel
 	ab := decode[chat.ChannelAdded](t, add.Events[0].Data).ChannelID
-	msg := la.cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "hello from the link"})
+	msg := la.Cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "hello from the link"})
 	a1.expect(msg.Events[0])
 	var page chat.FetchAnswer
-	la.query(chat.QueryMessages, obj{"channelId": ab}, &page)
+	la.Query(chat.QueryMessages, obj{"channelId": ab}, &page)
 	if len(page.Messages) != 1 || page.Messages[0].Text != "hello from the link" {
 		t.Fatalf("the link's chat %+v", page)
 	}
 	// Events of alice's other channel do not reach it: carol writes to
 	// alice; the link session's next events are its own call's.
-	c1.cmd(chat.CmdMessageSend, obj{"channelId": ac, "text": "hi alice"})
+	c1.Cmd(chat.CmdMessageSend, obj{"channelId": ac, "text": "hi alice"})
 	a1.expectType(chat.EvMessageSent)
 	lb, _ := w.link(room.UserURLs[1].URL, nil)
-	end := lb.cmd(call.CmdEnd, obj{"callId": joined.CallID})
+	end := lb.Cmd(call.CmdEnd, obj{"callId": joined.CallID})
 	la.expectType(call.EvAnswered)
 	la.expect(end.Events[0])
-	la.closed()
+	la.Closed()
 }
 
 func e2eRooms(t *testing.T, tr pluginhost.Transport) {
@@ -493,7 +490,7 @@ func e2eRooms(t *testing.T, tr pluginhost.Transport) {
 	}
 	// A createCall call's room answers too, without links.
 	a := w.connect("alice")
-	created := decode[call.CallCreated](t, a.cmd(call.CmdCreate, obj{"users": []string{"bob"}}).Events[0].Data)
+	created := decode[call.CallCreated](t, a.Cmd(call.CmdCreate, obj{"users": []string{"bob"}}).Events[0].Data)
 	one.Room = rest.Room{}
 	w.restWant("GET", "/v2/rooms/"+created.RoomID, "", 200, &one)
 	if one.Room.Link || one.Room.CallID != created.CallID || one.Room.CallStatus != "dialing" || one.Room.UserURLs != nil {
@@ -681,34 +678,15 @@ func (w *world) accessToken(user string) string {
 	return cred.AccessToken
 }
 
-// device is one connected browser: a real WebSocket client speaking the
-// session protocol. Events its own commands' answers carried are not
-// expected again as pushes.
-type device struct {
-	t        *testing.T
-	name, id string
-	c        *websocket.Conn
-	frames   chan frame
-	queue    []frame
-	nextID   int
-	answered map[uint64]bool
-	seen     uint64
-	closeErr error // set when the socket closed
-}
+// device is one connected browser: sdkapitest's WebSocket client, with
+// the call's view of pushes. Events its own commands' answers carried
+// are not expected again as pushes.
+type device struct{ *sdkapitest.Device }
 
-type frame struct {
-	ID     json.RawMessage `json:"id"`
-	Result json.RawMessage `json:"result"`
-	Error  *plugins.Error  `json:"error"`
-	Event  string          `json:"event"`
-	Data   json.RawMessage `json:"data"`
-	Seq    uint64          `json:"seq"`
-}
-
-type commandResult struct {
-	Seq    uint64  `json:"seq"`
-	Events []frame `json:"events"`
-}
+type (
+	frame         = sdkapitest.Frame
+	commandResult = sdkapitest.CommandResult
+)
 
 // linkAnswer is joinCallURL's answer.
 type linkAnswer struct {
@@ -725,24 +703,14 @@ type linkAnswer struct {
 
 func (w *world) dial(name string) *device {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(w.srv.HTTP.URL, "http")+"/v2/ws", nil)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	c.SetReadLimit(1 << 20)
-	d := &device{t: w.t, name: name, c: c, frames: make(chan frame, 1024), answered: map[uint64]bool{}}
-	go d.read() // until the socket closes
-	w.t.Cleanup(func() { c.CloseNow() })
-	return d
+	return &device{w.srv.Dial(w.t, name)}
 }
 
 // connect opens a session for a user of company x.
 func (w *world) connect(user string) *device {
 	w.t.Helper()
 	d := w.dial(user)
-	ans, err := d.call("connect", obj{"appId": w.x.app, "userId": user, "accessToken": w.accessToken(user), "sdkVersion": "3.0.0"})
+	ans, err := d.Call("connect", obj{"appId": w.x.app, "userId": user, "accessToken": w.accessToken(user), "sdkVersion": "3.0.0"})
 	if err != nil {
 		w.t.Fatalf("connect %s: %v", user, err)
 	}
@@ -750,7 +718,7 @@ func (w *world) connect(user string) *device {
 		Device string `json:"device"`
 	}
 	json.Unmarshal(ans, &r)
-	d.id = r.Device
+	d.ID = r.Device
 	return d
 }
 
@@ -762,7 +730,7 @@ func (w *world) link(url string, extra obj) (*device, linkAnswer) {
 		params[k] = v
 	}
 	d := w.dial("link")
-	ans, err := d.call("joinCallURL", params)
+	ans, err := d.Call("joinCallURL", params)
 	if err != nil {
 		w.t.Fatalf("joinCallURL %s: %v", url, err)
 	}
@@ -770,9 +738,9 @@ func (w *world) link(url string, extra obj) (*device, linkAnswer) {
 	if err := json.Unmarshal(ans, &la); err != nil {
 		w.t.Fatalf("joinCallURL answered %s: %v", ans, err)
 	}
-	d.name, d.id = "link of "+la.UserID, la.Device
+	d.Name, d.ID = "link of "+la.UserID, la.Device
 	for _, e := range la.Join.Events {
-		d.answered[e.Seq] = true
+		d.Answered[e.Seq] = true
 	}
 	return d, la
 }
@@ -785,219 +753,78 @@ func (w *world) linkFails(url string, params obj, code plugins.Code) {
 		params = obj{"url": url, "sdkVersion": "3.0.0"}
 	}
 	d := w.dial("refused link")
-	if ans, err := d.call("joinCallURL", params); err == nil || err.Code != code {
+	if ans, err := d.Call("joinCallURL", params); err == nil || err.Code != code {
 		w.t.Errorf("joinCallURL %v: %s %v, want %s", params, ans, err, code)
 		return
 	}
-	if c, _ := d.closed(); c != 4001 {
+	if c, _ := d.Closed(); c != 4001 {
 		w.t.Errorf("a refused joinCallURL closed with %d", c)
 	}
 }
 
-func (d *device) read() {
-	defer close(d.frames)
-	for {
-		_, b, err := d.c.Read(context.Background())
-		if err != nil {
-			d.closeErr = err
-			return
-		}
-		var f frame
-		if err := json.Unmarshal(b, &f); err != nil {
-			f = frame{Event: "undecodable frame: " + string(b)}
-		}
-		d.frames <- f
-	}
-}
-
-func (d *device) next(what string) frame {
-	d.t.Helper()
-	select {
-	case f, ok := <-d.frames:
-		if !ok {
-			d.t.Fatalf("%s: the socket closed while waiting for %s: %v", d.name, what, d.closeErr)
-		}
-		return f
-	case <-time.After(10 * time.Second):
-		d.t.Fatalf("%s: timed out waiting for %s", d.name, what)
-	}
-	return frame{}
-}
-
-// raw sends a request and returns its answer; pushes that come first
-// wait in the queue.
-func (d *device) raw(method string, params any) (json.RawMessage, *plugins.Error) {
-	return d.call(method, params)
-}
-
-func (d *device) call(method string, params any) (json.RawMessage, *plugins.Error) {
-	d.nextID++
-	id := strconv.Itoa(d.nextID)
-	req := mustJSON(obj{"id": d.nextID, "method": method, "params": params})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := d.c.Write(ctx, websocket.MessageText, req); err != nil {
-		d.t.Errorf("%s: %v", d.name, err)
-		return nil, &plugins.Error{Code: "write_failed"}
-	}
-	for {
-		f, ok := <-d.frames
-		if !ok {
-			return nil, &plugins.Error{Code: "closed", Message: fmt.Sprint(d.closeErr)}
-		}
-		switch {
-		case f.ID == nil:
-			d.queue = append(d.queue, f)
-		case string(f.ID) != id:
-			d.t.Errorf("%s: answer %s while waiting for %s", d.name, f.ID, id)
-		case f.Error != nil:
-			return nil, f.Error
-		default:
-			return f.Result, nil
-		}
-	}
-}
-
-func (d *device) mustCall(method string, params any) json.RawMessage {
-	d.t.Helper()
-	ans, err := d.call(method, params)
-	if err != nil {
-		d.t.Fatalf("%s: %s %s: %v", d.name, method, mustJSON(params), err)
-	}
-	return ans
-}
-
-// cmd runs a command that must succeed.
-func (d *device) cmd(method string, params any) commandResult {
-	d.t.Helper()
-	var res commandResult
-	if err := json.Unmarshal(d.mustCall(method, params), &res); err != nil {
-		d.t.Fatalf("%s: %s answered: %v", d.name, method, err)
-	}
-	for _, e := range res.Events {
-		d.answered[e.Seq] = true
-	}
-	d.seen = max(d.seen, res.Seq)
-	return res
-}
-
-// query asks a query that must succeed, reading what the device has seen.
-func (d *device) query(method string, params obj, v any) {
-	d.t.Helper()
-	if d.seen > 0 {
-		params["minSeq"] = d.seen
-	}
-	if err := json.Unmarshal(d.mustCall(method, params), v); err != nil {
-		d.t.Fatalf("%s: %s: %v", d.name, method, err)
-	}
-}
-
-// fails calls a method that must be refused with code.
-func (d *device) fails(code plugins.Code, method string, params obj) {
-	d.t.Helper()
-	if ans, err := d.call(method, params); err == nil || err.Code != code {
-		d.t.Errorf("%s: %s %s: %s %v, want %s", d.name, method, mustJSON(params), ans, err, code)
-	}
+// quiet is a push the call's tests pass over: presence and media states
+// (which interleave with everything), and events the device had in an
+// answer.
+func (d *device) quiet(f frame) bool {
+	return f.Event == "user:status:changed" || f.Event == call.EvMediaState || (f.Seq != 0 && d.Answered[f.Seq])
 }
 
 // push returns the device's next push, durable or ephemeral, that it has
 // not had in an answer; presence, token warnings and media states (which
 // interleave with everything) are skipped.
 func (d *device) push() frame {
-	d.t.Helper()
+	d.T.Helper()
 	for {
-		var f frame
-		if len(d.queue) > 0 {
-			f, d.queue = d.queue[0], d.queue[1:]
-		} else {
-			f = d.next("an event")
-		}
+		f := d.Pending("an event")
 		switch {
 		case f.ID != nil:
-			d.t.Fatalf("%s: an answer nobody asked for: %s", d.name, f.ID)
-		case f.Event == "user:status:changed" || strings.HasPrefix(f.Event, "client:") || f.Event == call.EvMediaState:
-			continue
-		case f.Seq != 0 && d.answered[f.Seq]:
+			d.T.Fatalf("%s: an answer nobody asked for: %s", d.Name, f.ID)
+		case strings.HasPrefix(f.Event, "client:") || d.quiet(f):
 			continue
 		}
-		d.seen = max(d.seen, f.Seq)
+		d.Seen = max(d.Seen, f.Seq)
 		return f
 	}
 }
 
 // expect wants the next push to be want.
 func (d *device) expect(want frame) frame {
-	d.t.Helper()
+	d.T.Helper()
 	got := d.push()
 	if got.Event != want.Event || got.Seq != want.Seq || string(got.Data) != string(want.Data) {
-		d.t.Fatalf("%s got %d %s %s, want %d %s %s", d.name, got.Seq, got.Event, got.Data, want.Seq, want.Event, want.Data)
+		d.T.Fatalf("%s got %d %s %s, want %d %s %s", d.Name, got.Seq, got.Event, got.Data, want.Seq, want.Event, want.Data)
 	}
 	return got
 }
 
 // expectType wants the next push to be of type typ.
 func (d *device) expectType(typ string) frame {
-	d.t.Helper()
+	d.T.Helper()
 	got := d.push()
 	if got.Event != typ {
-		d.t.Fatalf("%s got %d %s %s, want a %s", d.name, got.Seq, got.Event, got.Data, typ)
+		d.T.Fatalf("%s got %d %s %s, want a %s", d.Name, got.Seq, got.Event, got.Data, typ)
 	}
 	return got
 }
 
 // expectNothing wants no push for a moment.
 func (d *device) expectNothing() {
-	d.t.Helper()
-	for _, f := range d.queue {
-		if f.Event != "user:status:changed" && f.Event != call.EvMediaState && !(f.Seq != 0 && d.answered[f.Seq]) {
-			d.t.Fatalf("%s: unexpected %d %s %s", d.name, f.Seq, f.Event, f.Data)
+	d.T.Helper()
+	for _, f := range d.TakeQueue() {
+		if !d.quiet(f) {
+			d.T.Fatalf("%s: unexpected %d %s %s", d.Name, f.Seq, f.Event, f.Data)
 		}
 	}
-	d.queue = nil
 	deadline := time.After(200 * time.Millisecond)
 	for {
 		select {
-		case f, ok := <-d.frames:
-			if !ok || f.Event == "user:status:changed" || f.Event == call.EvMediaState || (f.Seq != 0 && d.answered[f.Seq]) {
+		case f, ok := <-d.Frames():
+			if !ok || d.quiet(f) {
 				continue
 			}
-			d.t.Fatalf("%s: unexpected %d %s %s", d.name, f.Seq, f.Event, f.Data)
+			d.T.Fatalf("%s: unexpected %d %s %s", d.Name, f.Seq, f.Event, f.Data)
 		case <-deadline:
 			return
-		}
-	}
-}
-
-// drain forgets the pushes received so far.
-func (d *device) drain() {
-	d.queue = nil
-	for {
-		select {
-		case <-d.frames:
-		case <-time.After(100 * time.Millisecond):
-			return
-		}
-	}
-}
-
-// closed waits for the server to close the socket and returns its code
-// and reason.
-func (d *device) closed() (websocket.StatusCode, string) {
-	d.t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case _, ok := <-d.frames:
-			if ok {
-				continue
-			}
-			var ce websocket.CloseError
-			if errors.As(d.closeErr, &ce) {
-				return ce.Code, ce.Reason
-			}
-			return -1, fmt.Sprint(d.closeErr)
-		case <-timeout:
-			d.t.Fatalf("%s: the socket stayed open", d.name)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/parleyhq/parley/plugins"
 	"github.com/parleyhq/parley/plugins/call"
 	"github.com/parleyhq/parley/plugins/plugintest"
+	"github.com/parleyhq/parley/sdkapi/sdkapitest"
 )
 
 // fakeMedia is a media plane that answers every offer and lets the test
@@ -301,20 +302,10 @@ func eventually(t *testing.T, cond func() bool, format string, args ...any) {
 
 func decode[T any](t testing.TB, data json.RawMessage) T {
 	t.Helper()
-	var v T
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("decode %T from %s: %v", v, data, err)
-	}
-	return v
+	return sdkapitest.Decode[T](t, data)
 }
 
-func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
+var mustJSON = sdkapitest.MustJSON
 
 func codeOf(err error) plugins.Code {
 	var c *plugins.Error

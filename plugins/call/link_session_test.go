@@ -15,15 +15,15 @@ func TestLinkResumeGetsMissedChat(t *testing.T) {
 	w := start(t, t.TempDir(), pluginhost.InProcess, nil)
 	room := w.room(`{"participants":[{"user_id":"alice"},{"user_id":"bob"}]}`)
 	la, _ := w.link(room.UserURLs[0].URL, nil)
-	add := la.cmd(chat.CmdChannelAdd, obj{"userId": "bob"})
+	add := la.Cmd(chat.CmdChannelAdd, obj{"userId": "bob"})
 	ab := decode[chat.ChannelAdded](t, add.Events[0].Data).ChannelID
-	msg := w.connect("bob").cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "hello alice"})
+	msg := w.connect("bob").Cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "hello alice"})
 	la.expectType(chat.EvMessageSent)
 	la2, _ := w.link(room.UserURLs[0].URL, obj{"lastSeq": add.Seq}) // another tab, resuming
 	deadline := time.After(5 * time.Second)
 	for {
 		select {
-		case f, ok := <-la2.frames:
+		case f, ok := <-la2.Frames():
 			if !ok {
 				t.Fatal("the resumed link session closed")
 			}
@@ -43,9 +43,9 @@ func TestLinkChatFollowsTools(t *testing.T) {
 	w := start(t, t.TempDir(), pluginhost.InProcess, nil)
 	room := w.room(`{"participants":[{"user_id":"alice","tools":{"chat":true}},{"user_id":"bob","tools":{}}]}`)
 	lb, _ := w.link(room.UserURLs[1].URL, nil)
-	if _, err := lb.call(chat.CmdChannelAdd, obj{"userId": "alice"}); err == nil {
+	if _, err := lb.Call(chat.CmdChannelAdd, obj{"userId": "alice"}); err == nil {
 		t.Error("bob's tools are {} (all off), yet chat.channel.add succeeded in his link session")
 	}
 	la, _ := w.link(room.UserURLs[0].URL, nil)
-	la.cmd(chat.CmdChannelAdd, obj{"userId": "bob"})
+	la.Cmd(chat.CmdChannelAdd, obj{"userId": "bob"})
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -150,14 +149,7 @@ type mediaPeer struct {
 
 func (w *world) peer(user string) *mediaPeer {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(w.srv.HTTP.URL, "http")+"/v2/ws", nil)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	c.SetReadLimit(1 << 20)
-	w.t.Cleanup(func() { c.CloseNow() })
+	c := w.srv.WS(w.t)
 	p := &mediaPeer{name: user, c: c, pending: map[string]chan frame{}, answers: make(chan string, 8), clients: map[string]*sfutest.Client{}, events: make(chan frame, 256)}
 	go p.read() // until the socket closes
 	ans, err := p.request(context.Background(), "connect", obj{"appId": w.x.app, "userId": user, "accessToken": w.accessToken(user), "sdkVersion": "3.0.0"})

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,7 +27,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/parleyhq/parley/eventlog"
 	"github.com/parleyhq/parley/kernel/kerneltest"
 	"github.com/parleyhq/parley/kernel/pluginhost"
@@ -124,7 +122,7 @@ func e2eChannels(t *testing.T, tr pluginhost.Transport) {
 
 	// addChannel: the answer carries channel.added, every device of both
 	// users gets it (alice's second device by a push).
-	res := a1.cmd(chat.CmdChannelAdd, obj{"userId": "bob"})
+	res := a1.Cmd(chat.CmdChannelAdd, obj{"userId": "bob"})
 	if len(res.Events) != 1 || res.Seq != res.Events[0].Seq || res.Events[0].Event != chat.EvChannelAdded {
 		t.Fatalf("add: %+v", res)
 	}
@@ -139,12 +137,12 @@ func e2eChannels(t *testing.T, tr pluginhost.Transport) {
 	// Adding it again, from either side, decides nothing and pushes nothing.
 	for _, d := range []*device{a1, b1} {
 		other := map[*device]string{a1: "bob", b1: "alice"}[d]
-		if again := d.cmd(chat.CmdChannelAdd, obj{"userId": other}); again.Seq != 0 || len(again.Events) != 0 {
+		if again := d.Cmd(chat.CmdChannelAdd, obj{"userId": other}); again.Seq != 0 || len(again.Events) != 0 {
 			t.Fatalf("add again: %+v", again)
 		}
 	}
 	var view chat.ChannelView
-	a2.query(chat.QueryChannelGet, obj{"userId": "bob"}, &view)
+	a2.Query(chat.QueryChannelGet, obj{"userId": "bob"}, &view)
 	if view.ChannelID != ab || !slices.Equal(view.Participants, added.Participants) || view.CreationDate != added.CreationDate || view.UnreadMessages != 0 || view.LastMessage != nil {
 		t.Fatalf("getChannel %+v", view)
 	}
@@ -168,35 +166,35 @@ func e2eChannels(t *testing.T, tr pluginhost.Transport) {
 		{"remove without userId", a1, chat.CmdChannelRemove, obj{}, chat.CodeValidation},
 		{"remove a missing channel", a1, chat.CmdChannelRemove, obj{"userId": "carol"}, chat.CodeDeleteChannel},
 	} {
-		t.Run(c.name, func(t *testing.T) { c.d.fails(c.want, c.method, c.params) })
+		t.Run(c.name, func(t *testing.T) { c.d.Fails(c.want, c.method, c.params) })
 	}
 
 	// The next thing alice's and bob's devices hear is a message: nothing
 	// came of the repeated adds nor of the refusals.
-	msg := a1.cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "marker"})
+	msg := a1.Cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "marker"})
 	a2.expect(msg.Events[0])
 	b1.expect(msg.Events[0])
 
 	// removeChannel: channel.removed {channelId, participants} to both users' devices.
-	rm := removed(t, b1.cmd(chat.CmdChannelRemove, obj{"userId": "alice"}))
+	rm := removed(t, b1.Cmd(chat.CmdChannelRemove, obj{"userId": "alice"}))
 	if !jsonEqual(rm.Data, mustJSON(obj{"channelId": ab, "participants": []string{"alice", "bob"}})) {
 		t.Fatalf("channel.removed %s", rm.Data)
 	}
 	a1.expect(rm)
 	a2.expect(rm)
-	b1.fails(chat.CodeDeleteChannel, chat.CmdChannelRemove, obj{"userId": "alice"})
-	a1.fails(chat.CodeChannelNotFound, chat.QueryChannelGet, obj{"userId": "bob"})
+	b1.Fails(chat.CodeDeleteChannel, chat.CmdChannelRemove, obj{"userId": "alice"})
+	a1.Fails(chat.CodeChannelNotFound, chat.QueryChannelGet, obj{"userId": "bob"})
 	var list chat.ChannelsAnswer
-	if a2.query(chat.QueryChannels, obj{}, &list); len(list.Channels) != 0 {
+	if a2.Query(chat.QueryChannels, obj{}, &list); len(list.Channels) != 0 {
 		t.Fatalf("alice's channels after the removal: %+v", list)
 	}
 
 	// carol heard nothing of it: the first event she gets is her own channel.
-	ac := a2.cmd(chat.CmdChannelAdd, obj{"userId": "carol"})
+	ac := a2.Cmd(chat.CmdChannelAdd, obj{"userId": "carol"})
 	c1.expect(ac.Events[0])
 	a1.expect(ac.Events[0])
 	// Added again, the pair has a new channel.
-	again := a1.cmd(chat.CmdChannelAdd, obj{"userId": "bob"})
+	again := a1.Cmd(chat.CmdChannelAdd, obj{"userId": "bob"})
 	if decode[chat.ChannelAdded](t, again.Events[0].Data).ChannelID == ab {
 		t.Fatal("a removed channel came back")
 	}
@@ -211,7 +209,7 @@ func e2eMessages(t *testing.T, tr pluginhost.Transport) {
 	// sendMessage answers with the stored message; the sender's other
 	// device and the receiver get channel.message.sent (the SDK tells
 	// them apart as channel:message:sent and :received by the sender).
-	res := a1.cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "hello bob"})
+	res := a1.Cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "hello bob"})
 	if len(res.Events) != 1 || res.Events[0].Event != chat.EvMessageSent {
 		t.Fatalf("send: %+v", res)
 	}
@@ -221,13 +219,13 @@ func e2eMessages(t *testing.T, tr pluginhost.Transport) {
 	}
 	a2.expect(res.Events[0])
 	b1.expect(res.Events[0])
-	reply := b1.cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "hi alice"})
+	reply := b1.Cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "hi alice"})
 	a1.expect(reply.Events[0])
 	a2.expect(reply.Events[0])
 
 	// 4096 characters is the limit, counted in characters, not bytes.
 	long := strings.Repeat("é", chat.MaxTextRunes)
-	res = a2.cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": long})
+	res = a2.Cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": long})
 	if decode[chat.Message](t, res.Events[0].Data).Text != long {
 		t.Fatal("the longest message came back different")
 	}
@@ -244,22 +242,22 @@ func e2eMessages(t *testing.T, tr pluginhost.Transport) {
 		{"no channel", obj{"text": "hi"}, chat.CodeValidation},
 		{"unknown channel", obj{"channelId": "ch_nope", "text": "hi"}, chat.CodeChannelNotExists},
 	} {
-		t.Run(c.name, func(t *testing.T) { a1.fails(c.want, chat.CmdMessageSend, c.params) })
+		t.Run(c.name, func(t *testing.T) { a1.Fails(c.want, chat.CmdMessageSend, c.params) })
 	}
 	var page chat.FetchAnswer
-	a1.query(chat.QueryMessages, obj{"channelId": ab}, &page)
+	a1.Query(chat.QueryMessages, obj{"channelId": ab}, &page)
 	if len(page.Messages) != 3 || page.Messages[0] != m || page.Anchor != "" {
 		t.Fatalf("messages %d %+v", len(page.Messages), page.Messages[0])
 	}
 
 	// After the removal: channel_not_exists for whatever names the channel.
-	rm := removed(t, a1.cmd(chat.CmdChannelRemove, obj{"userId": "bob"}))
+	rm := removed(t, a1.Cmd(chat.CmdChannelRemove, obj{"userId": "bob"}))
 	a2.expect(rm)
 	b1.expect(rm)
 	// Right after the answer, on another stream, from another device.
-	b1.fails(chat.CodeChannelNotExists, chat.CmdMessageSend, obj{"channelId": ab, "text": "still there?"})
-	a2.fails(chat.CodeChannelNotExists, chat.CmdChannelRead, obj{"channelId": ab, "messageId": m.MessageID})
-	a1.fails(chat.CodeChannelNotExists, chat.QueryMessages, obj{"channelId": ab})
+	b1.Fails(chat.CodeChannelNotExists, chat.CmdMessageSend, obj{"channelId": ab, "text": "still there?"})
+	a2.Fails(chat.CodeChannelNotExists, chat.CmdChannelRead, obj{"channelId": ab, "messageId": m.MessageID})
+	a1.Fails(chat.CodeChannelNotExists, chat.QueryMessages, obj{"channelId": ab})
 }
 
 func e2eFetch(t *testing.T, tr pluginhost.Transport) {
@@ -272,7 +270,7 @@ func e2eFetch(t *testing.T, tr pluginhost.Transport) {
 		if i%3 == 2 {
 			from, to = b1, a1
 		}
-		res := from.cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": fmt.Sprintf("message %d", i)})
+		res := from.Cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": fmt.Sprintf("message %d", i)})
 		to.expect(res.Events[0])
 		sent = append(sent, decode[chat.Message](t, res.Events[0].Data))
 	}
@@ -284,7 +282,7 @@ func e2eFetch(t *testing.T, tr pluginhost.Transport) {
 		t.Helper()
 		params["channelId"] = ab
 		var page chat.FetchAnswer
-		d.query(chat.QueryMessages, params, &page)
+		d.Query(chat.QueryMessages, params, &page)
 		return page
 	}
 	cases := []struct {
@@ -308,7 +306,7 @@ func e2eFetch(t *testing.T, tr pluginhost.Transport) {
 			for _, d := range []*device{a1, b1} { // the same for both participants
 				page := fetch(d, c.params)
 				if got := ids(page.Messages); !slices.Equal(got, c.want) || page.Anchor != c.anchor {
-					t.Errorf("%s: %v anchor %q, want %v anchor %q", d.name, got, page.Anchor, c.want, c.anchor)
+					t.Errorf("%s: %v anchor %q, want %v anchor %q", d.Name, got, page.Anchor, c.want, c.anchor)
 				}
 			}
 		})
@@ -330,11 +328,11 @@ func e2eFetch(t *testing.T, tr pluginhost.Transport) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.params["channelId"] = ab
-			a1.fails(c.want, chat.QueryMessages, c.params)
+			a1.Fails(c.want, chat.QueryMessages, c.params)
 		})
 	}
-	a1.fails(chat.CodeValidation, chat.QueryMessages, obj{})
-	a1.fails(chat.CodeChannelNotExists, chat.QueryMessages, obj{"channelId": "ch_nope"})
+	a1.Fails(chat.CodeValidation, chat.QueryMessages, obj{})
+	a1.Fails(chat.CodeChannelNotExists, chat.QueryMessages, obj{"channelId": "ch_nope"})
 }
 
 func e2eUnreadAndRestart(t *testing.T, tr pluginhost.Transport) {
@@ -349,14 +347,14 @@ func e2eUnreadAndRestart(t *testing.T, tr pluginhost.Transport) {
 		ab = w.channel(a1, "bob", b1, b2)
 		var sent []chat.Message
 		for _, text := range []string{"one", "two", "three"} {
-			res := a1.cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": text})
+			res := a1.Cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": text})
 			b1.expect(res.Events[0])
 			b2.expect(res.Events[0])
 			sent = append(sent, decode[chat.Message](t, res.Events[0].Data))
 		}
 		for _, d := range []*device{b1, b2} {
 			if n := unreadOf(d, ab); n != 3 {
-				t.Fatalf("%s: %d unread, want 3", d.name, n)
+				t.Fatalf("%s: %d unread, want 3", d.Name, n)
 			}
 		}
 		if n := unreadOf(a1, ab); n != 0 {
@@ -365,7 +363,7 @@ func e2eUnreadAndRestart(t *testing.T, tr pluginhost.Transport) {
 
 		// bob reads up to "two" on one device: the other hears it and
 		// counts one unread; alice is not told.
-		read := b1.cmd(chat.CmdChannelRead, obj{"channelId": ab, "messageId": sent[1].MessageID})
+		read := b1.Cmd(chat.CmdChannelRead, obj{"channelId": ab, "messageId": sent[1].MessageID})
 		if len(read.Events) != 1 || read.Events[0].Event != chat.EvChannelRead ||
 			!jsonEqual(read.Events[0].Data, mustJSON(obj{"channelId": ab, "userId": "bob", "messageId": sent[1].MessageID})) {
 			t.Fatalf("read: %+v", read)
@@ -375,14 +373,14 @@ func e2eUnreadAndRestart(t *testing.T, tr pluginhost.Transport) {
 			t.Fatalf("bob's other device: %d unread, want 1", n)
 		}
 		// Reading an earlier message does not move the cursor back.
-		if back := b2.cmd(chat.CmdChannelRead, obj{"channelId": ab, "messageId": sent[0].MessageID}); back.Seq != 0 || len(back.Events) != 0 {
+		if back := b2.Cmd(chat.CmdChannelRead, obj{"channelId": ab, "messageId": sent[0].MessageID}); back.Seq != 0 || len(back.Events) != 0 {
 			t.Fatalf("read backwards: %+v", back)
 		}
-		b2.fails(chat.CodeMessageAnchor, chat.CmdChannelRead, obj{"channelId": ab, "messageId": "msg_nope"})
-		b2.fails(chat.CodeValidation, chat.CmdChannelRead, obj{"channelId": ab})
+		b2.Fails(chat.CodeMessageAnchor, chat.CmdChannelRead, obj{"channelId": ab, "messageId": "msg_nope"})
+		b2.Fails(chat.CodeValidation, chat.CmdChannelRead, obj{"channelId": ab})
 		// bob answers: alice's next event is his message, not his read
 		// cursor; she has one unread, he still one.
-		res := b2.cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "four"})
+		res := b2.Cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "four"})
 		a1.expect(res.Events[0])
 		b1.expect(res.Events[0])
 		last = decode[chat.Message](t, res.Events[0].Data)
@@ -401,7 +399,7 @@ func e2eUnreadAndRestart(t *testing.T, tr pluginhost.Transport) {
 			t.Fatalf("answers changed across the restart:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 		// And the chat goes on where it was.
-		read := a1.cmd(chat.CmdChannelRead, obj{"channelId": ab, "messageId": last.MessageID})
+		read := a1.Cmd(chat.CmdChannelRead, obj{"channelId": ab, "messageId": last.MessageID})
 		if len(read.Events) != 1 || unreadOf(a1, ab) != 0 || unreadOf(b1, ab) != 1 {
 			t.Fatalf("after the restart: %+v", read)
 		}
@@ -414,27 +412,27 @@ func e2eOutsiders(t *testing.T, tr pluginhost.Transport) {
 	carol := w.connect(w.x, "carol")  // same company, not in the channel
 	yAlice := w.connect(w.y, "alice") // another company's user with the same id
 	ab := w.channel(a1, "bob", b1)
-	res := a1.cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "just us"})
+	res := a1.Cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "just us"})
 	b1.expect(res.Events[0])
 	m := decode[chat.Message](t, res.Events[0].Data)
 
 	for _, d := range []*device{carol, yAlice} {
-		t.Run(d.name, func(t *testing.T) {
-			d.fails(chat.CodeChannelNotExists, chat.QueryMessages, obj{"channelId": ab})
-			d.fails(chat.CodeChannelNotExists, chat.QueryMessages, obj{"channelId": ab, "anchor": m.MessageID})
-			d.fails(chat.CodeChannelNotExists, chat.CmdMessageSend, obj{"channelId": ab, "text": "let me in"})
-			d.fails(chat.CodeChannelNotExists, chat.CmdChannelRead, obj{"channelId": ab, "messageId": m.MessageID})
-			d.fails(chat.CodeChannelNotFound, chat.QueryChannelGet, obj{"channelId": ab})
-			d.fails(chat.CodeChannelNotFound, chat.QueryChannelGet, obj{"userId": "bob"})
-			d.fails(chat.CodeDeleteChannel, chat.CmdChannelRemove, obj{"userId": "bob"})
+		t.Run(d.Name, func(t *testing.T) {
+			d.Fails(chat.CodeChannelNotExists, chat.QueryMessages, obj{"channelId": ab})
+			d.Fails(chat.CodeChannelNotExists, chat.QueryMessages, obj{"channelId": ab, "anchor": m.MessageID})
+			d.Fails(chat.CodeChannelNotExists, chat.CmdMessageSend, obj{"channelId": ab, "text": "let me in"})
+			d.Fails(chat.CodeChannelNotExists, chat.CmdChannelRead, obj{"channelId": ab, "messageId": m.MessageID})
+			d.Fails(chat.CodeChannelNotFound, chat.QueryChannelGet, obj{"channelId": ab})
+			d.Fails(chat.CodeChannelNotFound, chat.QueryChannelGet, obj{"userId": "bob"})
+			d.Fails(chat.CodeDeleteChannel, chat.CmdChannelRemove, obj{"userId": "bob"})
 			var list chat.ChannelsAnswer
-			if d.query(chat.QueryChannels, obj{}, &list); len(list.Channels) != 0 {
+			if d.Query(chat.QueryChannels, obj{}, &list); len(list.Channels) != 0 {
 				t.Fatalf("channels %+v", list)
 			}
 		})
 	}
-	carol.fails(chat.CodeDeleteChannel, chat.CmdChannelRemove, obj{"userId": "alice"})
-	yAlice.fails(chat.CodeCreateChannel, chat.CmdChannelAdd, obj{"userId": "bob"}) // bob is not in her company
+	carol.Fails(chat.CodeDeleteChannel, chat.CmdChannelRemove, obj{"userId": "alice"})
+	yAlice.Fails(chat.CodeCreateChannel, chat.CmdChannelAdd, obj{"userId": "bob"}) // bob is not in her company
 	// Another company's REST API neither.
 	w.restErr(w.y.key, "GET", "/v2/channels/"+ab+"/messages", "", 404, chat.CodeChannelNotFound)
 	w.restErr(w.y.key, "GET", "/v2/channels/"+ab+"/messages?user_id=alice", "", 404, chat.CodeChannelNotExists)
@@ -448,16 +446,16 @@ func e2eOutsiders(t *testing.T, tr pluginhost.Transport) {
 	// The channel is intact, and nothing of it reached the outsiders: the
 	// first event each of them gets is the next thing that is theirs.
 	var page chat.FetchAnswer
-	if b1.query(chat.QueryMessages, obj{"channelId": ab}, &page); len(page.Messages) != 1 || page.Messages[0] != m {
+	if b1.Query(chat.QueryMessages, obj{"channelId": ab}, &page); len(page.Messages) != 1 || page.Messages[0] != m {
 		t.Fatalf("the channel after the attempts: %+v", page)
 	}
-	ac := a1.cmd(chat.CmdChannelAdd, obj{"userId": "carol"})
+	ac := a1.Cmd(chat.CmdChannelAdd, obj{"userId": "carol"})
 	carol.expect(ac.Events[0])
 	olga := w.connect(w.y, "olga")
-	ya := olga.cmd(chat.CmdChannelAdd, obj{"userId": "alice"})
+	ya := olga.Cmd(chat.CmdChannelAdd, obj{"userId": "alice"})
 	yAlice.expect(ya.Events[0])
 	// Nor did alice of X hear of Y's channel: her next event is bob's.
-	res = b1.cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "still just us"})
+	res = b1.Cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "still just us"})
 	a1.expect(res.Events[0])
 }
 
@@ -478,7 +476,7 @@ func e2eErasure(t *testing.T, tr pluginhost.Transport) {
 			if i%2 == 1 {
 				from, others = b1, []*device{a1, a2}
 			}
-			res := from.cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": text})
+			res := from.Cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": text})
 			for _, d := range others {
 				if ev := d.expect(res.Events[0]); decode[chat.Message](t, ev.Data).Text != text { // readable on the wire
 					t.Fatalf("pushed %s", ev.Data)
@@ -497,7 +495,7 @@ func e2eErasure(t *testing.T, tr pluginhost.Transport) {
 			}
 		}
 
-		rm := removed(t, b1.cmd(chat.CmdChannelRemove, obj{"userId": "alice"}))
+		rm := removed(t, b1.Cmd(chat.CmdChannelRemove, obj{"userId": "alice"}))
 		a1.expect(rm)
 		a2.expect(rm)
 		// The chat erases the key when it applies the removal, a moment
@@ -510,12 +508,12 @@ func e2eErasure(t *testing.T, tr pluginhost.Transport) {
 			}
 			return true
 		})
-		a1.fails(chat.CodeChannelNotExists, chat.QueryMessages, obj{"channelId": ab})
+		a1.Fails(chat.CodeChannelNotExists, chat.QueryMessages, obj{"channelId": ab})
 		w.restErr(w.x.key, "GET", "/v2/channels/"+ab+"/messages", "", 404, chat.CodeChannelNotFound)
 		// The pair may talk again, in a new channel without the old messages.
 		again := w.channel(a1, "bob", a2, b1)
 		var page chat.FetchAnswer
-		if a1.query(chat.QueryMessages, obj{"channelId": again}, &page); len(page.Messages) != 0 {
+		if a1.Query(chat.QueryMessages, obj{"channelId": again}, &page); len(page.Messages) != 0 {
 			t.Fatalf("the new channel has %+v", page.Messages)
 		}
 	})
@@ -549,9 +547,9 @@ func e2eErasure(t *testing.T, tr pluginhost.Transport) {
 			}
 		}
 		a1 := w.connect(w.x, "alice")
-		a1.fails(chat.CodeChannelNotExists, chat.QueryMessages, obj{"channelId": ab})
+		a1.Fails(chat.CodeChannelNotExists, chat.QueryMessages, obj{"channelId": ab})
 		var list chat.ChannelsAnswer
-		if a1.query(chat.QueryChannels, obj{}, &list); len(list.Channels) != 1 || list.Channels[0].ChannelID == ab || list.Channels[0].LastMessage != nil {
+		if a1.Query(chat.QueryChannels, obj{}, &list); len(list.Channels) != 1 || list.Channels[0].ChannelID == ab || list.Channels[0].LastMessage != nil {
 			t.Fatalf("alice's channels after a restart: %+v", list)
 		}
 	})
@@ -571,7 +569,7 @@ func e2eREST(t *testing.T, tr pluginhost.Transport) {
 	for _, d := range []*device{a1, b1} {
 		ev := d.event()
 		if ev.Event != chat.EvChannelAdded || !jsonEqual(ev.Data, mustJSON(obj{"channelId": ch.ChannelID, "participants": []string{"alice", "bob"}, "creationDate": ch.CreatedAt})) {
-			t.Fatalf("%s got %+v", d.name, ev)
+			t.Fatalf("%s got %+v", d.Name, ev)
 		}
 	}
 	// Again, either way round: 200 with the same channel, and no event.
@@ -601,7 +599,7 @@ func e2eREST(t *testing.T, tr pluginhost.Transport) {
 
 	var sent []chat.Message
 	for i := range 5 {
-		res := a1.cmd(chat.CmdMessageSend, obj{"channelId": ch.ChannelID, "text": fmt.Sprintf("rest %d", i)})
+		res := a1.Cmd(chat.CmdMessageSend, obj{"channelId": ch.ChannelID, "text": fmt.Sprintf("rest %d", i)})
 		b1.expect(res.Events[0])
 		sent = append(sent, decode[chat.Message](t, res.Events[0].Data))
 	}
@@ -692,7 +690,7 @@ func e2eREST(t *testing.T, tr pluginhost.Transport) {
 	removed := mustJSON(obj{"channelId": ch.ChannelID, "participants": []string{"alice", "bob"}})
 	for _, d := range []*device{a1, b1} {
 		if ev := d.event(); ev.Event != chat.EvChannelRemoved || !jsonEqual(ev.Data, removed) {
-			t.Fatalf("%s got %+v", d.name, ev)
+			t.Fatalf("%s got %+v", d.Name, ev)
 		}
 	}
 	w.restErr(key, "DELETE", "/v2/channels/"+ch.ChannelID, "", 404, chat.CodeChannelNotFound)
@@ -852,7 +850,7 @@ func (w *world) restErr(key, method, path, body string, status int, code plugins
 // device given hears of it, and returns its id.
 func (w *world) channel(d *device, other string, devices ...*device) string {
 	w.t.Helper()
-	res := d.cmd(chat.CmdChannelAdd, obj{"userId": other})
+	res := d.Cmd(chat.CmdChannelAdd, obj{"userId": other})
 	if len(res.Events) != 1 {
 		w.t.Fatalf("add %s: %+v", other, res)
 	}
@@ -880,38 +878,22 @@ func (w *world) stored(seq uint64) (stored, opened eventlog.Event, erased bool) 
 	return stored, opened, erased
 }
 
-// device is one connected browser: a real WebSocket client speaking the
-// session protocol. It keeps the seqs of the events it got, in its
-// commands' answers and as pushes: an event pushed twice fails the test,
-// and the push of an event its own command's answer carried is skipped,
-// as the SDK skips it (the session avoids sending those, best effort).
+// device is one connected browser: sdkapitest's WebSocket client, with
+// the chat's view of pushes. It keeps the seqs of the events it got, in
+// its commands' answers and as pushes: an event pushed twice fails the
+// test, and the push of an event its own command's answer carried is
+// skipped, as the SDK skips it (the session avoids sending those, best
+// effort). Its queries, and the chat's queries it expects to fail, read
+// what it has seen (minSeq).
 type device struct {
-	t        *testing.T
-	name     string
-	c        *websocket.Conn
-	frames   chan frame
-	queue    []frame // pushes read while waiting for an answer
-	nextID   int
-	answered map[uint64]bool
-	pushed   map[uint64]bool
-	seen     uint64 // the newest event seq the device got
+	*sdkapitest.Device
+	pushed map[uint64]bool
 }
 
-// frame is any frame the session sends.
-type frame struct {
-	ID     json.RawMessage `json:"id"`
-	Result json.RawMessage `json:"result"`
-	Error  *plugins.Error  `json:"error"`
-	Event  string          `json:"event"`
-	Data   json.RawMessage `json:"data"`
-	Seq    uint64          `json:"seq"`
-}
-
-// commandResult answers a command: {seq, events}.
-type commandResult struct {
-	Seq    uint64  `json:"seq"`
-	Events []frame `json:"events"`
-}
+type (
+	frame         = sdkapitest.Frame
+	commandResult = sdkapitest.CommandResult
+)
 
 // connect opens a session for user of company co, with a token from the
 // REST API.
@@ -921,161 +903,36 @@ func (w *world) connect(co tenant, user string) *device {
 		AccessToken string `json:"access_token"`
 	}
 	w.restWant(co.key, "POST", "/v2/sdk/credentials", `{"user_id":"`+user+`","expires_in":3600}`, 200, &cred)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(w.srv.HTTP.URL, "http")+"/v2/ws", nil)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	c.SetReadLimit(1 << 20)
 	name := user
 	if co != w.x {
 		name += " of Y"
 	}
-	d := &device{t: w.t, name: name, c: c, frames: make(chan frame, 1024), answered: map[uint64]bool{}, pushed: map[uint64]bool{}}
-	go d.read() // until the socket closes
-	w.t.Cleanup(func() { c.CloseNow() })
-	if _, err := d.call("connect", obj{"appId": co.app, "userId": user, "accessToken": cred.AccessToken, "sdkVersion": "3.0.0"}); err != nil {
+	d := &device{Device: w.srv.Dial(w.t, name), pushed: map[uint64]bool{}}
+	d.Queries = chat.New().Manifest().Queries
+	if _, err := d.Call("connect", obj{"appId": co.app, "userId": user, "accessToken": cred.AccessToken, "sdkVersion": "3.0.0"}); err != nil {
 		w.t.Fatalf("connect %s: %v", user, err)
 	}
 	return d
-}
-
-func (d *device) read() {
-	defer close(d.frames)
-	for {
-		_, b, err := d.c.Read(context.Background())
-		if err != nil {
-			return
-		}
-		var f frame
-		if err := json.Unmarshal(b, &f); err != nil {
-			f = frame{Event: "undecodable frame: " + string(b)}
-		}
-		d.frames <- f
-	}
-}
-
-func (d *device) next(what string) frame {
-	d.t.Helper()
-	select {
-	case f, ok := <-d.frames:
-		if !ok {
-			d.t.Fatalf("%s: the socket closed while waiting for %s", d.name, what)
-		}
-		return f
-	case <-time.After(10 * time.Second):
-		d.t.Fatalf("%s: timed out waiting for %s", d.name, what)
-	}
-	return frame{}
-}
-
-// call sends a request and returns its answer; pushes that come first
-// wait in the queue for event.
-func (d *device) call(method string, params any) (json.RawMessage, *plugins.Error) {
-	d.t.Helper()
-	d.nextID++
-	id := strconv.Itoa(d.nextID)
-	req := mustJSON(obj{"id": d.nextID, "method": method, "params": params})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := d.c.Write(ctx, websocket.MessageText, req); err != nil {
-		d.t.Fatalf("%s: %v", d.name, err)
-	}
-	for {
-		f := d.next("the answer to " + method)
-		switch {
-		case f.ID == nil:
-			d.queue = append(d.queue, f)
-		case string(f.ID) != id:
-			d.t.Fatalf("%s: answer %s while waiting for %s", d.name, f.ID, id)
-		case f.Error != nil:
-			return nil, f.Error
-		default:
-			return f.Result, nil
-		}
-	}
-}
-
-// cmd runs a command that must succeed.
-func (d *device) cmd(method string, params any) commandResult {
-	d.t.Helper()
-	ans, err := d.call(method, params)
-	if err != nil {
-		d.t.Fatalf("%s: %s %s: %v", d.name, method, mustJSON(params), err)
-	}
-	var res commandResult
-	if err := json.Unmarshal(ans, &res); err != nil {
-		d.t.Fatalf("%s: %s answered %s: %v", d.name, method, ans, err)
-	}
-	for _, e := range res.Events {
-		d.answered[e.Seq] = true
-	}
-	d.seen = max(d.seen, res.Seq)
-	return res
-}
-
-// query asks a query that must succeed and decodes its answer into v.
-// Like the SDK, it reads what the device has seen: minSeq is the newest
-// event seq it got.
-func (d *device) query(method string, params obj, v any) {
-	d.t.Helper()
-	ans, err := d.call(method, d.fresh(params))
-	if err != nil {
-		d.t.Fatalf("%s: %s %s: %v", d.name, method, mustJSON(params), err)
-	}
-	if err := json.Unmarshal(ans, v); err != nil {
-		d.t.Fatalf("%s: %s answered %s: %v", d.name, method, ans, err)
-	}
-}
-
-// fresh adds minSeq, the newest event seq the device got, to a query's
-// params.
-func (d *device) fresh(params obj) obj {
-	if _, ok := params["minSeq"]; ok || d.seen == 0 {
-		return params
-	}
-	out := maps.Clone(params)
-	out["minSeq"] = d.seen
-	return out
-}
-
-// fails calls a method that must be refused with code (a query reads what
-// the device has seen, as query does).
-func (d *device) fails(code plugins.Code, method string, params obj) {
-	d.t.Helper()
-	if slices.Contains(chat.New().Manifest().Queries, method) {
-		params = d.fresh(params)
-	}
-	ans, err := d.call(method, params)
-	if err == nil || err.Code != code {
-		d.t.Errorf("%s: %s %s: %s %v, want %s", d.name, method, mustJSON(params), ans, err, code)
-	}
 }
 
 // event returns the next event pushed to the device that it has not had
 // yet: presence and token pushes (no seq) are skipped, and so are events
 // its own commands' answers carried.
 func (d *device) event() frame {
-	d.t.Helper()
+	d.T.Helper()
 	for {
-		var f frame
-		if len(d.queue) > 0 {
-			f, d.queue = d.queue[0], d.queue[1:]
-		} else {
-			f = d.next("an event")
-		}
+		f := d.Pending("an event")
 		switch {
 		case f.ID != nil:
-			d.t.Fatalf("%s: an answer nobody asked for: %s", d.name, f.ID)
+			d.T.Fatalf("%s: an answer nobody asked for: %s", d.Name, f.ID)
 		case f.Seq == 0:
 			continue
 		case d.pushed[f.Seq]:
-			d.t.Fatalf("%s: event %d (%s) pushed twice", d.name, f.Seq, f.Event)
+			d.T.Fatalf("%s: event %d (%s) pushed twice", d.Name, f.Seq, f.Event)
 		}
 		d.pushed[f.Seq] = true
-		d.seen = max(d.seen, f.Seq)
-		if !d.answered[f.Seq] {
+		d.Seen = max(d.Seen, f.Seq)
+		if !d.Answered[f.Seq] {
 			return f
 		}
 	}
@@ -1083,10 +940,10 @@ func (d *device) event() frame {
 
 // expect wants the device's next event to be want (type, seq and data).
 func (d *device) expect(want frame) frame {
-	d.t.Helper()
+	d.T.Helper()
 	got := d.event()
 	if got.Event != want.Event || got.Seq != want.Seq || !jsonEqual(got.Data, want.Data) {
-		d.t.Fatalf("%s got event %d %s %s, want %d %s %s", d.name, got.Seq, got.Event, got.Data, want.Seq, want.Event, want.Data)
+		d.T.Fatalf("%s got event %d %s %s, want %d %s %s", d.Name, got.Seq, got.Event, got.Data, want.Seq, want.Event, want.Data)
 	}
 	return got
 }
@@ -1110,15 +967,15 @@ func removed(t *testing.T, res commandResult) frame {
 
 // unreadOf is the device user's unread count of a channel.
 func unreadOf(d *device, ch string) int {
-	d.t.Helper()
+	d.T.Helper()
 	var list chat.ChannelsAnswer
-	d.query(chat.QueryChannels, obj{}, &list)
+	d.Query(chat.QueryChannels, obj{}, &list)
 	for _, c := range list.Channels {
 		if c.ChannelID == ch {
 			return c.UnreadMessages
 		}
 	}
-	d.t.Fatalf("%s has no channel %s: %+v", d.name, ch, list)
+	d.T.Fatalf("%s has no channel %s: %+v", d.Name, ch, list)
 	return 0
 }
 
@@ -1139,8 +996,8 @@ func snapshot(w *world, ab string, a, b *device) string {
 			{chat.QueryMessages, obj{"channelId": ab, "messagesToFetch": chat.MaxFetch}},
 			{chat.QueryMessages, obj{"channelId": ab, "messagesToFetch": 2, "direction": "afterward"}},
 		} {
-			ans, err := d.call(q.name, q.params)
-			fmt.Fprintf(&out, "%s %s %s: %s %v\n", d.name, q.name, mustJSON(q.params), ans, err)
+			ans, err := d.Call(q.name, q.params)
+			fmt.Fprintf(&out, "%s %s %s: %s %v\n", d.Name, q.name, mustJSON(q.params), ans, err)
 		}
 	}
 	for _, path := range []string{"/v2/users/alice/channels", "/v2/users/bob/channels", "/v2/channels/" + ab + "/messages?limit=2"} {
@@ -1208,20 +1065,10 @@ func auditVerify(t *testing.T, dir string) {
 
 func decode[T any](t testing.TB, data json.RawMessage) T {
 	t.Helper()
-	var v T
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("decode %T from %s: %v", v, data, err)
-	}
-	return v
+	return sdkapitest.Decode[T](t, data)
 }
 
-func mustJSON(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
+var mustJSON = sdkapitest.MustJSON
 
 func jsonEqual(a, b json.RawMessage) bool {
 	var x, y any
