@@ -334,6 +334,11 @@ func (s *SFU) receive(b []byte, from netip.AddrPort) bool {
 	return true
 }
 
+// seqAfter reports whether RTP sequence number seq comes after than: at
+// most half the sequence space ahead of it, across the wrap from 65535 to
+// 0 (further, it is a late packet, not a new one).
+func seqAfter(seq, than uint16) bool { return int16(seq-than) > 0 }
+
 // wrappedSince reports whether sequence number seq comes after first
 // across the wrap from 65535 to 0 (a stream's packets are far fewer than
 // 32,768 apart here): its rollover counter is one more than first's.

@@ -148,14 +148,14 @@ func (d *downTrack) write(pub *publication, h *rtp.Header, payload []byte) bool 
 	d.hdr.Timestamp += d.tsOff
 	if d.rebase {
 		d.rebase, d.base = false, d.hdr.SequenceNumber
-	} else if int16(d.hdr.SequenceNumber-d.base) < 0 {
+	} else if seqAfter(d.base, d.hdr.SequenceNumber) {
 		// Older than the source's first packet sent (a late one): its
 		// sequence number may be one already sent from the previous
 		// source, and two packets encrypted under one number would reuse
 		// an SRTP nonce.
 		return false
 	}
-	if !d.started || int16(d.hdr.SequenceNumber-d.lastSeq) > 0 {
+	if !d.started || seqAfter(d.hdr.SequenceNumber, d.lastSeq) {
 		d.lastSeq, d.lastTS = d.hdr.SequenceNumber, d.hdr.Timestamp
 	}
 	d.started = true

@@ -20,8 +20,9 @@ const reportTicks = int(time.Second / feedbackInterval)
 // (its packet and byte counts and the wall clock time of an RTP
 // timestamp, which the device's lip sync and round-trip time need). They
 // go every reportTicks ticks of the SFU's feedback clock, in as few
-// compound packets of at most maxReportSize bytes as hold them. Pion's report interceptors do the same with two goroutines and
-// tickers per peer connection, and a map look-up per packet.
+// compound packets of at most maxReportSize bytes as hold them. Pion's
+// report interceptors do the same with two goroutines and tickers per
+// peer connection.
 type rtcpReports struct {
 	interceptor.NoOp
 	clockedSender
@@ -202,13 +203,6 @@ type recvStats struct {
 	lastSRAt time.Time
 }
 
-// maxAhead is how far ahead of the highest sequence number a packet still
-// counts as ahead; further, it is a late one. Half the sequence space, as
-// pion's reports have it: RFC 3550 A.1's 3,000, without the re-sync it
-// pairs with, would take a stream that jumped (a source restarted) for one
-// sending late packets until its numbers came round again.
-const maxAhead = 1 << 15
-
 func (st *recvStats) arrived(now time.Time, h *rtp.Header) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -220,7 +214,11 @@ func (st *recvStats) arrived(now time.Time, h *rtp.Header) {
 	}
 	transit := uint32(now.Sub(st.start).Seconds()*st.clockRate) - h.Timestamp
 	st.received++
-	if ahead := h.SequenceNumber - st.max; ahead != 0 && ahead < maxAhead {
+	// Half the sequence space ahead counts as ahead (seqAfter), as in
+	// pion's reports: RFC 3550 A.1's 3,000, without the re-sync it pairs
+	// with, would take a stream that jumped (a source restarted) for one
+	// sending late packets until its numbers came round again.
+	if seqAfter(h.SequenceNumber, st.max) {
 		if h.SequenceNumber < st.max {
 			st.cycles += 1 << 16
 		}
@@ -290,7 +288,7 @@ func (st *sentStats) sending(now time.Time, h *rtp.Header, payload int) {
 	// A frame's packets share its timestamp; the time is its first
 	// packet's, so that a large frame's later packets do not skew it. A
 	// packet sent out of order (a late one of an earlier frame) leaves it.
-	if ahead := h.SequenceNumber - st.lastSeq; st.packets == 0 || ahead != 0 && ahead < maxAhead {
+	if st.packets == 0 || seqAfter(h.SequenceNumber, st.lastSeq) {
 		st.lastSeq = h.SequenceNumber
 		if st.packets == 0 || h.Timestamp != st.lastTS {
 			st.lastTS, st.lastTSAt = h.Timestamp, now
