@@ -191,14 +191,6 @@ func (s *state) lookup(id string) *company {
 	return &company{}
 }
 
-// other returns the participant of c who is not u.
-func (c *call) other(u string) string {
-	if c.Caller == u {
-		return c.Callee
-	}
-	return c.Caller
-}
-
 func (c *call) participant(u string) bool { return slices.Contains(c.Participants, u) }
 
 func (c *call) isAdmin(u string) bool { return slices.Contains(c.Admins, u) }
