@@ -330,3 +330,45 @@ func TestReportsSplitIntoPacketsAPathCarries(t *testing.T) {
 		t.Fatalf("%d sender reports and %d report blocks, want 60 and 40", srs, blocks)
 	}
 }
+
+// Whatever RTCP a device sends, once decrypted, the readers that walk it
+// (the NACK responder, the reports noting sender reports) neither panic
+// nor read past it, and the reports built afterwards still marshal.
+func FuzzRTCPReaders(f *testing.F) {
+	sr, _ := (&rtcp.SenderReport{SSRC: 7, NTPTime: 1 << 40, RTPTime: 9, PacketCount: 1, OctetCount: 100}).Marshal()
+	nack, _ := (&rtcp.TransportLayerNack{SenderSSRC: 1, MediaSSRC: 8, Nacks: []rtcp.NackPair{{PacketID: 3, LostPackets: 0xffff}}}).Marshal()
+	pli, _ := (&rtcp.PictureLossIndication{SenderSSRC: 1, MediaSSRC: 8}).Marshal()
+	f.Add(sr)
+	f.Add(nack)
+	f.Add(append(append(append([]byte{}, sr...), nack...), pli...))
+	f.Add(sr[:20])                                   // cut short
+	f.Add([]byte{0x80, 200, 0xff, 0xff, 0, 0, 0, 7}) // a length far past the end
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := newRTCPReports(nil, time.Now)
+		r.BindRemoteStream(&interceptor.StreamInfo{SSRC: 7, ClockRate: 90000}, interceptor.RTPReaderFunc(
+			func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) { return 0, a, nil }))
+		m, err := newMetrics(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		si := &sfuInterceptor{m: m, tx: &txPath{}, rings: map[uint32]*sentRing{}} // no keys yet: writes go to sink
+		sink := interceptor.RTPWriterFunc(func(*rtp.Header, []byte, interceptor.Attributes) (int, error) { return 0, nil })
+		w := si.BindLocalStream(&interceptor.StreamInfo{SSRC: 8, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}}, sink)
+		w.Write(&rtp.Header{SSRC: 8, SequenceNumber: 3}, []byte{1, 2, 3}, nil)
+		source := interceptor.RTCPReaderFunc(func(p []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+			return copy(p, b), a, nil
+		})
+		buf := make([]byte, len(b))
+		for _, rd := range []interceptor.RTCPReader{r.BindRTCPReader(source), si.BindRTCPReader(source)} {
+			if _, _, err := rd.Read(buf, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, pkts := range r.build(time.Now()) {
+			if _, err := rtcp.Marshal(pkts); err != nil {
+				t.Fatalf("reports after %x: %v", b, err)
+			}
+		}
+	})
+}
