@@ -33,6 +33,10 @@
 // is out) the SFU rolls its offer back and offers again after answering.
 // Signalling for one device must be delivered in order: the answer Offer
 // returns before any later OnOffer for that device.
+// A device may give at most MaxRemoteCandidates ICE candidates (each has
+// the SFU send connectivity checks to the address it names) and offer at
+// most MaxMLines m-lines (each costs a track): beyond them AddCandidate
+// returns ErrTooManyCandidates and Offer ErrTooManyMLines.
 //
 // Tracks. A track on an m-line the device itself offered has stream id
 // "sfu" and id "audio1", "video2", …; a track on an m-line the SFU added

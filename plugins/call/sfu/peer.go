@@ -31,6 +31,7 @@ type peer struct {
 	sig       sync.Mutex // one negotiation step at a time; guards the fields below
 	remoteSet bool       // a remote description was applied: candidates go straight in
 	early     []webrtc.ICECandidateInit
+	cands     int         // remote candidates taken, up to MaxRemoteCandidates
 	needOffer bool        // the device has not been offered every track we send it
 	answered  atomic.Bool // our first answer is out: later candidates go through OnCandidate (not under sig: pion's gatherer calls OnICECandidate while handleOffer waits for it)
 	slots     int         // slot tracks made, for their ids
@@ -107,6 +108,9 @@ func parseOffer(s string) (map[string]mline, error) {
 	var d sdp.SessionDescription
 	if err := d.Unmarshal([]byte(s)); err != nil {
 		return nil, fmt.Errorf("parse offer: %w", err)
+	}
+	if n := len(d.MediaDescriptions); n > MaxMLines {
+		return nil, fmt.Errorf("%w: %d, at most %d", ErrTooManyMLines, n, MaxMLines)
 	}
 	out := map[string]mline{}
 	for _, md := range d.MediaDescriptions {
@@ -347,6 +351,10 @@ func (p *peer) addCandidate(candidate string) error {
 	}
 	p.sig.Lock()
 	defer p.sig.Unlock()
+	if p.cands >= MaxRemoteCandidates {
+		return fmt.Errorf("%w: more than %d", ErrTooManyCandidates, MaxRemoteCandidates)
+	}
+	p.cands++
 	if !p.remoteSet {
 		p.early = append(p.early, c)
 		return nil

@@ -62,7 +62,25 @@ var (
 	ErrNoPeer       = errors.New("sfu: no such peer")
 	ErrNoOffer      = errors.New("sfu: no offer of ours is waiting for an answer")
 	ErrUserMismatch = errors.New("sfu: device already in the room as another user")
+	// ErrTooManyCandidates: a device sent more than MaxRemoteCandidates.
+	ErrTooManyCandidates = errors.New("sfu: too many ICE candidates from one device")
+	// ErrTooManyMLines: an offer with more than MaxMLines m-lines.
+	ErrTooManyMLines = errors.New("sfu: too many m-lines in an offer")
 )
+
+// MaxMLines is how many m-lines a device's offer may have. A device in
+// the largest room (25 participants, call links) receives up to three
+// tracks from each other participant (audio, camera, screen) and sends
+// three; every m-line it offers to send or receive on costs the SFU a
+// track, so an offer of hundreds would cost it hundreds.
+const MaxMLines = 100
+
+// MaxRemoteCandidates is how many ICE candidates one device may give its
+// peer connection. A browser gives a handful (host, server-reflexive and
+// relay candidates of each network interface); every candidate makes the
+// SFU send connectivity checks to its address, so a device sending
+// thousands would have the SFU send STUN requests wherever it pointed.
+const MaxRemoteCandidates = 64
 
 // SFU forwards the media of calls. See the package doc.
 type SFU struct {

@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -279,7 +281,44 @@ func TestSignallingErrors(t *testing.T) {
 	if err := h.s.AddCandidate("r", caller.Device, cand); err != nil {
 		t.Errorf("AddCandidate: %v", err)
 	}
+	// A device gets MaxRemoteCandidates in all, no more: each would have
+	// the SFU send connectivity checks to the address it names.
+	for i := 2; i <= MaxRemoteCandidates; i++ {
+		c := fmt.Sprintf(`{"candidate":"candidate:%d 1 udp 2130706431 127.0.0.1 %d typ host","sdpMid":"0","sdpMLineIndex":0}`, i, 9+i)
+		if err := h.s.AddCandidate("r", caller.Device, c); err != nil {
+			t.Fatalf("candidate %d of %d: %v", i, MaxRemoteCandidates, err)
+		}
+	}
+	if err := h.s.AddCandidate("r", caller.Device, cand); !errors.Is(err, ErrTooManyCandidates) {
+		t.Errorf("candidate %d: %v, want ErrTooManyCandidates", MaxRemoteCandidates+1, err)
+	}
+	if err := h.s.AddCandidate("r", caller.Device, `{"candidate":""}`); err != nil {
+		t.Errorf("the end of candidates after the limit: %v", err)
+	}
 	h.s.Leave("r", "nobody") // no-op
+
+	// An offer of more than MaxMLines m-lines is refused whole: each
+	// would cost the SFU a track.
+	for _, n := range []int{MaxMLines, MaxMLines + 1} {
+		pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		for range n {
+			if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		offer, err := pc.CreateOffer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = h.s.Offer(t.Context(), "many", "eve", fmt.Sprintf("eve-%d", n), offer.SDP, false)
+		if tooMany := errors.Is(err, ErrTooManyMLines); tooMany != (n > MaxMLines) {
+			t.Errorf("an offer of %d m-lines: %v", n, err)
+		}
+	}
 }
 
 // Closing the SFU ends every goroutine it started.
