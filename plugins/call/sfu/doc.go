@@ -34,9 +34,10 @@
 // Signalling for one device must be delivered in order: the answer Offer
 // returns before any later OnOffer for that device.
 // A device may give at most MaxRemoteCandidates ICE candidates (each has
-// the SFU send connectivity checks to the address it names) and offer at
-// most MaxMLines m-lines (each costs a track): beyond them AddCandidate
-// returns ErrTooManyCandidates and Offer ErrTooManyMLines.
+// the SFU send connectivity checks to the address it names), have at most
+// MaxMLines m-lines (each costs a track) and publish at most MaxPublished
+// tracks at once: beyond them AddCandidate returns ErrTooManyCandidates,
+// Offer ErrTooManyMLines, and a track is not forwarded.
 //
 // Tracks. A track on an m-line the device itself offered has stream id
 // "sfu" and id "audio1", "video2", …; a track on an m-line the SFU added

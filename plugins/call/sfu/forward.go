@@ -364,6 +364,11 @@ func (s *SFU) publish(p *peer, t *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 		s.mu.Unlock()
 		return
 	}
+	if len(p.pubs) >= MaxPublished {
+		s.mu.Unlock()
+		s.log.Warn("sfu: a device publishes too many tracks; this one is not forwarded", "room", p.room.id, "device", p.device, "max", MaxPublished)
+		return
+	}
 	p.pubs = append(p.pubs, pub)
 	var others []*peer
 	for _, q := range p.room.peers {

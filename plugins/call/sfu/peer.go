@@ -141,6 +141,13 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 		p.sig.Unlock()
 		return "", err
 	}
+	// The limit is on the peer connection's m-lines, not only the offer's:
+	// pion keeps a transceiver for every m-line ever negotiated, and an
+	// offer may bring new mids and leave old ones out.
+	if n := mlinesAfter(p.pc, lines); n > MaxMLines {
+		p.sig.Unlock()
+		return "", fmt.Errorf("%w: %d with the ones negotiated before, at most %d", ErrTooManyMLines, n, MaxMLines)
+	}
 	if p.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
 		// Glare: the SFU gives way, and offers again after this answer.
 		if err := p.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
@@ -235,6 +242,23 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 		go p.negotiate()
 	}
 	return sdpAnswer, nil
+}
+
+// mlinesAfter is how many transceivers pc would have with the m-lines of
+// an offer: those it has, and one for each mid it does not know.
+func mlinesAfter(pc *webrtc.PeerConnection, lines map[string]mline) int {
+	trs := pc.GetTransceivers()
+	known := make(map[string]bool, len(trs))
+	for _, tr := range trs {
+		known[tr.Mid()] = true
+	}
+	n := len(trs)
+	for mid := range lines {
+		if !known[mid] {
+			n++
+		}
+	}
+	return n
 }
 
 // offered reports whether sender is on an m-line of the offer lines.

@@ -64,16 +64,25 @@ var (
 	ErrUserMismatch = errors.New("sfu: device already in the room as another user")
 	// ErrTooManyCandidates: a device sent more than MaxRemoteCandidates.
 	ErrTooManyCandidates = errors.New("sfu: too many ICE candidates from one device")
-	// ErrTooManyMLines: an offer with more than MaxMLines m-lines.
-	ErrTooManyMLines = errors.New("sfu: too many m-lines in an offer")
+	// ErrTooManyMLines: an offer that would give the device's peer
+	// connection more than MaxMLines m-lines.
+	ErrTooManyMLines = errors.New("sfu: too many m-lines")
 )
 
-// MaxMLines is how many m-lines a device's offer may have. A device in
-// the largest room (25 participants, call links) receives up to three
-// tracks from each other participant (audio, camera, screen) and sends
-// three; every m-line it offers to send or receive on costs the SFU a
-// track, so an offer of hundreds would cost it hundreds.
-const MaxMLines = 100
+// MaxMLines is how many m-lines a device's peer connection may have, with
+// those of all its offers so far and those the SFU added. Every m-line
+// costs the SFU a track; the m-lines of a peer connection are never
+// removed, and an offer may bring new ones and leave old ones out, so the
+// limit is on the peer connection, not the offer. A device in the largest
+// room (25 participants, call links) receives at most MaxPublished tracks
+// from each other participant, and sends as many.
+const MaxMLines = 200
+
+// MaxPublished is how many tracks one device may publish at once (a
+// browser sends a microphone, a camera and a shared screen). A track
+// beyond it is not forwarded: each would cost every other participant an
+// m-line.
+const MaxPublished = 6
 
 // MaxRemoteCandidates is how many ICE candidates one device may give its
 // peer connection. A browser gives a handful (host, server-reflexive and

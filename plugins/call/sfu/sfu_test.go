@@ -300,25 +300,103 @@ func TestSignallingErrors(t *testing.T) {
 	// An offer of more than MaxMLines m-lines is refused whole: each
 	// would cost the SFU a track.
 	for _, n := range []int{MaxMLines, MaxMLines + 1} {
-		pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		for range n {
-			if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		offer, err := pc.CreateOffer(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = h.s.Offer(t.Context(), "many", "eve", fmt.Sprintf("eve-%d", n), offer.SDP, false)
+		offer := recvonlyOffer(t, n)
+		_, err := h.s.Offer(t.Context(), "many", "eve", fmt.Sprintf("eve-%d", n), offer, false)
 		if tooMany := errors.Is(err, ErrTooManyMLines); tooMany != (n > MaxMLines) {
 			t.Errorf("an offer of %d m-lines: %v", n, err)
 		}
 	}
+}
+
+// The m-line limit holds over a peer connection's life: offers that each
+// bring MaxMLines/2+1 new mids, leaving the old ones out (pion keeps
+// their transceivers), are refused from the second on.
+func TestMLinesLimitHoldsAcrossOffers(t *testing.T) {
+	h := newHarness(t, Config{})
+	n := MaxMLines/2 + 1
+	first := recvonlyOffer(t, n)
+	if _, err := h.s.Offer(t.Context(), "r", "eve", "eve-1", first, false); err != nil {
+		t.Fatalf("first offer: %v", err)
+	}
+	again := renameMids(first, "x")
+	_, err := h.s.Offer(t.Context(), "r", "eve", "eve-1", again, false)
+	if !errors.Is(err, ErrTooManyMLines) {
+		t.Fatalf("an offer of %d new m-lines after %d: %v, want ErrTooManyMLines", n, n, err)
+	}
+	p, _ := h.s.peer("r", "eve-1")
+	if got := len(p.pc.GetTransceivers()); got > MaxMLines {
+		t.Errorf("%d transceivers, at most %d", got, MaxMLines)
+	}
+	// The same m-lines again (an ordinary renegotiation) are still fine.
+	if _, err := h.s.Offer(t.Context(), "r", "eve", "eve-1", renameMids(first, ""), false); err != nil {
+		t.Errorf("the first offer's m-lines again: %v", err)
+	}
+}
+
+// recvonlyOffer is a pion offer of n audio m-lines to receive on.
+func recvonlyOffer(t *testing.T, n int) string {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	for range n {
+		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer.SDP
+}
+
+// renameMids puts prefix before every mid of sdp (and its BUNDLE group).
+func renameMids(sdp, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(sdp, "\r\n") {
+		switch {
+		case strings.HasPrefix(l, "a=mid:"):
+			l = "a=mid:" + prefix + strings.TrimPrefix(l, "a=mid:")
+		case strings.HasPrefix(l, "a=group:BUNDLE "):
+			mids := strings.Fields(strings.TrimPrefix(l, "a=group:BUNDLE "))
+			for i := range mids {
+				mids[i] = prefix + mids[i]
+			}
+			l = "a=group:BUNDLE " + strings.Join(mids, " ")
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\r\n")
+}
+
+// A device publishing more than MaxPublished tracks has MaxPublished of
+// them forwarded, and no more (which ones depends on the order pion
+// reports them in).
+func TestPublishedTracksLimit(t *testing.T) {
+	h := newHarness(t, Config{})
+	caller, callee := h.call(sfutest.Options{Video: true}, true) // audio and a camera
+	waitFrames(t, callee, video, 1, 5)
+	for i := 2; i <= MaxPublished; i++ { // MaxPublished+1 tracks in all
+		must(t, caller.PublishVideo(fmt.Sprintf("video%d", i)))
+	}
+	if err := caller.Negotiate(); err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(t, callee, video, MaxPublished-1, 10)
+	time.Sleep(500 * time.Millisecond) // time for a track beyond the limit to arrive, were it forwarded
+	flowing := 0
+	for _, tr := range callee.Tracks(video) {
+		if tr.Packets > 0 {
+			flowing++
+		}
+	}
+	if flowing != MaxPublished-1 {
+		t.Errorf("%d of the caller's video tracks reach the callee, want %d (and its audio)", flowing, MaxPublished-1)
+	}
+	checkClean(t, callee, video)
 }
 
 // Closing the SFU ends every goroutine it started.
