@@ -147,6 +147,8 @@ type Plugin struct {
 
 	sched *scheduler // the plugin's own transitions: timeouts, media, durations
 	calls callLocks  // orders signaling with the end of the call's media
+	// carriers: each user's device with a peer connection, per call
+	carriers carriers
 }
 
 // New returns the plugin configured from the environment (ConfigFromEnv),

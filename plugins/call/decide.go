@@ -212,6 +212,9 @@ func (p *Plugin) decideJoin(s *state, cmd plugins.Command, in JoinRequest) ([]pl
 	}
 	if k := c.calls[rm.call]; k != nil { // the room's call: answer it, or take it over on this device
 		stream := CallStream(cmd.Company, k.CallID)
+		if a := c.active[me]; a != nil && a != k { // the room's call rang nobody, and the user took another
+			return nil, busy(a, me, cmd.Device)
+		}
 		if k.status == StatusDialing && me == k.Callee {
 			a := CallAnswered{CallID: k.CallID, RoomID: k.RoomID, Status: StatusConnecting, UserID: me, Device: cmd.Device}
 			return []plugins.NewEvent{{Type: EvAnswered, Stream: stream, Audience: slices.Clone(k.Participants), Payload: marshal(a)}}, nil

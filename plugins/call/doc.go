@@ -24,7 +24,7 @@
 // participants, each with the status it leads to:
 //
 //	call.answered  {callId, roomId, status: connecting, userId, device}
-//	call.rejoined  {callId, roomId, status, userId, device}    a link opened again on a new device
+//	call.rejoined  {callId, roomId, status, userId, device}    a link opened again on a new device (its first offer closes the old device's media)
 //	call.connected {callId, roomId, status: connected}
 //	call.ended     {callId, roomId, status: ended, endReason, userId?, device?}
 //
@@ -172,6 +172,10 @@
 //
 // A call that ends has its media closed (Media.EndCall) under the call's
 // signaling lock, so no PeerConnection outlives it.
+//
+// A link's call without live rings nobody: its other participant is not
+// busy until they open their link (call.answered), and opening it while in
+// another call is refused (current_user_busy, another_call_in_progress).
 //
 // # State
 //

@@ -153,6 +153,14 @@ func (p *Plugin) handleMedia(ctx context.Context, cmd plugins.Command) ([]plugin
 	}
 	switch cmd.Name {
 	case CmdMediaOffer:
+		// A user's media moved to this device (a call link opened again):
+		// the old device's peer connection would go on sending and
+		// receiving beside this one.
+		if prev := p.carriers.swap(in.CallID, cmd.Actor, cmd.Device); prev != "" && prev != cmd.Device {
+			if err := p.media.Leave(ctx, in.CallID, cmd.Actor, prev); err != nil {
+				p.logger.Warn("closing the media of a device the user left", "call", in.CallID, "device", prev, "err", err)
+			}
+		}
 		answer, err := p.media.Offer(ctx, in.CallID, cmd.Actor, cmd.Device, in.SDP, allowVideo)
 		if err != nil {
 			return nil, mediaError(err)
@@ -167,6 +175,7 @@ func (p *Plugin) handleMedia(ctx context.Context, cmd plugins.Command) ([]plugin
 		return nil, mediaError(p.media.AddCandidate(ctx, in.CallID, cmd.Actor, cmd.Device, candidate))
 	default: // CmdMediaLeave
 		err := p.media.Leave(ctx, in.CallID, cmd.Actor, cmd.Device)
+		p.carriers.drop(in.CallID, cmd.Actor, cmd.Device)
 		p.sched.mediaState(in.CallID, cmd.Actor, cmd.Device, "closed")
 		return nil, mediaError(err)
 	}
@@ -197,6 +206,45 @@ func (p *Plugin) endMedia(ctx context.Context, callID string) {
 	if err := p.media.EndCall(ctx, callID); err != nil {
 		p.logger.Warn("closing a call's media", "call", callID, "err", err)
 	}
+	p.carriers.forget(callID)
+}
+
+// carriers remembers, per call, which device of each user has a peer
+// connection in the media plane, so that the plugin can close it when
+// the user's media moves to another device.
+type carriers struct {
+	mu sync.Mutex
+	m  map[string]map[string]string // call → user → device
+}
+
+// swap records device as user's in call, and returns the one it replaces.
+func (c *carriers) swap(call, user, device string) (prev string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]map[string]string{}
+	}
+	if c.m[call] == nil {
+		c.m[call] = map[string]string{}
+	}
+	prev, c.m[call][user] = c.m[call][user], device
+	return prev
+}
+
+// drop forgets device as user's in call, if it is.
+func (c *carriers) drop(call, user, device string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m[call][user] == device {
+		delete(c.m[call], user)
+	}
+}
+
+// forget forgets call.
+func (c *carriers) forget(call string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, call)
 }
 
 // publish sends an ephemeral event of the call's company; failures are

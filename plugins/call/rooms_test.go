@@ -3,7 +3,9 @@ package call_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,6 +144,62 @@ func TestRoomJoin(t *testing.T) {
 	if n := decode[call.CallCreated](t, evs[0].Payload); n.CallID == c.CallID || n.Caller != "alice" {
 		t.Fatalf("a new call %+v", n)
 	}
+}
+
+// TestRoomRejoinClosesOldMedia: a user opening their link again, over and
+// over, has one peer connection in the call: the new device's offer
+// closes the old device's, which would otherwise go on forwarding beside
+// it until the call ends.
+func TestRoomRejoinClosesOldMedia(t *testing.T) {
+	e := newEnv(t, call.Config{DialTimeout: time.Hour, ConnectTimeout: time.Hour})
+	room := e.room(pair("alice", "bob"))
+	evs := e.ok("bob", "lb0", call.CmdRoomJoin, obj{"roomId": room})
+	id := decode[call.CallCreated](t, evs[0].Payload).CallID
+	e.ok("bob", "lb0", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	e.ok("alice", "la0", call.CmdRoomJoin, obj{"roomId": room})
+	e.ok("alice", "la0", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	for i := 1; i <= 5; i++ {
+		d := fmt.Sprintf("lb%d", i)
+		e.ok("bob", d, call.CmdRoomJoin, obj{"roomId": room})
+		e.ok("bob", d, call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+		if n := e.media.open(id); n != 2 {
+			t.Fatalf("after bob's rejoin %d: %d peer connections in the call, want 2 (bob's %s and alice's)", i, n, d)
+		}
+	}
+	if log := strings.Join(e.media.log(), "\n"); !strings.Contains(log, "leave "+id+" bob lb4") {
+		t.Errorf("bob's lb4 was not closed when lb5 offered:\n%s", log)
+	}
+}
+
+// TestRoomCallWaitingLeavesCalleeFree: the call of a room that rang
+// nobody (not live) does not make its other participant busy: they can be
+// called and call, and opening the link while in another call is refused
+// without taking them out of it.
+func TestRoomCallWaitingLeavesCalleeFree(t *testing.T) {
+	e := newEnv(t, call.Config{DialTimeout: time.Hour, ConnectTimeout: time.Hour})
+	room := e.room(withKV(pair("erin", "bob"), "live", false))
+	evs := e.ok("erin", "e0", call.CmdRoomJoin, obj{"roomId": room})
+	y := decode[call.CallCreated](t, evs[0].Payload).CallID
+	x := e.create("alice", "a1", "bob", obj{}) // bob can be called
+	e.ok("bob", "b1", call.CmdAnswer, obj{"callId": x})
+	e.fails(call.CodeCurrentUserBusy, "bob", "lb1", call.CmdRoomJoin, obj{"roomId": room}) // in x on b1
+	e.ok("erin", "e0", call.CmdEnd, obj{"callId": y})
+	// Bob is still in x: nobody can call him, and he cannot call.
+	e.fails(call.CodeAllUsersBusy, "erin", "e1", call.CmdCreate, obj{"users": []string{"bob"}})
+	e.fails(call.CodeAnotherCallInProgress, "bob", "b1", call.CmdCreate, obj{"users": []string{"carol"}})
+	if v := e.view(acme, "bob", x); v.Status != call.StatusConnecting && v.Status != call.StatusConnected {
+		t.Fatalf("bob's call x is %s", v.Status)
+	}
+	e.ok("bob", "b1", call.CmdEnd, obj{"callId": x})
+	// Free again, bob opens the link of a new waiting call and answers it.
+	evs = e.ok("erin", "e0", call.CmdRoomJoin, obj{"roomId": room})
+	z := decode[call.CallCreated](t, evs[0].Payload).CallID
+	evs = e.ok("bob", "lb2", call.CmdRoomJoin, obj{"roomId": room})
+	if evs[0].Type != call.EvAnswered {
+		t.Fatalf("bob's join: %s", evs[0].Type)
+	}
+	e.fails(call.CodeAllUsersBusy, "alice", "a1", call.CmdCreate, obj{"users": []string{"bob"}})
+	e.ok("bob", "lb2", call.CmdEnd, obj{"callId": z})
 }
 
 // TestRoomJoinLive: a live room rings the other participant, who may

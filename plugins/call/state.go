@@ -256,6 +256,9 @@ func (s *state) apply(e plugins.Event) string {
 		}
 		c.calls[cc.CallID], s.byID[cc.CallID] = k, k
 		for _, u := range cc.Participants {
+			if u == cc.Callee && cc.Link && !cc.Options.Live {
+				continue // nothing rang: the callee is not in the call until they open their link
+			}
 			c.active[u] = k
 		}
 		if rm := c.rooms[cc.RoomID]; rm != nil && cc.Link {
@@ -289,6 +292,9 @@ func (s *state) applyTransition(k *call, e plugins.Event) {
 		}
 		s.setStatus(k, StatusConnecting)
 		k.devices[a.UserID], k.answeredAt = a.Device, e.Time
+		if c := s.lookup(k.company); c.active[a.UserID] == nil { // the callee of a link's call that rang nobody
+			c.active[a.UserID] = k
+		}
 	case EvRejoined:
 		var r CallRejoined
 		if json.Unmarshal(e.Payload, &r) != nil || !k.participant(r.UserID) || r.Device == "" {
