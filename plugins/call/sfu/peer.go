@@ -89,8 +89,18 @@ func (s *SFU) newPeer(r *room, user, device string) (*peer, error) {
 		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
 			p.stopDirect()
 		}
-		if s.OnState != nil {
-			s.OnState(r.id, user, device, st.String())
+		if s.OnState == nil {
+			return
+		}
+		// Pion calls this on a goroutine of its own for each change, so
+		// two changes may come in either order: what is reported is the
+		// state the connection is in now. A peer connection the device
+		// replaced (it left and offered again) reports nothing more.
+		s.mu.Lock()
+		replaced := r.peers[device] != nil && r.peers[device] != p
+		s.mu.Unlock()
+		if !replaced {
+			s.OnState(r.id, user, device, pc.ConnectionState().String())
 		}
 	})
 	pc.OnTrack(func(t *webrtc.TrackRemote, rc *webrtc.RTPReceiver) { s.publish(p, t, rc) })
