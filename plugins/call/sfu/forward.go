@@ -515,12 +515,17 @@ func (s *SFU) unbindAll(pub *publication) {
 	pub.subs.Store(&[]*downTrack{})
 }
 
-func (s *SFU) goRTCP(d *downTrack) {
+// goRTCP starts d's RTCP reader, unless the SFU is closed.
+func (s *SFU) goRTCP(d *downTrack) { s.spawn(d.readRTCP) }
+
+// spawn runs f on a goroutine that Close waits for, unless the SFU is
+// closed; f must call s.wg.Done.
+func (s *SFU) spawn(f func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
 	s.wg.Add(1)
-	go d.readRTCP()
+	go f()
 }

@@ -249,7 +249,7 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 	again := p.needOffer
 	p.sig.Unlock()
 	if again {
-		go p.negotiate()
+		p.s.spawn(p.negotiateOwned)
 	}
 	return sdpAnswer, nil
 }
@@ -332,6 +332,12 @@ func (p *peer) addDedicated(pubs []*publication) bool {
 	return added
 }
 
+// negotiateOwned is negotiate on a goroutine of the SFU's (spawn).
+func (p *peer) negotiateOwned() {
+	defer p.s.wg.Done()
+	p.negotiate()
+}
+
 // negotiate sends the device an offer if it has tracks not yet offered
 // and no negotiation is under way; handleAnswer calls it again.
 func (p *peer) negotiate() {
@@ -370,7 +376,7 @@ func (p *peer) handleAnswer(answer string) error {
 	again := p.needOffer
 	p.sig.Unlock()
 	if again {
-		go p.negotiate()
+		p.s.spawn(p.negotiateOwned)
 	}
 	return nil
 }
