@@ -194,8 +194,7 @@
 // PARLEY_CALL_PUBLIC_IP (the address advertised in ICE candidates behind
 // NAT). The kernel passes PARLEY_CALL_* on to the plugin's process. The
 // media plane is made once per process and kept across activations of an
-// in-process plugin (a restart after a panic keeps the media flowing);
-// Stop closes it. NewWith takes any Media instead (SFUMedia wraps an SFU
+// in-process plugin; Stop closes it. NewWith takes any Media instead (SFUMedia wraps an SFU
 // the caller configured; tests use fakes).
 //
 // # Caveats
@@ -206,6 +205,9 @@
 //     REST API accepts 2–25) but cannot be joined (join_url_mtm).
 //   - Media states live in memory: a restart gives every connected call
 //     ConnectTimeout for its devices to negotiate again.
+//   - The plugin host stops an in-process plugin it kills (after a panic,
+//     or a command that hung), and Stop cannot tell that from a shutdown:
+//     the media plane closes with it, and every call's media with it.
 //   - recordingState is always "stopped" here: recording is another
 //     plugin's.
 //   - The SFU allows video per room (per call), not per participant: once
