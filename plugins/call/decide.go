@@ -274,6 +274,11 @@ func decideAnswer(s *state, cmd plugins.Command, in CallRequest) ([]plugins.NewE
 		return nil, plugins.Errorf(CodeDialAnswer, "%q is not an active user of company %s", me, cmd.Company)
 	case !c.activeUser(k.Caller):
 		return nil, plugins.Errorf(CodeCalleeNotAvailable, "the caller %q is no longer available", k.Caller)
+	case k.Link && !k.Options.Live:
+		return nil, plugins.Errorf(CodeDialAnswer, "the call of room %s rang nobody: open your call link to join it", k.RoomID)
+	}
+	if a := c.active[me]; a != nil && a != k {
+		return nil, busy(a, me, cmd.Device)
 	}
 	a := CallAnswered{CallID: k.CallID, RoomID: k.RoomID, Status: StatusConnecting, UserID: me, Device: cmd.Device}
 	return []plugins.NewEvent{{Type: EvAnswered, Stream: cmd.Stream, Audience: slices.Clone(k.Participants), Payload: marshal(a)}}, nil

@@ -111,9 +111,10 @@
 //	                            active user of the company, an unknown callType/recordingType, no device, a request on
 //	                            the wrong stream; a room request out of bounds
 //	current_user_not_available  createCall or a join by an actor who is not an active user of the company
-//	another_call_in_progress    the caller takes part in a call on this device, or one ringing on all their devices
-//	                            (this is what the second of two users calling each other gets)
-//	current_user_busy           the caller takes part in a call bound to another of their devices
+//	another_call_in_progress    the caller (or a user joining a room's call) takes part in a call on this device, or
+//	                            one ringing on all their devices (what the second of two users calling each other gets)
+//	current_user_busy           the caller (or a user joining a room's call) takes part in a call bound to another of
+//	                            their devices
 //	all_users_busy              the callee is in another call (a live room's other participant, for a join)
 //	no_plus_user                neither participant has the plus role (rooms: none of them)
 //	room_create_error           no media plane is running (it failed to start); a room's other participant is gone
@@ -121,7 +122,8 @@
 //	invalid_call_status         answer: the caller answering, or a call not dialing; end: a call already ended;
 //	                            signaling: an ended call, or a device that is not the user's bound one
 //	callee_not_available        answer: the caller is no longer an active user (deactivated or deleted while it rang)
-//	dial_answer_error           answer: no such call of the user's, no device, or the callee is no longer active
+//	dial_answer_error           answer: no such call of the user's, no device, the callee is no longer active, or a
+//	                            link's call that never rang (live false): they join instead
 //	user_not_in_dialing         end of an answered call from a device of the user's that is not in it (the callee's
 //	                            other device, which the SDK shows answered_of_another_device)
 //	dial_stop_error             end: no such call of the user's (an outsider cannot tell it exists), or a cancel from
@@ -193,8 +195,8 @@
 // PARLEY_CALL_UDP_PORT (the media plane's one UDP port, default 3478) and
 // PARLEY_CALL_PUBLIC_IP (the address advertised in ICE candidates behind
 // NAT). The kernel passes PARLEY_CALL_* on to the plugin's process. The
-// media plane is made once per process and kept across activations of an
-// in-process plugin; Stop closes it. NewWith takes any Media instead (SFUMedia wraps an SFU
+// media plane is made once per process, at the first New; Stop closes it,
+// and the next New makes another. NewWith takes any Media instead (SFUMedia wraps an SFU
 // the caller configured; tests use fakes).
 //
 // # Caveats

@@ -183,6 +183,7 @@ func TestRoomCallWaitingLeavesCalleeFree(t *testing.T) {
 	x := e.create("alice", "a1", "bob", obj{}) // bob can be called
 	e.ok("bob", "b1", call.CmdAnswer, obj{"callId": x})
 	e.fails(call.CodeCurrentUserBusy, "bob", "lb1", call.CmdRoomJoin, obj{"roomId": room}) // in x on b1
+	e.fails(call.CodeDialAnswer, "bob", "b2", call.CmdAnswer, obj{"callId": y})            // nor answer it: it rang nobody
 	e.ok("erin", "e0", call.CmdEnd, obj{"callId": y})
 	// Bob is still in x: nobody can call him, and he cannot call.
 	e.fails(call.CodeAllUsersBusy, "erin", "e1", call.CmdCreate, obj{"users": []string{"bob"}})

@@ -25,10 +25,10 @@ type sfuMedia struct {
 
 var _ Media = (*sfuMedia)(nil)
 
-// shared is the process's media plane: made by the first New, kept until
-// Stop (one UDP port for every activation's calls), closed by Stop. The
-// plugin host stops an in-process plugin it kills, too, so a kill after a
-// panic drops every call's media (doc.go, Caveats).
+// shared is the process's media plane: made by the first New after a
+// Stop, closed by Stop. The plugin host stops an in-process plugin it
+// kills, too, so a kill after a panic drops every call's media (doc.go,
+// Caveats).
 var shared struct {
 	sync.Mutex
 	m *sfuMedia
