@@ -33,11 +33,14 @@
 // is out) the SFU rolls its offer back and offers again after answering.
 // Signalling for one device must be delivered in order: the answer Offer
 // returns before any later OnOffer for that device.
-// A device may give at most MaxRemoteCandidates ICE candidates (each has
+//
+// Limits. A device may give at most MaxRemoteCandidates ICE candidates (each has
 // the SFU send connectivity checks to the address it names), have at most
 // MaxMLines m-lines (each costs a track) and publish at most MaxPublished
 // tracks at once: beyond them AddCandidate returns ErrTooManyCandidates,
-// Offer ErrTooManyMLines, and a track is not forwarded.
+// Offer (and Answer, for candidates) ErrTooManyMLines or
+// ErrTooManyCandidates, and a track is not forwarded. Candidates count
+// once, whether trickled or in the device's offers and answers.
 //
 // Tracks. A track on an m-line the device itself offered has stream id
 // "sfu" and id "audio1", "video2", …; a track on an m-line the SFU added
@@ -106,7 +109,9 @@
 // parley_sfu_nacks_total{direction}, parley_sfu_rtp_retransmissions_total,
 // parley_sfu_keyframe_requests_total{direction},
 // parley_sfu_rtp_received_total{path} (direct or pion: how many packets
-// the direct path carries), parley_sfu_srtp_rejected_total.
+// the direct path carries), parley_sfu_srtp_rejected_total,
+// parley_sfu_tracks_refused_total{reason} (video where it is refused;
+// limit: beyond MaxPublished).
 //
 // # Caveats
 //

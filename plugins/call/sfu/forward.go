@@ -355,6 +355,7 @@ func (d *downTrack) readRTCP() {
 func (s *SFU) publish(p *peer, t *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 	if t.Kind() == webrtc.RTPCodecTypeVideo && !s.videoAllowed(p.room) {
 		s.log.Debug("sfu: video refused", "room", p.room.id, "device", p.device)
+		s.m.refusedVideo.Inc()
 		return
 	}
 	pub := &publication{p: p, track: t, rc: rc, kind: t.Kind()}
@@ -366,6 +367,7 @@ func (s *SFU) publish(p *peer, t *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 	}
 	if len(p.pubs) >= MaxPublished {
 		s.mu.Unlock()
+		s.m.refusedLimit.Inc()
 		s.log.Warn("sfu: a device publishes too many tracks; this one is not forwarded", "room", p.room.id, "device", p.device, "max", MaxPublished)
 		return
 	}
@@ -376,10 +378,11 @@ func (s *SFU) publish(p *peer, t *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 			others = append(others, q)
 		}
 	}
-	s.wg.Add(2)
+	s.wg.Add(3) // the two goroutines, and this one's subscribing (Close waits for the offers it makes)
 	s.mu.Unlock()
 	go pub.forward()
 	go pub.drainRTCP()
+	defer s.wg.Done()
 	for _, q := range others {
 		q.subscribe()
 	}

@@ -18,6 +18,8 @@ type metrics struct {
 	plisIn, plisOut       prometheus.Counter
 	viaPion, viaDirect    prometheus.Counter // packetsIn by the path that read them
 	directDropped         prometheus.Counter
+	refusedVideo          prometheus.Counter // tracks not forwarded: video where it is refused
+	refusedLimit          prometheus.Counter // tracks not forwarded: beyond MaxPublished
 	all                   []prometheus.Collector
 }
 
@@ -41,7 +43,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	received := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "parley_sfu_rtp_received_total", Help: "RTP packets read from publishers, by path: direct (the socket reader decrypts and forwards) or pion (through pion's goroutines: a track's first packets, and every packet of a peer the direct path cannot serve).",
 	}, []string{"path"})
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_sfu_tracks_refused_total", Help: "Tracks a device published that are not forwarded, by reason: video (video is refused in the call) or limit (beyond the tracks a device may publish at once).",
+	}, []string{"reason"})
 	m := &metrics{
+		refusedVideo: refused.WithLabelValues("video"), refusedLimit: refused.WithLabelValues("limit"),
 		directDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_sfu_srtp_rejected_total", Help: "RTP packets the direct path dropped because they did not decrypt (replayed or forged) under keys that had worked.",
 		}),
@@ -57,7 +63,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		nacksIn: nacks.WithLabelValues("in"), nacksOut: nacks.WithLabelValues("out"),
 		plisIn: plis.WithLabelValues("in"), plisOut: plis.WithLabelValues("out"),
 	}
-	m.all = []prometheus.Collector{m.peers, m.retransmits, rtpPackets, rtpBytes, nacks, plis, received, m.directDropped}
+	m.all = []prometheus.Collector{m.peers, m.retransmits, rtpPackets, rtpBytes, nacks, plis, received, m.directDropped, refused}
 	if reg != nil {
 		for _, c := range m.all {
 			if err := reg.Register(c); err != nil {

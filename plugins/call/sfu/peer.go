@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,13 +29,15 @@ type peer struct {
 	rx           rxPath
 	tx           txPath
 
+	reportMu sync.Mutex // one state report (OnState) at a time
+
 	sig       sync.Mutex // one negotiation step at a time; guards the fields below
 	remoteSet bool       // a remote description was applied: candidates go straight in
 	early     []webrtc.ICECandidateInit
-	cands     int         // remote candidates taken, up to MaxRemoteCandidates
-	needOffer bool        // the device has not been offered every track we send it
-	answered  atomic.Bool // our first answer is out: later candidates go through OnCandidate (not under sig: pion's gatherer calls OnICECandidate while handleOffer waits for it)
-	slots     int         // slot tracks made, for their ids
+	cands     map[string]bool // the device's distinct candidates, up to MaxRemoteCandidates
+	needOffer bool            // the device has not been offered every track we send it
+	answered  atomic.Bool     // our first answer is out: later candidates go through OnCandidate (not under sig: pion's gatherer calls OnICECandidate while handleOffer waits for it)
+	slots     int             // slot tracks made, for their ids
 
 	// guarded by SFU.mu
 	pubs   []*publication
@@ -93,13 +96,18 @@ func (s *SFU) newPeer(r *room, user, device string) (*peer, error) {
 			return
 		}
 		// Pion calls this on a goroutine of its own for each change, so
-		// two changes may come in either order: what is reported is the
-		// state the connection is in now. A peer connection the device
-		// replaced (it left and offered again) reports nothing more.
+		// two changes may come in either order: reports are made one at a
+		// time, each of the state the connection is in then, so the last
+		// is of the last state. A peer connection the device replaced (it
+		// left and offered again, in the same room or a new one of the
+		// same id) reports nothing more, nor does any once the SFU closed.
+		p.reportMu.Lock()
+		defer p.reportMu.Unlock()
 		s.mu.Lock()
-		replaced := r.peers[device] != nil && r.peers[device] != p
+		now := s.rooms[r.id]
+		stale := s.closed || (now != nil && now.peers[device] != nil && now.peers[device] != p)
 		s.mu.Unlock()
-		if !replaced {
+		if !stale {
 			s.OnState(r.id, user, device, pc.ConnectionState().String())
 		}
 	})
@@ -114,13 +122,14 @@ type mline struct {
 	off  bool   // port 0: rejected or removed
 }
 
-func parseOffer(s string) (map[string]mline, error) {
+// parseOffer reads an offer's m-lines, and its ICE candidates.
+func parseOffer(s string) (map[string]mline, []string, error) {
 	var d sdp.SessionDescription
 	if err := d.Unmarshal([]byte(s)); err != nil {
-		return nil, fmt.Errorf("parse offer: %w", err)
+		return nil, nil, fmt.Errorf("parse offer: %w", err)
 	}
 	if n := len(d.MediaDescriptions); n > MaxMLines {
-		return nil, fmt.Errorf("%w: %d, at most %d", ErrTooManyMLines, n, MaxMLines)
+		return nil, nil, fmt.Errorf("%w: %d, at most %d", ErrTooManyMLines, n, MaxMLines)
 	}
 	out := map[string]mline{}
 	for _, md := range d.MediaDescriptions {
@@ -137,7 +146,49 @@ func parseOffer(s string) (map[string]mline, error) {
 		}
 		out[mid] = l
 	}
-	return out, nil
+	return out, candidates(&d), nil
+}
+
+// candidates are the ICE candidates a session description carries (the
+// values of its candidate attributes).
+func candidates(d *sdp.SessionDescription) []string {
+	var cs []string
+	for _, a := range d.Attributes {
+		if a.IsICECandidate() {
+			cs = append(cs, a.Value)
+		}
+	}
+	for _, md := range d.MediaDescriptions {
+		for _, a := range md.Attributes {
+			if a.IsICECandidate() {
+				cs = append(cs, a.Value)
+			}
+		}
+	}
+	return cs
+}
+
+// takeCandidates counts the device's candidates cs (trickled, or in its
+// offers and answers, which repeat those known) against
+// MaxRemoteCandidates: all are taken, or none; p.sig is held.
+func (p *peer) takeCandidates(cs ...string) error {
+	var fresh []string
+	for _, c := range cs {
+		c = strings.TrimSpace(c)
+		if !p.cands[c] && !slices.Contains(fresh, c) {
+			fresh = append(fresh, c)
+		}
+	}
+	if len(p.cands)+len(fresh) > MaxRemoteCandidates {
+		return fmt.Errorf("%w: more than %d", ErrTooManyCandidates, MaxRemoteCandidates)
+	}
+	if p.cands == nil {
+		p.cands = map[string]bool{}
+	}
+	for _, c := range fresh {
+		p.cands[c] = true
+	}
+	return nil
 }
 
 // handleOffer applies an offer of the device's and answers it. Each m-line
@@ -146,7 +197,10 @@ func parseOffer(s string) (map[string]mline, error) {
 // own, offered to the device right after this answer.
 func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 	p.sig.Lock()
-	lines, err := parseOffer(offer)
+	lines, cands, err := parseOffer(offer)
+	if err == nil {
+		err = p.takeCandidates(cands...) // an offer's candidates count as trickled ones do
+	}
 	if err != nil {
 		p.sig.Unlock()
 		return "", err
@@ -369,6 +423,15 @@ func (p *peer) handleAnswer(answer string) error {
 		p.sig.Unlock()
 		return ErrNoOffer
 	}
+	var d sdp.SessionDescription
+	if err := d.Unmarshal([]byte(answer)); err != nil {
+		p.sig.Unlock()
+		return fmt.Errorf("parse answer: %w", err)
+	}
+	if err := p.takeCandidates(candidates(&d)...); err != nil {
+		p.sig.Unlock()
+		return err
+	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		p.sig.Unlock()
 		return fmt.Errorf("apply answer: %w", err)
@@ -391,10 +454,9 @@ func (p *peer) addCandidate(candidate string) error {
 	}
 	p.sig.Lock()
 	defer p.sig.Unlock()
-	if p.cands >= MaxRemoteCandidates {
-		return fmt.Errorf("%w: more than %d", ErrTooManyCandidates, MaxRemoteCandidates)
+	if err := p.takeCandidates(strings.TrimPrefix(strings.TrimSpace(c.Candidate), "candidate:")); err != nil {
+		return err
 	}
-	p.cands++
 	if !p.remoteSet {
 		p.early = append(p.early, c)
 		return nil

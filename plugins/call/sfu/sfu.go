@@ -80,8 +80,8 @@ const MaxMLines = 200
 
 // MaxPublished is how many tracks one device may publish at once (a
 // browser sends a microphone, a camera and a shared screen). A track
-// beyond it is not forwarded: each would cost every other participant an
-// m-line.
+// beyond it is not forwarded, for as long as it lasts (even once others of
+// the device's end): each would cost every other participant an m-line.
 const MaxPublished = 6
 
 // MaxRemoteCandidates is how many ICE candidates one device may give its

@@ -282,14 +282,20 @@ func TestSignallingErrors(t *testing.T) {
 		t.Errorf("AddCandidate: %v", err)
 	}
 	// A device gets MaxRemoteCandidates in all, no more: each would have
-	// the SFU send connectivity checks to the address it names.
-	for i := 2; i <= MaxRemoteCandidates; i++ {
+	// the SFU send connectivity checks to the address it names. Those its
+	// offer carried count too.
+	offered := strings.Count(caller.PC().LocalDescription().SDP, "a=candidate:")
+	for i := offered + 2; i <= MaxRemoteCandidates; i++ {
 		c := fmt.Sprintf(`{"candidate":"candidate:%d 1 udp 2130706431 127.0.0.1 %d typ host","sdpMid":"0","sdpMLineIndex":0}`, i, 9+i)
 		if err := h.s.AddCandidate("r", caller.Device, c); err != nil {
 			t.Fatalf("candidate %d of %d: %v", i, MaxRemoteCandidates, err)
 		}
 	}
-	if err := h.s.AddCandidate("r", caller.Device, cand); !errors.Is(err, ErrTooManyCandidates) {
+	if err := h.s.AddCandidate("r", caller.Device, cand); err != nil {
+		t.Errorf("a candidate given again: %v", err) // known: it costs nothing more
+	}
+	more := `{"candidate":"candidate:999 1 udp 2130706431 127.0.0.1 7 typ host","sdpMid":"0","sdpMLineIndex":0}`
+	if err := h.s.AddCandidate("r", caller.Device, more); !errors.Is(err, ErrTooManyCandidates) {
 		t.Errorf("candidate %d: %v, want ErrTooManyCandidates", MaxRemoteCandidates+1, err)
 	}
 	if err := h.s.AddCandidate("r", caller.Device, `{"candidate":""}`); err != nil {
@@ -330,6 +336,42 @@ func TestMLinesLimitHoldsAcrossOffers(t *testing.T) {
 	// The same m-lines again (an ordinary renegotiation) are still fine.
 	if _, err := h.s.Offer(t.Context(), "r", "eve", "eve-1", renameMids(first, ""), false); err != nil {
 		t.Errorf("the first offer's m-lines again: %v", err)
+	}
+}
+
+// The candidates in a device's offers count against MaxRemoteCandidates
+// as trickled ones do: each has the SFU send connectivity checks too.
+func TestOfferedCandidatesCount(t *testing.T) {
+	h := newHarness(t, Config{})
+	withCandidates := func(n int) string {
+		var cs []string
+		for i := range n {
+			cs = append(cs, fmt.Sprintf("a=candidate:%d 1 udp 2130706431 127.0.0.1 %d typ host", i+1, 10000+i))
+		}
+		sdp := recvonlyOffer(t, 1)
+		i := strings.Index(sdp, "a=mid:")
+		i += strings.Index(sdp[i:], "\r\n") + 2
+		return sdp[:i] + strings.Join(cs, "\r\n") + "\r\n" + sdp[i:]
+	}
+	if _, err := h.s.Offer(t.Context(), "r", "eve", "eve-1", withCandidates(MaxRemoteCandidates+1), false); !errors.Is(err, ErrTooManyCandidates) {
+		t.Errorf("an offer of %d candidates: %v, want ErrTooManyCandidates", MaxRemoteCandidates+1, err)
+	}
+	offer := withCandidates(MaxRemoteCandidates - 1)
+	if _, err := h.s.Offer(t.Context(), "r", "eve", "eve-2", offer, false); err != nil {
+		t.Fatalf("an offer of %d candidates: %v", MaxRemoteCandidates-1, err)
+	}
+	// A renegotiation repeats the candidates known: they count once.
+	if _, err := h.s.Offer(t.Context(), "r", "eve", "eve-2", offer, false); err != nil {
+		t.Fatalf("the same offer again: %v", err)
+	}
+	trickled := func(port int) string {
+		return fmt.Sprintf(`{"candidate":"candidate:99 1 udp 2130706431 127.0.0.1 %d typ host","sdpMid":"0","sdpMLineIndex":0}`, port)
+	}
+	if err := h.s.AddCandidate("r", "eve-2", trickled(9)); err != nil {
+		t.Errorf("the last candidate allowed: %v", err)
+	}
+	if err := h.s.AddCandidate("r", "eve-2", trickled(10)); !errors.Is(err, ErrTooManyCandidates) {
+		t.Errorf("one candidate more: %v, want ErrTooManyCandidates", err)
 	}
 }
 
@@ -386,7 +428,14 @@ func TestPublishedTracksLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFrames(t, callee, video, MaxPublished-1, 10)
-	time.Sleep(500 * time.Millisecond) // time for a track beyond the limit to arrive, were it forwarded
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(h.s.m.refusedLimit) < 1 { // the track beyond the limit came, and was refused
+		if time.Now().After(deadline) {
+			t.Fatalf("no track refused; %d reach the callee", len(callee.Tracks(video)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFrames(t, callee, video, MaxPublished-1, 20) // the others still flow
 	flowing := 0
 	for _, tr := range callee.Tracks(video) {
 		if tr.Packets > 0 {
