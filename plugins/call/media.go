@@ -153,17 +153,18 @@ func (p *Plugin) handleMedia(ctx context.Context, cmd plugins.Command) ([]plugin
 	}
 	switch cmd.Name {
 	case CmdMediaOffer:
+		answer, err := p.media.Offer(ctx, in.CallID, cmd.Actor, cmd.Device, in.SDP, allowVideo)
+		if err != nil {
+			return nil, mediaError(err)
+		}
 		// A user's media moved to this device (a call link opened again):
 		// the old device's peer connection would go on sending and
-		// receiving beside this one.
+		// receiving beside this one. (Its tracks are gone before this
+		// one's arrive: they come once ICE and DTLS are up.)
 		if prev := p.carriers.swap(in.CallID, cmd.Actor, cmd.Device); prev != "" && prev != cmd.Device {
 			if err := p.media.Leave(ctx, in.CallID, cmd.Actor, prev); err != nil {
 				p.logger.Warn("closing the media of a device the user left", "call", in.CallID, "device", prev, "err", err)
 			}
-		}
-		answer, err := p.media.Offer(ctx, in.CallID, cmd.Actor, cmd.Device, in.SDP, allowVideo)
-		if err != nil {
-			return nil, mediaError(err)
 		}
 		return []plugins.NewEvent{{
 			Type: EvMediaSDP, Audience: []string{cmd.Actor}, Device: cmd.Device,

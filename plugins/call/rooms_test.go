@@ -169,6 +169,13 @@ func TestRoomRejoinClosesOldMedia(t *testing.T) {
 	if log := strings.Join(e.media.log(), "\n"); !strings.Contains(log, "leave "+id+" bob lb4") {
 		t.Errorf("bob's lb4 was not closed when lb5 offered:\n%s", log)
 	}
+	// A new device whose offer fails leaves the old one's media as it was.
+	e.media.failOn = "garbage"
+	e.ok("bob", "lb6", call.CmdRoomJoin, obj{"roomId": room})
+	e.fails(call.CodeValidation, "bob", "lb6", call.CmdMediaOffer, obj{"callId": id, "sdp": "garbage"})
+	if log := strings.Join(e.media.log(), "\n"); strings.Contains(log, "leave "+id+" bob lb5") || e.media.open(id) != 2 {
+		t.Errorf("a failed offer closed bob's lb5 (%d peer connections open):\n%s", e.media.open(id), log)
+	}
 }
 
 // TestRoomCallWaitingLeavesCalleeFree: the call of a room that rang
