@@ -337,15 +337,7 @@ func TestRestart(t *testing.T) {
 	answered := e.create("erin", "e1", "carol", obj{})
 	e.ok("carol", "c1", call.CmdAnswer, obj{"callId": answered})
 	e.clock.advance(30 * time.Second)
-	restart := func() {
-		t.Helper()
-		e.p.Stop(context.Background()) // as a crash would end it; plugintest drops the old one without
-		fresh := call.NewWith(e.cfg, e.media)
-		if err := e.k.Restart(context.Background(), fresh); err != nil {
-			t.Fatal(err)
-		}
-		e.p = fresh
-	}
+	restart := e.restart
 	restart()
 	if v := e.view(acme, "alice", ringing); v.Status != call.StatusDialing {
 		t.Fatalf("within its time: %s", v.Status)

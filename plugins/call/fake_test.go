@@ -178,6 +178,18 @@ func newEnv(t *testing.T, cfg call.Config) *env {
 	return e
 }
 
+// restart starts a new activation of the plugin on the same log: its
+// state rebuilt from the log.
+func (e *env) restart() {
+	e.t.Helper()
+	e.p.Stop(context.Background()) // as a crash would end it; plugintest drops the old one without
+	fresh := call.NewWith(e.cfg, e.media)
+	if err := e.k.Restart(context.Background(), fresh); err != nil {
+		e.t.Fatal(err)
+	}
+	e.p = fresh
+}
+
 // user injects a kernel user event.
 func (e *env) user(typ, company string, payload obj) {
 	e.t.Helper()

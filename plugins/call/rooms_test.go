@@ -187,6 +187,7 @@ func TestRoomCallWaitingLeavesCalleeFree(t *testing.T) {
 	room := e.room(withKV(pair("erin", "bob"), "live", false))
 	evs := e.ok("erin", "e0", call.CmdRoomJoin, obj{"roomId": room})
 	y := decode[call.CallCreated](t, evs[0].Payload).CallID
+	e.restart()                                // the state rebuilt from the log says the same
 	x := e.create("alice", "a1", "bob", obj{}) // bob can be called
 	e.ok("bob", "b1", call.CmdAnswer, obj{"callId": x})
 	e.fails(call.CodeCurrentUserBusy, "bob", "lb1", call.CmdRoomJoin, obj{"roomId": room}) // in x on b1
@@ -206,6 +207,7 @@ func TestRoomCallWaitingLeavesCalleeFree(t *testing.T) {
 	if evs[0].Type != call.EvAnswered {
 		t.Fatalf("bob's join: %s", evs[0].Type)
 	}
+	e.restart()
 	e.fails(call.CodeAllUsersBusy, "alice", "a1", call.CmdCreate, obj{"users": []string{"bob"}})
 	e.ok("bob", "lb2", call.CmdEnd, obj{"callId": z})
 }
