@@ -13,6 +13,8 @@
 //   - EventApplier: receive the events it subscribes to, in seq order, at
 //     least once, resumed from a durable cursor after a restart.
 //   - Starter and Stopper: set up with the narrow Kernel API, clean up.
+//   - Aborter (in process only): clean up after the host killed the
+//     activation, keeping what the next one takes over.
 //
 // The Manifest is also everything a plugin may do: the commands and
 // queries it owns, the client methods the session protocol exposes to

@@ -429,6 +429,17 @@ type Stopper interface {
 	Stop(ctx context.Context) error
 }
 
+// Aborter is implemented by in-process plugins that keep something open
+// for their next activation. When the host kills an in-process
+// activation (after a panic, or a call past its deadline) it calls Abort
+// instead of Stop: the plugin ends its own goroutines, as Stop does, but
+// may leave open what the next activation takes over (a socket, the media
+// of live calls). A plugin process that is killed ends whole: Abort is
+// never called on one.
+type Aborter interface {
+	Abort(ctx context.Context) error
+}
+
 // Kernel is the narrow API a plugin calls back through. Each method needs
 // the matching permission in the manifest; a refusal is an *Error with
 // code permission_denied.

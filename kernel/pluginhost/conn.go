@@ -158,14 +158,19 @@ func call[T any](ctx context.Context, c *inproc, what string, fn func() (T, erro
 }
 
 // Kill ends the activation. A process would take its goroutines with it;
-// an in-process plugin killed after a panic or a hang is asked to Stop
-// (for at most killStop, its panics recovered), so that goroutines of its
-// own (timers, schedulers) end too.
+// an in-process plugin killed after a panic or a hang is asked to Abort,
+// or else to Stop (for at most killStop, its panics recovered), so that
+// goroutines of its own (timers, schedulers) end too.
 func (c *inproc) Kill() {
 	c.once.Do(func() {
 		close(c.exited)
-		s, ok := c.p.(plugins.Stopper)
-		if !ok || c.stopping.Load() {
+		if c.stopping.Load() {
+			return
+		}
+		var s plugins.Stopper
+		if a, ok := c.p.(plugins.Aborter); ok {
+			s = aborting{a}
+		} else if s, ok = c.p.(plugins.Stopper); !ok {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), killStop)
@@ -189,6 +194,11 @@ func (c *inproc) Kill() {
 		}
 	})
 }
+
+// aborting is an Aborter's Abort, called as a Stop.
+type aborting struct{ plugins.Aborter }
+
+func (a aborting) Stop(ctx context.Context) error { return a.Abort(ctx) }
 
 // killStop bounds the Stop of a killed in-process plugin.
 const killStop = time.Second

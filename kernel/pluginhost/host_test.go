@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -323,6 +324,38 @@ func TestConformance(t *testing.T) {
 		})
 	}
 }
+
+// TestKillAborts: an in-process plugin killed after a panic is asked to
+// Abort (plugins.Aborter), not to Stop, so that it may keep what its next
+// activation takes over; the host's close is a Stop.
+func TestKillAborts(t *testing.T) {
+	var stops, aborts atomic.Int32
+	s := pluginhost.Spec{ID: confID, Transport: pluginhost.InProcess, New: func() plugins.Plugin {
+		return &abortingConf{confPlugin: &confPlugin{}, stops: &stops, aborts: &aborts}
+	}}
+	hs := start(t, t.TempDir(), testCfg, s)
+	if _, err := hs.exec("conf.panic", `0`); code(err) != kernel.CodeUnavailable {
+		t.Fatalf("panic: got %v", err)
+	}
+	eventually(t, "restart", func() bool { s := hs.status(); return s.Restarts == 1 && s.State == pluginhost.StateRunning })
+	if a, s := aborts.Load(), stops.Load(); a != 1 || s != 0 {
+		t.Fatalf("after a kill: %d aborts, %d stops; want 1, 0", a, s)
+	}
+	hs.h.Close()
+	if a, s := aborts.Load(), stops.Load(); a != 1 || s != 1 {
+		t.Fatalf("after closing the host: %d aborts, %d stops; want 1, 1", a, s)
+	}
+}
+
+// abortingConf is the conformance plugin with a Stop and an Abort that
+// count their calls.
+type abortingConf struct {
+	*confPlugin
+	stops, aborts *atomic.Int32
+}
+
+func (p *abortingConf) Stop(context.Context) error  { p.stops.Add(1); return nil }
+func (p *abortingConf) Abort(context.Context) error { p.aborts.Add(1); return nil }
 
 // TestCrashBudget: a plugin that keeps crashing is marked failed, an event
 // says so, and the kernel keeps serving.

@@ -194,6 +194,7 @@ var (
 	_ plugins.EventApplier   = (*Plugin)(nil)
 	_ plugins.Starter        = (*Plugin)(nil)
 	_ plugins.Stopper        = (*Plugin)(nil)
+	_ plugins.Aborter        = (*Plugin)(nil)
 )
 
 // Manifest describes the plugin.
@@ -282,6 +283,15 @@ func (p *Plugin) Stop(context.Context) error {
 	if p.owned != nil {
 		return p.owned.Close()
 	}
+	return nil
+}
+
+// Abort is Stop for an activation the host killed (after a panic, or a
+// command that hung): it ends the scheduler and leaves the media plane
+// open, so the calls' media flows on and the next activation (the next
+// New in this process) takes it over.
+func (p *Plugin) Abort(context.Context) error {
+	p.sched.stop()
 	return nil
 }
 

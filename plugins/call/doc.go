@@ -195,8 +195,12 @@
 // PARLEY_CALL_UDP_PORT (the media plane's one UDP port, default 3478) and
 // PARLEY_CALL_PUBLIC_IP (the address advertised in ICE candidates behind
 // NAT). The kernel passes PARLEY_CALL_* on to the plugin's process. The
-// media plane is made once per process, at the first New; Stop closes it,
-// and the next New makes another. NewWith takes any Media instead (SFUMedia wraps an SFU
+// media plane is made once per process, at the first New, and kept
+// across activations of an in-process plugin: one the host kills (after
+// a panic, or a command that hung) is aborted (plugins.Aborter), which
+// leaves the media plane open, so the calls' media flows on and the next
+// activation takes it over. Stop closes it, and the next New makes
+// another. NewWith takes any Media instead (SFUMedia wraps an SFU
 // the caller configured; tests use fakes).
 //
 // # Caveats
@@ -207,9 +211,6 @@
 //     REST API accepts 2–25) but cannot be joined (join_url_mtm).
 //   - Media states live in memory: a restart gives every connected call
 //     ConnectTimeout for its devices to negotiate again.
-//   - The plugin host stops an in-process plugin it kills (after a panic,
-//     or a command that hung), and Stop cannot tell that from a shutdown:
-//     the media plane closes with it, and every call's media with it.
 //   - recordingState is always "stopped" here: recording is another
 //     plugin's.
 //   - The SFU allows video per room (per call), not per participant: once

@@ -25,10 +25,10 @@ type sfuMedia struct {
 
 var _ Media = (*sfuMedia)(nil)
 
-// shared is the process's media plane: made by the first New after a
-// Stop, closed by Stop. The plugin host stops an in-process plugin it
-// kills, too, so a kill after a panic drops every call's media (doc.go,
-// Caveats).
+// shared is the process's media plane: made by the first New, kept across
+// activations (an in-process plugin the host killed is aborted, and the
+// next activation finds its calls' media still flowing and the UDP port
+// still bound), closed by Stop.
 var shared struct {
 	sync.Mutex
 	m *sfuMedia
