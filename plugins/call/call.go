@@ -266,13 +266,23 @@ func (p *Plugin) Start(ctx context.Context, k plugins.Kernel) error {
 	}
 	p.sched.start()
 	p.mu.RLock()
-	var open []string
+	var open, stale []string
 	for id, c := range p.st.byID {
 		if !c.ended() {
 			open = append(open, id)
 		}
 	}
+	if p.media != nil { // a plane kept from an aborted activation: media of calls that ended since
+		for _, id := range p.media.Calls() {
+			if k := p.st.byID[id]; k == nil || k.ended() {
+				stale = append(stale, id)
+			}
+		}
+	}
 	p.mu.RUnlock()
+	for _, id := range stale {
+		p.endMedia(ctx, id)
+	}
 	p.sched.kick(open...)
 	return nil
 }

@@ -328,6 +328,31 @@ func TestDialTimeout(t *testing.T) {
 	}
 }
 
+// TestStartClosesMediaOfEndedCalls: a media plane kept from an aborted
+// activation may hold the media of a call whose end that activation
+// logged but did not get to close; the next Start closes it, and leaves
+// the media of the calls still open.
+func TestStartClosesMediaOfEndedCalls(t *testing.T) {
+	e := newEnv(t, call.Config{DialTimeout: time.Hour, ConnectTimeout: time.Hour})
+	ended := e.create("alice", "a1", "bob", obj{})
+	e.ok("alice", "a1", call.CmdEnd, obj{"callId": ended})
+	e.status(ended, call.StatusEnded)
+	eventually(t, func() bool { return slices.Contains(e.media.log(), "end "+ended) }, "the ended call's media to close")
+	open := e.create("erin", "e1", "carol", obj{})
+	e.ok("erin", "e1", call.CmdMediaOffer, obj{"callId": open, "sdp": "o"})
+	// As if the activation that ended the call was killed before closing its media.
+	if _, err := e.media.Offer(context.Background(), ended, "alice", "a1", "o", true); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	if n := e.media.open(ended); n != 0 {
+		t.Errorf("the ended call keeps %d peer connections after Start", n)
+	}
+	if n := e.media.open(open); n != 1 {
+		t.Errorf("the open call has %d peer connections after Start, want 1", n)
+	}
+}
+
 // TestRestart: the state is rebuilt from the log; a call that should have
 // timed out while the plugin was down times out at Start, one still
 // within its time keeps ringing.

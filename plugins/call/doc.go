@@ -173,7 +173,9 @@
 // is not held back: landing after an end, it is void.)
 //
 // A call that ends has its media closed (Media.EndCall) under the call's
-// signaling lock, so no PeerConnection outlives it.
+// signaling lock, so no PeerConnection outlives it. Start closes the media
+// of any call that ended while its media stayed open (Media.Calls: an
+// activation aborted between logging the end and closing the media).
 //
 // A link's call without live rings nobody: its other participant is not
 // busy until they open their link (call.answered), and opening it while in

@@ -78,6 +78,18 @@ func (m *fakeMedia) EndCall(_ context.Context, callID string) error {
 	return nil
 }
 
+func (m *fakeMedia) Calls() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []string
+	for k := range m.peers {
+		if id, _, _ := strings.Cut(k, "/"); !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 func (m *fakeMedia) Notify(ev call.MediaEvents) {
 	m.mu.Lock()
 	m.ev = ev

@@ -37,6 +37,10 @@ type Media interface {
 	// EndCall closes every PeerConnection of the call. Ending a call with
 	// none is not an error.
 	EndCall(ctx context.Context, callID string) error
+	// Calls lists the calls with a PeerConnection open. A plane kept
+	// across activations may hold one whose end the last activation logged
+	// but did not get to close; Start closes those.
+	Calls() []string
 	// Notify sets the callbacks. The plugin calls it at every Start,
 	// before anything else; callbacks may come from any goroutine and
 	// must not be called with a lock the plane's methods take.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/parleyhq/parley/plugins"
@@ -158,6 +160,13 @@ func (m *sfuMedia) EndCall(_ context.Context, callID string) error {
 		m.s.Leave(callID, d)
 	}
 	return nil
+}
+
+// Calls lists the calls with a device in the SFU.
+func (m *sfuMedia) Calls() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Collect(maps.Keys(m.devices))
 }
 
 // sfuError tells the client's mistakes (validation_error) from the
