@@ -431,8 +431,8 @@ type Stopper interface {
 
 // Aborter is implemented by in-process plugins that keep something open
 // for their next activation. When the host kills an in-process
-// activation (after a panic, or a call past its deadline) it calls Abort
-// instead of Stop: the plugin ends its own goroutines, as Stop does, but
+// activation (after a panic, a call past its deadline, or a failed Start)
+// it calls Abort instead of Stop: the plugin ends its own goroutines, as Stop does, but
 // may leave open what the next activation takes over (a socket, the media
 // of live calls). A plugin process that is killed ends whole: Abort is
 // never called on one.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -266,25 +267,48 @@ func (p *Plugin) Start(ctx context.Context, k plugins.Kernel) error {
 	}
 	p.sched.start()
 	p.mu.RLock()
-	var open, stale []string
+	var open []string
 	for id, c := range p.st.byID {
 		if !c.ended() {
 			open = append(open, id)
 		}
 	}
-	if p.media != nil { // a plane kept from an aborted activation: media of calls that ended since
-		for _, id := range p.media.Calls() {
-			if k := p.st.byID[id]; k == nil || k.ended() {
-				stale = append(stale, id)
-			}
-		}
-	}
 	p.mu.RUnlock()
-	for _, id := range stale {
-		p.endMedia(ctx, id)
-	}
+	p.takeOverMedia(ctx)
 	p.sched.kick(open...)
 	return nil
+}
+
+// takeOverMedia sorts what a media plane kept from an aborted activation
+// holds (Media.Devices): the media of calls that ended, or of devices that
+// no longer carry their user's, is closed; the states of the others are
+// taken as they are, so media that flows on is not taken for lost.
+func (p *Plugin) takeOverMedia(ctx context.Context) {
+	if p.media == nil {
+		return
+	}
+	var ended []string
+	for _, d := range p.media.Devices() {
+		k := p.callInfo(d.CallID)
+		switch {
+		case k == nil || k.ended():
+			if !slices.Contains(ended, d.CallID) {
+				ended = append(ended, d.CallID)
+			}
+		case k.devices[d.User] != d.Device:
+			unlock := p.calls.lock(d.CallID)
+			if err := p.media.Leave(ctx, d.CallID, d.User, d.Device); err != nil {
+				p.logger.Warn("closing the media of a device the user left", "call", d.CallID, "device", d.Device, "err", err)
+			}
+			unlock()
+		default:
+			p.carriers.swap(d.CallID, d.User, d.Device)
+			p.sched.mediaState(d.CallID, d.User, d.Device, d.State)
+		}
+	}
+	for _, id := range ended {
+		p.endMedia(ctx, id)
+	}
 }
 
 // Stop ends the scheduler and, when New made it, the media plane.

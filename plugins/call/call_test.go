@@ -353,6 +353,29 @@ func TestStartClosesMediaOfEndedCalls(t *testing.T) {
 	}
 }
 
+// TestAbortKeepsConnectedCalls: after the host killed the plugin (Abort
+// keeps the media plane), the next activation takes the media states as
+// the plane reports them: a connected call stays connected past
+// ConnectTimeout, though no state changes again.
+func TestAbortKeepsConnectedCalls(t *testing.T) {
+	e := newEnv(t, call.Config{DialTimeout: time.Hour, ConnectTimeout: 200 * time.Millisecond, MediaGrace: 100 * time.Millisecond})
+	id := e.create("alice", "a1", "bob", obj{})
+	e.ok("bob", "b1", call.CmdAnswer, obj{"callId": id})
+	e.ok("alice", "a1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	e.ok("bob", "b1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	e.connect(id, map[string]string{"alice": "a1", "bob": "b1"})
+	e.abortRestart()
+	time.Sleep(600 * time.Millisecond) // three ConnectTimeouts
+	if v := e.view(acme, "alice", id); v.Status != call.StatusConnected {
+		t.Fatalf("after the abort the call is %s", v.Status)
+	}
+	// And media lost after the abort is still noticed.
+	e.media.state(id, "bob", "b1", "failed")
+	if v := e.status(id, call.StatusEnded); *v.EndReason != call.ReasonConnectionLost {
+		t.Fatalf("ended %s", *v.EndReason)
+	}
+}
+
 // TestRestart: the state is rebuilt from the log; a call that should have
 // timed out while the plugin was down times out at Start, one still
 // within its time keeps ringing.

@@ -174,8 +174,9 @@
 //
 // A call that ends has its media closed (Media.EndCall) under the call's
 // signaling lock, so no PeerConnection outlives it. Start closes the media
-// of any call that ended while its media stayed open (Media.Calls: an
-// activation aborted between logging the end and closing the media).
+// of any call that ended while its media stayed open (Media.Devices: an
+// activation aborted between logging the end and closing the media), and
+// of devices that no longer carry their user's media.
 //
 // A link's call without live rings nobody: its other participant is not
 // busy until they open their link (call.answered), and opening it while in
@@ -211,8 +212,14 @@
 //     room stays in memory.
 //   - Calls are one-to-one; rooms of more than two participants exist (the
 //     REST API accepts 2–25) but cannot be joined (join_url_mtm).
-//   - Media states live in memory: a restart gives every connected call
-//     ConnectTimeout for its devices to negotiate again.
+//   - Media states live in memory: a restart of the kernel (or of the
+//     plugin's process) gives every connected call ConnectTimeout for its
+//     devices to negotiate again. An in-process activation the host
+//     killed hands its media plane, with the states, to the next
+//     (Media.Devices); signalling the plane sends between the two (a
+//     renegotiation offer, a candidate) is lost. If no next activation
+//     comes (the host marks the plugin failed), the plane stays open until
+//     the process exits: calls keep their media, but nothing ends them.
 //   - recordingState is always "stopped" here: recording is another
 //     plugin's.
 //   - The SFU allows video per room (per call), not per participant: once

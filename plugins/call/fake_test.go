@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -22,14 +23,14 @@ import (
 type fakeMedia struct {
 	mu     sync.Mutex
 	ev     call.MediaEvents
-	calls  []string // what the plugin asked, in order: "offer call user device video"
-	peers  map[string]bool
-	failOn string // an SDP Offer refuses with validation_error
+	calls  []string                    // what the plugin asked, in order: "offer call user device video"
+	peers  map[string]call.MediaDevice // by call/device
+	failOn string                      // an SDP Offer refuses with validation_error
 }
 
 var _ call.Media = (*fakeMedia)(nil)
 
-func newFakeMedia() *fakeMedia { return &fakeMedia{peers: map[string]bool{}} }
+func newFakeMedia() *fakeMedia { return &fakeMedia{peers: map[string]call.MediaDevice{}} }
 
 func (m *fakeMedia) record(s string) {
 	m.mu.Lock()
@@ -43,7 +44,9 @@ func (m *fakeMedia) Offer(_ context.Context, callID, user, device, sdp string, v
 	}
 	m.record(fmt.Sprintf("offer %s %s %s %v", callID, user, device, video))
 	m.mu.Lock()
-	m.peers[callID+"/"+device] = true
+	if _, ok := m.peers[callID+"/"+device]; !ok {
+		m.peers[callID+"/"+device] = call.MediaDevice{CallID: callID, User: user, Device: device, State: "new"}
+	}
 	m.mu.Unlock()
 	return "answer to " + sdp, nil
 }
@@ -78,16 +81,10 @@ func (m *fakeMedia) EndCall(_ context.Context, callID string) error {
 	return nil
 }
 
-func (m *fakeMedia) Calls() []string {
+func (m *fakeMedia) Devices() []call.MediaDevice {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var ids []string
-	for k := range m.peers {
-		if id, _, _ := strings.Cut(k, "/"); !slices.Contains(ids, id) {
-			ids = append(ids, id)
-		}
-	}
-	return ids
+	return slices.Collect(maps.Values(m.peers))
 }
 
 func (m *fakeMedia) Notify(ev call.MediaEvents) {
@@ -104,6 +101,12 @@ func (m *fakeMedia) events() call.MediaEvents {
 
 // state plays a PeerConnection state change.
 func (m *fakeMedia) state(callID, user, device, state string) {
+	m.mu.Lock()
+	if d, ok := m.peers[callID+"/"+device]; ok {
+		d.State = state
+		m.peers[callID+"/"+device] = d
+	}
+	m.mu.Unlock()
 	m.events().State(callID, user, device, state)
 }
 
@@ -195,6 +198,19 @@ func newEnv(t *testing.T, cfg call.Config) *env {
 func (e *env) restart() {
 	e.t.Helper()
 	e.p.Stop(context.Background()) // as a crash would end it; plugintest drops the old one without
+	e.activate()
+}
+
+// abortRestart is restart after the host killed the activation: Abort,
+// not Stop, and the media plane kept.
+func (e *env) abortRestart() {
+	e.t.Helper()
+	e.p.Abort(context.Background())
+	e.activate()
+}
+
+func (e *env) activate() {
+	e.t.Helper()
 	fresh := call.NewWith(e.cfg, e.media)
 	if err := e.k.Restart(context.Background(), fresh); err != nil {
 		e.t.Fatal(err)

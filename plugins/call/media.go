@@ -37,10 +37,12 @@ type Media interface {
 	// EndCall closes every PeerConnection of the call. Ending a call with
 	// none is not an error.
 	EndCall(ctx context.Context, callID string) error
-	// Calls lists the calls with a PeerConnection open. A plane kept
-	// across activations may hold one whose end the last activation logged
-	// but did not get to close; Start closes those.
-	Calls() []string
+	// Devices lists the devices with a PeerConnection, and its state. A
+	// plane kept from an aborted activation tells the next one, at Start,
+	// what it has: the media of calls that ended meanwhile, or of devices
+	// that no longer carry their user's media, is closed; the states of
+	// the others are taken as reported.
+	Devices() []MediaDevice
 	// Notify sets the callbacks. The plugin calls it at every Start,
 	// before anything else; callbacks may come from any goroutine and
 	// must not be called with a lock the plane's methods take.
@@ -59,6 +61,11 @@ type MediaEvents struct {
 	// State is the device's PeerConnection state: new, connecting,
 	// connected, disconnected, failed or closed.
 	State func(callID, user, device, state string)
+}
+
+// MediaDevice is a device's PeerConnection in a call, and its state.
+type MediaDevice struct {
+	CallID, User, Device, State string
 }
 
 // MediaConnected is the PeerConnection state of media that flows.

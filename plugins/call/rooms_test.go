@@ -178,6 +178,31 @@ func TestRoomRejoinClosesOldMedia(t *testing.T) {
 	}
 }
 
+// TestRoomRejoinAcrossAnAbort: a user whose media moved to a new device
+// while the plugin was being killed has the old device's media closed by
+// the next activation, which takes over the kept media plane; the new
+// device's media then replaces nothing more.
+func TestRoomRejoinAcrossAnAbort(t *testing.T) {
+	e := newEnv(t, call.Config{DialTimeout: time.Hour, ConnectTimeout: time.Hour})
+	room := e.room(pair("alice", "bob"))
+	evs := e.ok("bob", "lb0", call.CmdRoomJoin, obj{"roomId": room})
+	id := decode[call.CallCreated](t, evs[0].Payload).CallID
+	e.ok("bob", "lb0", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	e.ok("alice", "la0", call.CmdRoomJoin, obj{"roomId": room})
+	e.ok("alice", "la0", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	e.ok("bob", "lb1", call.CmdRoomJoin, obj{"roomId": room}) // before lb1 offers, the plugin is killed
+	e.abortRestart()
+	if n := e.media.open(id); n != 1 {
+		t.Fatalf("after the abort: %d peer connections in the call, want 1 (alice's; bob's lb0 no longer carries his media)", n)
+	}
+	e.ok("bob", "lb1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	e.ok("bob", "lb2", call.CmdRoomJoin, obj{"roomId": room})
+	e.ok("bob", "lb2", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	if n := e.media.open(id); n != 2 {
+		t.Fatalf("after two more devices: %d peer connections in the call, want 2", n)
+	}
+}
+
 // TestRoomCallWaitingLeavesCalleeFree: the call of a room that rang
 // nobody (not live) does not make its other participant busy: they can be
 // called and call, and opening the link while in another call is refused

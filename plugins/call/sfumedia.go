@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"slices"
 	"sync"
 
 	"github.com/parleyhq/parley/plugins"
@@ -162,11 +161,27 @@ func (m *sfuMedia) EndCall(_ context.Context, callID string) error {
 	return nil
 }
 
-// Calls lists the calls with a device in the SFU.
-func (m *sfuMedia) Calls() []string {
+// Devices lists the devices that offered in each call, with the state
+// of their peer connections ("closed" for one the SFU no longer has).
+func (m *sfuMedia) Devices() []MediaDevice {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Collect(maps.Keys(m.devices))
+	calls := make(map[string]map[string]string, len(m.devices))
+	for id, ds := range m.devices {
+		calls[id] = maps.Clone(ds)
+	}
+	m.mu.Unlock()
+	var out []MediaDevice
+	for id, ds := range calls {
+		states := m.s.States(id)
+		for d, u := range ds {
+			st, ok := states[d]
+			if !ok {
+				st = "closed"
+			}
+			out = append(out, MediaDevice{CallID: id, User: u, Device: d, State: st})
+		}
+	}
+	return out
 }
 
 // sfuError tells the client's mistakes (validation_error) from the

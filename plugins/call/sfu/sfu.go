@@ -373,6 +373,20 @@ func (s *SFU) AddCandidate(roomID, device, candidate string) error {
 	return p.addCandidate(candidate)
 }
 
+// States are the connection states of room's devices' peer connections
+// (new, connecting, connected, disconnected, failed or closed), by device.
+func (s *SFU) States(roomID string) map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	if r := s.rooms[roomID]; r != nil {
+		for d, p := range r.peers {
+			out[d] = p.pc.ConnectionState().String()
+		}
+	}
+	return out
+}
+
 // AllowVideo allows video in room (an audio_upgradable call upgraded):
 // the devices may now offer video, and it is forwarded.
 func (s *SFU) AllowVideo(roomID string) error {

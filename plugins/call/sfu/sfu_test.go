@@ -259,8 +259,14 @@ func TestICEDisconnectReported(t *testing.T) {
 	caller.Pause(true)
 	h.waitState(caller.Device, "disconnected", 5*time.Second)
 	h.waitState(caller.Device, "failed", 5*time.Second)
+	if st := h.s.States("r"); st[caller.Device] != "failed" || st[callee.Device] != "connected" {
+		t.Errorf("States: %v", st)
+	}
 	h.s.Leave("r", caller.Device)
 	h.waitState(caller.Device, "closed", 5*time.Second)
+	if st := h.s.States("r"); len(st) != 1 {
+		t.Errorf("States after a leave: %v", st)
+	}
 }
 
 // Signalling errors: unknown room and device, an answer nobody asked for,
