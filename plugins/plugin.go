@@ -434,7 +434,9 @@ type Stopper interface {
 // activation (after a panic, a call past its deadline, or a failed Start)
 // it calls Abort instead of Stop: the plugin ends its own goroutines, as Stop does, but
 // may leave open what the next activation takes over (a socket, the media
-// of live calls). A plugin process that is killed ends whole: Abort is
+// of live calls). If no next activation starts (the plugin is marked
+// failed, or the kernel stops first), the host calls the aborted
+// plugin's Stop. A plugin process that is killed ends whole: Abort is
 // never called on one.
 type Aborter interface {
 	Abort(ctx context.Context) error

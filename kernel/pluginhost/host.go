@@ -275,6 +275,35 @@ type managed struct {
 	lastErr  string
 	routed   bool     // commands, queries and event types registered with the kernel
 	exposed  []string // client methods offered through the kernel until the plugin ends for good
+	// aborted is the last in-process activation killed whose plugin is an
+	// Aborter: it may have left something open for the next activation
+	// (plugins.Aborter), and is stopped for good if none takes over.
+	aborted conn
+}
+
+// killed notes an activation the host killed.
+func (m *managed) killed(c conn) {
+	if ic, ok := c.(*inproc); ok {
+		if _, ok := ic.p.(plugins.Aborter); ok {
+			m.mu.Lock()
+			m.aborted = c
+			m.mu.Unlock()
+		}
+	}
+}
+
+// takenOver forgets the aborted activation: a new one started, and took
+// over what it left. finish stops it instead, when no new one will.
+func (m *managed) takenOver() { m.mu.Lock(); m.aborted = nil; m.mu.Unlock() }
+
+func (m *managed) finish() {
+	m.mu.Lock()
+	a := m.aborted
+	m.aborted = nil
+	m.mu.Unlock()
+	if a != nil {
+		m.stop(a)
+	}
 }
 
 func (m *managed) actor() string { return "plugin:" + m.id }
@@ -331,6 +360,7 @@ type permanentError struct{ error }
 
 // supervise runs activations until the host closes or the plugin fails.
 func (m *managed) supervise(ctx context.Context) {
+	defer m.finish()
 	backoff := m.h.cfg.BackoffInitial
 	for {
 		m.setState(StateStarting, nil)
@@ -360,6 +390,7 @@ func (m *managed) supervise(ctx context.Context) {
 				err = errors.New("activation ended without an error")
 			}
 			c.Kill()
+			m.killed(c)
 			m.mu.Lock()
 			m.conn, m.state = nil, StateBackoff // before the restart count moves: no stale "running"
 			m.mu.Unlock()
@@ -436,12 +467,15 @@ func (m *managed) activate(ctx context.Context) (conn, error) {
 	}
 	if err := m.admit(startCtx, c); err != nil {
 		c.Kill()
+		m.killed(c)
 		return nil, err
 	}
 	if err := c.Start(startCtx, api{m: m, c: c}); err != nil {
 		c.Kill()
+		m.killed(c)
 		return nil, fmt.Errorf("start: %w", err)
 	}
+	m.takenOver()
 	m.mu.Lock()
 	m.conn = c
 	m.mu.Unlock()

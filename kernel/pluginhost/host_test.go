@@ -347,6 +347,28 @@ func TestKillAborts(t *testing.T) {
 	}
 }
 
+// TestFailedPluginIsStopped: an in-process Aborter the host gives up on
+// (its crash budget spent) is stopped for good: what its aborted
+// activation left open for a next one is closed, as no next one comes.
+func TestFailedPluginIsStopped(t *testing.T) {
+	var stops, aborts atomic.Int32
+	s := pluginhost.Spec{ID: confID, Transport: pluginhost.InProcess, New: func() plugins.Plugin {
+		return &abortingConf{confPlugin: &confPlugin{}, stops: &stops, aborts: &aborts}
+	}}
+	hs := start(t, t.TempDir(), testCfg, s)
+	for i := range 3 {
+		eventually(t, "running", func() bool { s := hs.status(); return s.State == pluginhost.StateRunning && s.Restarts == i })
+		if _, err := hs.exec("conf.panic", `0`); code(err) != kernel.CodeUnavailable {
+			t.Fatalf("panic %d: %v", i, err)
+		}
+	}
+	eventually(t, "failed", func() bool { return hs.status().State == pluginhost.StateFailed })
+	eventually(t, "the last activation stopped", func() bool { return stops.Load() == 1 })
+	if a := aborts.Load(); a != 3 {
+		t.Fatalf("%d aborts, want 3", a)
+	}
+}
+
 // abortingConf is the conformance plugin with a Stop and an Abort that
 // count their calls.
 type abortingConf struct {

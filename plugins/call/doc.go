@@ -218,8 +218,8 @@
 //     killed hands its media plane, with the states, to the next
 //     (Media.Devices); signalling the plane sends between the two (a
 //     renegotiation offer, a candidate) is lost. If no next activation
-//     comes (the host marks the plugin failed), the plane stays open until
-//     the process exits: calls keep their media, but nothing ends them.
+//     comes (the host marks the plugin failed), the host stops the
+//     aborted one, which closes the plane.
 //   - recordingState is always "stopped" here: recording is another
 //     plugin's.
 //   - The SFU allows video per room (per call), not per participant: once
