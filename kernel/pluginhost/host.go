@@ -275,10 +275,11 @@ type managed struct {
 	lastErr  string
 	routed   bool     // commands, queries and event types registered with the kernel
 	exposed  []string // client methods offered through the kernel until the plugin ends for good
-	// aborted is the last in-process activation killed whose plugin is an
-	// Aborter: it may have left something open for the next activation
-	// (plugins.Aborter), and is stopped for good if none takes over.
-	aborted conn
+	// aborted are the in-process activations killed since the last that
+	// started, whose plugins are Aborters: they may have left something
+	// open for the next activation (plugins.Aborter), and are stopped for
+	// good if none takes over.
+	aborted []conn
 }
 
 // killed notes an activation the host killed.
@@ -286,22 +287,22 @@ func (m *managed) killed(c conn) {
 	if ic, ok := c.(*inproc); ok {
 		if _, ok := ic.p.(plugins.Aborter); ok {
 			m.mu.Lock()
-			m.aborted = c
+			m.aborted = append(m.aborted, c)
 			m.mu.Unlock()
 		}
 	}
 }
 
-// takenOver forgets the aborted activation: a new one started, and took
-// over what it left. finish stops it instead, when no new one will.
+// takenOver forgets the aborted activations: a new one started, and took
+// over what they left. finish stops them instead, when no new one will.
 func (m *managed) takenOver() { m.mu.Lock(); m.aborted = nil; m.mu.Unlock() }
 
 func (m *managed) finish() {
 	m.mu.Lock()
-	a := m.aborted
+	aborted := m.aborted
 	m.aborted = nil
 	m.mu.Unlock()
-	if a != nil {
+	for _, a := range aborted {
 		m.stop(a)
 	}
 }

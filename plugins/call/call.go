@@ -287,23 +287,33 @@ func (p *Plugin) takeOverMedia(ctx context.Context) {
 	if p.media == nil {
 		return
 	}
+	devices := p.media.Devices()
+	live := map[[2]string]bool{} // call, device: a peer connection not closed
+	for _, d := range devices {
+		live[[2]string{d.CallID, d.Device}] = d.State != "closed"
+	}
 	var ended []string
-	for _, d := range p.media.Devices() {
+	for _, d := range devices {
 		k := p.callInfo(d.CallID)
 		switch {
 		case k == nil || k.ended():
 			if !slices.Contains(ended, d.CallID) {
 				ended = append(ended, d.CallID)
 			}
-		case k.devices[d.User] != d.Device:
+		case k.devices[d.User] != d.Device && live[[2]string{d.CallID, k.devices[d.User]}]:
+			// The user's media moved to a device that has it now.
 			unlock := p.calls.lock(d.CallID)
 			if err := p.media.Leave(ctx, d.CallID, d.User, d.Device); err != nil {
 				p.logger.Warn("closing the media of a device the user left", "call", d.CallID, "device", d.Device, "err", err)
 			}
 			unlock()
+		case k.devices[d.User] != d.Device:
+			// It moves to a device that has not offered yet: the old one is
+			// closed when that offer succeeds, as handleMedia does.
+			p.carriers.swap(d.CallID, d.User, d.Device)
 		default:
 			p.carriers.swap(d.CallID, d.User, d.Device)
-			p.sched.mediaState(d.CallID, d.User, d.Device, d.State)
+			p.sched.seed(d.CallID, d.User, d.Device, d.State)
 		}
 	}
 	for _, id := range ended {

@@ -376,6 +376,26 @@ func TestAbortKeepsConnectedCalls(t *testing.T) {
 	}
 }
 
+// TestAbortTakeoverKeepsNewerStates: a state reported to the new
+// activation after the plane's snapshot (Media.Devices) is newer than the
+// snapshot, which does not overwrite it.
+func TestAbortTakeoverKeepsNewerStates(t *testing.T) {
+	e := newEnv(t, call.Config{DialTimeout: time.Hour, ConnectTimeout: time.Hour})
+	id := e.create("alice", "a1", "bob", obj{})
+	e.ok("bob", "b1", call.CmdAnswer, obj{"callId": id})
+	e.ok("alice", "a1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	e.ok("bob", "b1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	e.media.state(id, "alice", "a1", "connecting")
+	e.media.state(id, "bob", "b1", "connecting")
+	e.media.afterDevices = func() {
+		e.media.afterDevices = nil
+		e.media.state(id, "alice", "a1", "connected")
+		e.media.state(id, "bob", "b1", "connected")
+	}
+	e.abortRestart()
+	e.status(id, call.StatusConnected)
+}
+
 // TestRestart: the state is rebuilt from the log; a call that should have
 // timed out while the plugin was down times out at Start, one still
 // within its time keeps ringing.

@@ -26,6 +26,8 @@ type fakeMedia struct {
 	calls  []string                    // what the plugin asked, in order: "offer call user device video"
 	peers  map[string]call.MediaDevice // by call/device
 	failOn string                      // an SDP Offer refuses with validation_error
+	// afterDevices runs once Devices took its snapshot
+	afterDevices func()
 }
 
 var _ call.Media = (*fakeMedia)(nil)
@@ -83,8 +85,12 @@ func (m *fakeMedia) EndCall(_ context.Context, callID string) error {
 
 func (m *fakeMedia) Devices() []call.MediaDevice {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Collect(maps.Values(m.peers))
+	ds, after := slices.Collect(maps.Values(m.peers)), m.afterDevices
+	m.mu.Unlock()
+	if after != nil {
+		after() // a state change that comes just after the snapshot
+	}
+	return ds
 }
 
 func (m *fakeMedia) Notify(ev call.MediaEvents) {

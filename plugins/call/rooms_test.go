@@ -179,9 +179,9 @@ func TestRoomRejoinClosesOldMedia(t *testing.T) {
 }
 
 // TestRoomRejoinAcrossAnAbort: a user whose media moved to a new device
-// while the plugin was being killed has the old device's media closed by
-// the next activation, which takes over the kept media plane; the new
-// device's media then replaces nothing more.
+// around a kill of the plugin keeps one peer connection: the activation
+// that takes over the kept media plane closes the old device's when the
+// new one has media, and otherwise when the new one's offer succeeds.
 func TestRoomRejoinAcrossAnAbort(t *testing.T) {
 	e := newEnv(t, call.Config{DialTimeout: time.Hour, ConnectTimeout: time.Hour})
 	room := e.room(pair("alice", "bob"))
@@ -190,16 +190,28 @@ func TestRoomRejoinAcrossAnAbort(t *testing.T) {
 	e.ok("bob", "lb0", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
 	e.ok("alice", "la0", call.CmdRoomJoin, obj{"roomId": room})
 	e.ok("alice", "la0", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
-	e.ok("bob", "lb1", call.CmdRoomJoin, obj{"roomId": room}) // before lb1 offers, the plugin is killed
+	// Rejoined on lb1, killed before lb1 offers: lb0 keeps bob's media
+	// until lb1's offer succeeds, and a failed one changes nothing.
+	e.ok("bob", "lb1", call.CmdRoomJoin, obj{"roomId": room})
 	e.abortRestart()
-	if n := e.media.open(id); n != 1 {
-		t.Fatalf("after the abort: %d peer connections in the call, want 1 (alice's; bob's lb0 no longer carries his media)", n)
-	}
-	e.ok("bob", "lb1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
-	e.ok("bob", "lb2", call.CmdRoomJoin, obj{"roomId": room})
-	e.ok("bob", "lb2", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
 	if n := e.media.open(id); n != 2 {
-		t.Fatalf("after two more devices: %d peer connections in the call, want 2", n)
+		t.Fatalf("after the abort: %d peer connections in the call, want 2 (alice's, bob's lb0)", n)
+	}
+	e.media.failOn = "garbage"
+	e.fails(call.CodeValidation, "bob", "lb1", call.CmdMediaOffer, obj{"callId": id, "sdp": "garbage"})
+	e.ok("bob", "lb1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	if log := strings.Join(e.media.log(), "\n"); !strings.Contains(log, "leave "+id+" bob lb0") || e.media.open(id) != 2 {
+		t.Fatalf("after lb1's offer: %d peer connections; lb0 closed: %v", e.media.open(id), strings.Contains(log, "leave "+id+" bob lb0"))
+	}
+	// Rejoined on lb2, which offered, killed before lb1 was closed (as if
+	// the kill came between the two): the next activation closes lb1.
+	e.ok("bob", "lb2", call.CmdRoomJoin, obj{"roomId": room})
+	if _, err := e.media.Offer(context.Background(), id, "bob", "lb2", "o", true); err != nil {
+		t.Fatal(err)
+	}
+	e.abortRestart()
+	if log := strings.Join(e.media.log(), "\n"); !strings.Contains(log, "leave "+id+" bob lb1") || e.media.open(id) != 2 {
+		t.Fatalf("after the second abort: %d peer connections, want 2 (alice's, bob's lb2)", e.media.open(id))
 	}
 }
 

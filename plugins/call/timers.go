@@ -46,6 +46,7 @@ type watch struct {
 	up     bool      // connected
 	everUp bool      // connected at least once (in this activation)
 	since  time.Time // of the last change of up
+	heard  bool      // a state reported in this activation, not seeded
 }
 
 func newScheduler(p *Plugin) *scheduler {
@@ -109,6 +110,17 @@ func (s *scheduler) decided(id string) {
 // changed whether its media is up (and so whether anyone should hear of
 // it). A state of a device no longer in the call is ignored.
 func (s *scheduler) mediaState(id, user, device, state string) bool {
+	return s.record(id, user, device, state, false)
+}
+
+// seed records a device's media state as a media plane taken over from an
+// aborted activation holds it, unless a report of this activation's came
+// first (it is newer).
+func (s *scheduler) seed(id, user, device, state string) bool {
+	return s.record(id, user, device, state, true)
+}
+
+func (s *scheduler) record(id, user, device, state string, seeded bool) bool {
 	k := s.p.callInfo(id)
 	if k == nil || k.ended() || k.devices[user] != device {
 		return false
@@ -123,6 +135,11 @@ func (s *scheduler) mediaState(id, user, device, state string) bool {
 		w = &watch{device: device, since: s.p.now()}
 		s.media[id][user] = w
 	}
+	if seeded && w.heard {
+		s.mu.Unlock()
+		return false
+	}
+	w.heard = w.heard || !seeded
 	changed := w.up != up
 	if changed {
 		w.up, w.since = up, s.p.now()
