@@ -33,8 +33,7 @@ type sfuInterceptor struct {
 	m  *metrics
 	tx *txPath // the peer's direct send path
 
-	mu    sync.Mutex
-	rings map[uint32]*sentRing // by the SSRC we send
+	rings bySSRC[*sentRing] // by the SSRC we send
 }
 
 type sfuInterceptorFactory struct {
@@ -43,7 +42,7 @@ type sfuInterceptorFactory struct {
 }
 
 func (f sfuInterceptorFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &sfuInterceptor{m: f.m, tx: f.tx, rings: map[uint32]*sentRing{}}, nil
+	return &sfuInterceptor{m: f.m, tx: f.tx}, nil
 }
 
 // BindRemoteStream caches the parsed header (see the type's doc).
@@ -133,9 +132,7 @@ func (i *sfuInterceptor) BindLocalStream(info *interceptor.StreamInfo, srtpWrite
 		return writer
 	}
 	r := &sentRing{writer: writer}
-	i.mu.Lock()
-	i.rings[info.SSRC] = r
-	i.mu.Unlock()
+	i.rings.put(info.SSRC, r)
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		r.mu.Lock()
 		s := &r.slots[h.SequenceNumber%ringSize]
@@ -148,9 +145,7 @@ func (i *sfuInterceptor) BindLocalStream(info *interceptor.StreamInfo, srtpWrite
 }
 
 func (i *sfuInterceptor) UnbindLocalStream(info *interceptor.StreamInfo) {
-	i.mu.Lock()
-	delete(i.rings, info.SSRC)
-	i.mu.Unlock()
+	i.rings.del(info.SSRC)
 }
 
 // BindRTCPReader answers NACKs. SRTCP hands a compound packet to every
@@ -181,9 +176,7 @@ func observeRTCP(reader interceptor.RTCPReader, see func(rtcpIter)) interceptor.
 }
 
 func (i *sfuInterceptor) answerNACK(ssrc uint32, fci []byte) {
-	i.mu.Lock()
-	r := i.rings[ssrc]
-	i.mu.Unlock()
+	r := i.rings.get(ssrc)
 	if r == nil {
 		return
 	}

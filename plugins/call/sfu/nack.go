@@ -17,15 +17,14 @@ type nackGenerator struct {
 	clockedSender
 	sender uint32 // the SSRC the NACKs come from
 
-	mu      sync.Mutex
-	streams map[uint32]*recvLog
+	streams bySSRC[*recvLog]
 	missing []uint16 // tick's scratch
 }
 
 type nackFactory struct{ clock *feedbackClock }
 
 func (f nackFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &nackGenerator{clockedSender: clockedSender{clock: f.clock}, sender: randomSSRC(), streams: map[uint32]*recvLog{}}, nil
+	return &nackGenerator{clockedSender: clockedSender{clock: f.clock}, sender: randomSSRC()}, nil
 }
 
 // BindRTCPWriter joins the feedback clock.
@@ -43,29 +42,23 @@ func (g *nackGenerator) BindRemoteStream(info *interceptor.StreamInfo, reader in
 		return reader
 	}
 	log := &recvLog{}
-	g.mu.Lock()
-	g.streams[info.SSRC] = log
-	g.mu.Unlock()
+	g.streams.put(info.SSRC, log)
 	return observeHeaders(reader, func(h *rtp.Header) { log.add(h.SequenceNumber) })
 }
 
 func (g *nackGenerator) UnbindRemoteStream(info *interceptor.StreamInfo) {
-	g.mu.Lock()
-	delete(g.streams, info.SSRC)
-	g.mu.Unlock()
+	g.streams.del(info.SSRC)
 }
 
 // tick sends a NACK for each stream with packets missing.
 func (g *nackGenerator) tick() {
 	var pkts []rtcp.Packet
-	g.mu.Lock()
-	for ssrc, log := range g.streams {
+	g.streams.each(func(ssrc uint32, log *recvLog) {
 		g.missing = log.missingSince(g.missing[:0])
 		if len(g.missing) > 0 {
 			pkts = append(pkts, &rtcp.TransportLayerNack{SenderSSRC: g.sender, MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(g.missing)})
 		}
-	}
-	g.mu.Unlock()
+	})
 	g.send(pkts)
 }
 

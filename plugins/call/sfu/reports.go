@@ -29,10 +29,10 @@ type rtcpReports struct {
 	now      func() time.Time
 	reporter uint32 // the SSRC the receiver reports come from
 
-	mu    sync.Mutex
+	mu    sync.Mutex // ticks
 	ticks int
-	recv  map[uint32]*recvStats // by the SSRC received
-	sent  map[uint32]*sentStats // by the SSRC sent
+	recv  bySSRC[*recvStats] // by the SSRC received
+	sent  bySSRC[*sentStats] // by the SSRC sent
 }
 
 type reportsFactory struct{ clock *feedbackClock }
@@ -44,7 +44,6 @@ func (f reportsFactory) NewInterceptor(string) (interceptor.Interceptor, error) 
 func newRTCPReports(clock *feedbackClock, now func() time.Time) *rtcpReports {
 	return &rtcpReports{
 		clockedSender: clockedSender{clock: clock}, now: now, reporter: randomSSRC(),
-		recv: map[uint32]*recvStats{}, sent: map[uint32]*sentStats{},
 	}
 }
 
@@ -56,24 +55,18 @@ func (r *rtcpReports) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPW
 // BindRemoteStream counts each packet that arrives on the stream.
 func (r *rtcpReports) BindRemoteStream(info *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
 	st := &recvStats{ssrc: info.SSRC, clockRate: float64(info.ClockRate)}
-	r.mu.Lock()
-	r.recv[info.SSRC] = st
-	r.mu.Unlock()
+	r.recv.put(info.SSRC, st)
 	return observeHeaders(reader, func(h *rtp.Header) { st.arrived(r.now(), h) })
 }
 
 func (r *rtcpReports) UnbindRemoteStream(info *interceptor.StreamInfo) {
-	r.mu.Lock()
-	delete(r.recv, info.SSRC)
-	r.mu.Unlock()
+	r.recv.del(info.SSRC)
 }
 
 // BindLocalStream counts each packet sent on the stream.
 func (r *rtcpReports) BindLocalStream(info *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
 	st := &sentStats{ssrc: info.SSRC, clockRate: float64(info.ClockRate)}
-	r.mu.Lock()
-	r.sent[info.SSRC] = st
-	r.mu.Unlock()
+	r.sent.put(info.SSRC, st)
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		st.sending(r.now(), h, len(payload))
 		return writer.Write(h, payload, a)
@@ -81,9 +74,7 @@ func (r *rtcpReports) BindLocalStream(info *interceptor.StreamInfo, writer inter
 }
 
 func (r *rtcpReports) UnbindLocalStream(info *interceptor.StreamInfo) {
-	r.mu.Lock()
-	delete(r.sent, info.SSRC)
-	r.mu.Unlock()
+	r.sent.del(info.SSRC)
 }
 
 // BindRTCPReader notes the sender reports of the streams received: a
@@ -94,9 +85,7 @@ func (r *rtcpReports) BindRTCPReader(reader interceptor.RTCPReader) interceptor.
 		if it.typ() != uint8(rtcp.TypeSenderReport) || len(it.cur) < 28 {
 			return
 		}
-		r.mu.Lock()
-		st := r.recv[binary.BigEndian.Uint32(it.cur[4:])]
-		r.mu.Unlock()
+		st := r.recv.get(binary.BigEndian.Uint32(it.cur[4:]))
 		if st != nil {
 			st.senderReport(r.now(), binary.BigEndian.Uint64(it.cur[8:]))
 		}
@@ -119,16 +108,10 @@ func (r *rtcpReports) tick() {
 // build makes the reports of every stream as of now, in compound packets
 // of at most maxReportSize bytes.
 func (r *rtcpReports) build(now time.Time) [][]rtcp.Packet {
-	r.mu.Lock()
-	recv := make([]*recvStats, 0, len(r.recv))
-	for _, st := range r.recv {
-		recv = append(recv, st)
-	}
-	sent := make([]*sentStats, 0, len(r.sent))
-	for _, st := range r.sent {
-		sent = append(sent, st)
-	}
-	r.mu.Unlock()
+	var recv []*recvStats
+	r.recv.each(func(_ uint32, st *recvStats) { recv = append(recv, st) })
+	var sent []*sentStats
+	r.sent.each(func(_ uint32, st *sentStats) { sent = append(sent, st) })
 	return r.reports(now, recv, sent)
 }
 

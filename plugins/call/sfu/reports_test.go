@@ -352,7 +352,7 @@ func FuzzRTCPReaders(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		si := &sfuInterceptor{m: m, tx: &txPath{}, rings: map[uint32]*sentRing{}} // no keys yet: writes go to sink
+		si := &sfuInterceptor{m: m, tx: &txPath{}} // no keys yet: writes go to sink
 		sink := interceptor.RTPWriterFunc(func(*rtp.Header, []byte, interceptor.Attributes) (int, error) { return 0, nil })
 		w := si.BindLocalStream(&interceptor.StreamInfo{SSRC: 8, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}}, sink)
 		w.Write(&rtp.Header{SSRC: 8, SequenceNumber: 3}, []byte{1, 2, 3}, nil)
