@@ -359,10 +359,7 @@ func TestStartClosesMediaOfEndedCalls(t *testing.T) {
 // ConnectTimeout, though no state changes again.
 func TestAbortKeepsConnectedCalls(t *testing.T) {
 	e := newEnv(t, call.Config{DialTimeout: time.Hour, ConnectTimeout: 200 * time.Millisecond, MediaGrace: 100 * time.Millisecond})
-	id := e.create("alice", "a1", "bob", obj{})
-	e.ok("bob", "b1", call.CmdAnswer, obj{"callId": id})
-	e.ok("alice", "a1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
-	e.ok("bob", "b1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	id := e.answeredWithMedia()
 	e.connect(id, map[string]string{"alice": "a1", "bob": "b1"})
 	e.abortRestart()
 	time.Sleep(600 * time.Millisecond) // three ConnectTimeouts
@@ -381,10 +378,7 @@ func TestAbortKeepsConnectedCalls(t *testing.T) {
 // snapshot, which does not overwrite it.
 func TestAbortTakeoverKeepsNewerStates(t *testing.T) {
 	e := newEnv(t, call.Config{DialTimeout: time.Hour, ConnectTimeout: time.Hour})
-	id := e.create("alice", "a1", "bob", obj{})
-	e.ok("bob", "b1", call.CmdAnswer, obj{"callId": id})
-	e.ok("alice", "a1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
-	e.ok("bob", "b1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	id := e.answeredWithMedia()
 	e.media.state(id, "alice", "a1", "connecting")
 	e.media.state(id, "bob", "b1", "connecting")
 	e.media.afterDevices = func() {

@@ -83,6 +83,11 @@ func (m *fakeMedia) EndCall(_ context.Context, callID string) error {
 	return nil
 }
 
+// left reports whether the plugin closed device's media in call.
+func (m *fakeMedia) left(callID, user, device string) bool {
+	return slices.Contains(m.log(), fmt.Sprintf("leave %s %s %s", callID, user, device))
+}
+
 func (m *fakeMedia) Devices() []call.MediaDevice {
 	m.mu.Lock()
 	ds, after := slices.Collect(maps.Values(m.peers)), m.afterDevices
@@ -333,6 +338,30 @@ func (e *env) connect(callID string, devices map[string]string) {
 		e.media.state(callID, u, d, "connected")
 	}
 	e.status(callID, call.StatusConnected)
+}
+
+// answeredWithMedia is a call from alice (a1) to bob, answered on b1,
+// both devices' media offered.
+func (e *env) answeredWithMedia() string {
+	e.t.Helper()
+	id := e.create("alice", "a1", "bob", obj{})
+	e.ok("bob", "b1", call.CmdAnswer, obj{"callId": id})
+	e.ok("alice", "a1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	e.ok("bob", "b1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	return id
+}
+
+// linkCallWithMedia is the call of a new room of alice's and bob's:
+// bob opened his link on lb0, alice hers on la0, both offered media.
+func (e *env) linkCallWithMedia() (room, id string) {
+	e.t.Helper()
+	room = e.room(pair("alice", "bob"))
+	evs := e.ok("bob", "lb0", call.CmdRoomJoin, obj{"roomId": room})
+	id = decode[call.CallCreated](e.t, evs[0].Payload).CallID
+	e.ok("bob", "lb0", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	e.ok("alice", "la0", call.CmdRoomJoin, obj{"roomId": room})
+	e.ok("alice", "la0", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	return room, id
 }
 
 func eventually(t *testing.T, cond func() bool, format string, args ...any) {

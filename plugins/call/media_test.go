@@ -183,10 +183,7 @@ func TestConnectTimeout(t *testing.T) {
 // signaling for it is refused from then on.
 func TestEndClosesMedia(t *testing.T) {
 	e := newEnv(t, call.Config{DialTimeout: time.Hour, ConnectTimeout: time.Hour})
-	id := e.create("alice", "a1", "bob", obj{})
-	e.ok("bob", "b1", call.CmdAnswer, obj{"callId": id})
-	e.ok("alice", "a1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
-	e.ok("bob", "b1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	id := e.answeredWithMedia()
 	e.connect(id, map[string]string{"alice": "a1", "bob": "b1"})
 	e.ok("bob", "b1", call.CmdEnd, obj{"callId": id})
 	eventually(t, func() bool { return e.media.open(id) == 0 }, "the call's media to close")

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -152,12 +151,7 @@ func TestRoomJoin(t *testing.T) {
 // it until the call ends.
 func TestRoomRejoinClosesOldMedia(t *testing.T) {
 	e := newEnv(t, call.Config{DialTimeout: time.Hour, ConnectTimeout: time.Hour})
-	room := e.room(pair("alice", "bob"))
-	evs := e.ok("bob", "lb0", call.CmdRoomJoin, obj{"roomId": room})
-	id := decode[call.CallCreated](t, evs[0].Payload).CallID
-	e.ok("bob", "lb0", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
-	e.ok("alice", "la0", call.CmdRoomJoin, obj{"roomId": room})
-	e.ok("alice", "la0", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	room, id := e.linkCallWithMedia()
 	for i := 1; i <= 5; i++ {
 		d := fmt.Sprintf("lb%d", i)
 		e.ok("bob", d, call.CmdRoomJoin, obj{"roomId": room})
@@ -166,15 +160,15 @@ func TestRoomRejoinClosesOldMedia(t *testing.T) {
 			t.Fatalf("after bob's rejoin %d: %d peer connections in the call, want 2 (bob's %s and alice's)", i, n, d)
 		}
 	}
-	if log := strings.Join(e.media.log(), "\n"); !strings.Contains(log, "leave "+id+" bob lb4") {
-		t.Errorf("bob's lb4 was not closed when lb5 offered:\n%s", log)
+	if !e.media.left(id, "bob", "lb4") {
+		t.Errorf("bob's lb4 was not closed when lb5 offered:\n%v", e.media.log())
 	}
 	// A new device whose offer fails leaves the old one's media as it was.
 	e.media.failOn = "garbage"
 	e.ok("bob", "lb6", call.CmdRoomJoin, obj{"roomId": room})
 	e.fails(call.CodeValidation, "bob", "lb6", call.CmdMediaOffer, obj{"callId": id, "sdp": "garbage"})
-	if log := strings.Join(e.media.log(), "\n"); strings.Contains(log, "leave "+id+" bob lb5") || e.media.open(id) != 2 {
-		t.Errorf("a failed offer closed bob's lb5 (%d peer connections open):\n%s", e.media.open(id), log)
+	if e.media.left(id, "bob", "lb5") || e.media.open(id) != 2 {
+		t.Errorf("a failed offer closed bob's lb5 (%d peer connections open):\n%v", e.media.open(id), e.media.log())
 	}
 }
 
@@ -184,12 +178,7 @@ func TestRoomRejoinClosesOldMedia(t *testing.T) {
 // new one has media, and otherwise when the new one's offer succeeds.
 func TestRoomRejoinAcrossAnAbort(t *testing.T) {
 	e := newEnv(t, call.Config{DialTimeout: time.Hour, ConnectTimeout: time.Hour})
-	room := e.room(pair("alice", "bob"))
-	evs := e.ok("bob", "lb0", call.CmdRoomJoin, obj{"roomId": room})
-	id := decode[call.CallCreated](t, evs[0].Payload).CallID
-	e.ok("bob", "lb0", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
-	e.ok("alice", "la0", call.CmdRoomJoin, obj{"roomId": room})
-	e.ok("alice", "la0", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
+	room, id := e.linkCallWithMedia()
 	// Rejoined on lb1, killed before lb1 offers: lb0 keeps bob's media
 	// until lb1's offer succeeds, and a failed one changes nothing.
 	e.ok("bob", "lb1", call.CmdRoomJoin, obj{"roomId": room})
@@ -200,8 +189,8 @@ func TestRoomRejoinAcrossAnAbort(t *testing.T) {
 	e.media.failOn = "garbage"
 	e.fails(call.CodeValidation, "bob", "lb1", call.CmdMediaOffer, obj{"callId": id, "sdp": "garbage"})
 	e.ok("bob", "lb1", call.CmdMediaOffer, obj{"callId": id, "sdp": "o"})
-	if log := strings.Join(e.media.log(), "\n"); !strings.Contains(log, "leave "+id+" bob lb0") || e.media.open(id) != 2 {
-		t.Fatalf("after lb1's offer: %d peer connections; lb0 closed: %v", e.media.open(id), strings.Contains(log, "leave "+id+" bob lb0"))
+	if !e.media.left(id, "bob", "lb0") || e.media.open(id) != 2 {
+		t.Fatalf("after lb1's offer: %d peer connections; lb0 closed: %v", e.media.open(id), e.media.left(id, "bob", "lb0"))
 	}
 	// Rejoined on lb2, which offered, killed before lb1 was closed (as if
 	// the kill came between the two): the next activation closes lb1.
@@ -210,7 +199,7 @@ func TestRoomRejoinAcrossAnAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.abortRestart()
-	if log := strings.Join(e.media.log(), "\n"); !strings.Contains(log, "leave "+id+" bob lb1") || e.media.open(id) != 2 {
+	if !e.media.left(id, "bob", "lb1") || e.media.open(id) != 2 {
 		t.Fatalf("after the second abort: %d peer connections, want 2 (alice's, bob's lb2)", e.media.open(id))
 	}
 }
