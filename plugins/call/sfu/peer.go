@@ -128,9 +128,6 @@ func parseOffer(s string) (map[string]mline, []string, error) {
 	if err := d.Unmarshal([]byte(s)); err != nil {
 		return nil, nil, fmt.Errorf("parse offer: %w", err)
 	}
-	if n := len(d.MediaDescriptions); n > MaxMLines {
-		return nil, nil, fmt.Errorf("%w: %d, at most %d", ErrTooManyMLines, n, MaxMLines)
-	}
 	out := map[string]mline{}
 	for _, md := range d.MediaDescriptions {
 		mid, ok := md.Attribute(sdp.AttrKeyMID)
