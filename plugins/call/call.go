@@ -148,8 +148,6 @@ type Plugin struct {
 
 	sched *scheduler // the plugin's own transitions: timeouts, media, durations
 	calls callLocks  // orders signaling with the end of the call's media
-	// carriers: each user's device with a peer connection, per call
-	carriers carriers
 }
 
 // New returns the plugin configured from the environment (ConfigFromEnv),
@@ -287,7 +285,7 @@ func (p *Plugin) takeOverMedia(ctx context.Context) {
 	if p.media == nil {
 		return
 	}
-	devices := p.media.Devices()
+	devices := p.media.Devices("")
 	live := map[[2]string]bool{} // call, device: a peer connection not closed
 	for _, d := range devices {
 		live[[2]string{d.CallID, d.Device}] = d.State != "closed"
@@ -309,10 +307,8 @@ func (p *Plugin) takeOverMedia(ctx context.Context) {
 			unlock()
 		case k.devices[d.User] != d.Device:
 			// It moves to a device that has not offered yet: the old one is
-			// closed when that offer succeeds, as handleMedia does.
-			p.carriers.swap(d.CallID, d.User, d.Device)
+			// closed when that offer succeeds (handleMedia).
 		default:
-			p.carriers.swap(d.CallID, d.User, d.Device)
 			p.sched.seed(d.CallID, d.User, d.Device, d.State)
 		}
 	}

@@ -69,7 +69,7 @@ func (*autoMedia) Answer(context.Context, string, string, string, string) error 
 func (*autoMedia) AddCandidate(context.Context, string, string, string, string) error { return nil }
 func (*autoMedia) Leave(context.Context, string, string, string) error                { return nil }
 func (*autoMedia) EndCall(context.Context, string) error                              { return nil }
-func (*autoMedia) Devices() []call.MediaDevice                                        { return nil }
+func (*autoMedia) Devices(string) []call.MediaDevice                                  { return nil }
 func (m *autoMedia) Notify(ev call.MediaEvents) {
 	m.mu.Lock()
 	m.ev = ev

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -88,9 +87,15 @@ func (m *fakeMedia) left(callID, user, device string) bool {
 	return slices.Contains(m.log(), fmt.Sprintf("leave %s %s %s", callID, user, device))
 }
 
-func (m *fakeMedia) Devices() []call.MediaDevice {
+func (m *fakeMedia) Devices(callID string) []call.MediaDevice {
 	m.mu.Lock()
-	ds, after := slices.Collect(maps.Values(m.peers)), m.afterDevices
+	var ds []call.MediaDevice
+	for _, d := range m.peers {
+		if callID == "" || d.CallID == callID {
+			ds = append(ds, d)
+		}
+	}
+	after := m.afterDevices
 	m.mu.Unlock()
 	if after != nil {
 		after() // a state change that comes just after the snapshot

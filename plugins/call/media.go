@@ -37,12 +37,14 @@ type Media interface {
 	// EndCall closes every PeerConnection of the call. Ending a call with
 	// none is not an error.
 	EndCall(ctx context.Context, callID string) error
-	// Devices lists the devices with a PeerConnection, and its state. A
-	// plane kept from an aborted activation tells the next one, at Start,
-	// what it has: the media of calls that ended meanwhile, or of devices
-	// that no longer carry their user's media, is closed; the states of
-	// the others are taken as reported.
-	Devices() []MediaDevice
+	// Devices lists the devices with a PeerConnection in callID (in every
+	// call for ""), and its state. When a user's media moves to another
+	// device, the plugin closes the others it lists; a plane kept from an
+	// aborted activation tells the next one, at Start, what it has: the
+	// media of calls that ended meanwhile, or of devices that no longer
+	// carry their user's media, is closed; the states of the others are
+	// taken as reported.
+	Devices(callID string) []MediaDevice
 	// Notify sets the callbacks. The plugin calls it at every Start,
 	// before anything else; callbacks may come from any goroutine and
 	// must not be called with a lock the plane's methods take.
@@ -172,9 +174,11 @@ func (p *Plugin) handleMedia(ctx context.Context, cmd plugins.Command) ([]plugin
 		// the old device's peer connection would go on sending and
 		// receiving beside this one. (Its tracks are gone before this
 		// one's arrive: they come once ICE and DTLS are up.)
-		if prev := p.carriers.swap(in.CallID, cmd.Actor, cmd.Device); prev != "" && prev != cmd.Device {
-			if err := p.media.Leave(ctx, in.CallID, cmd.Actor, prev); err != nil {
-				p.logger.Warn("closing the media of a device the user left", "call", in.CallID, "device", prev, "err", err)
+		for _, d := range p.media.Devices(in.CallID) {
+			if d.User == cmd.Actor && d.Device != cmd.Device {
+				if err := p.media.Leave(ctx, in.CallID, cmd.Actor, d.Device); err != nil {
+					p.logger.Warn("closing the media of a device the user left", "call", in.CallID, "device", d.Device, "err", err)
+				}
 			}
 		}
 		return []plugins.NewEvent{{
@@ -187,7 +191,6 @@ func (p *Plugin) handleMedia(ctx context.Context, cmd plugins.Command) ([]plugin
 		return nil, mediaError(p.media.AddCandidate(ctx, in.CallID, cmd.Actor, cmd.Device, candidate))
 	default: // CmdMediaLeave
 		err := p.media.Leave(ctx, in.CallID, cmd.Actor, cmd.Device)
-		p.carriers.drop(in.CallID, cmd.Actor, cmd.Device)
 		p.sched.mediaState(in.CallID, cmd.Actor, cmd.Device, "closed")
 		return nil, mediaError(err)
 	}
@@ -218,45 +221,6 @@ func (p *Plugin) endMedia(ctx context.Context, callID string) {
 	if err := p.media.EndCall(ctx, callID); err != nil {
 		p.logger.Warn("closing a call's media", "call", callID, "err", err)
 	}
-	p.carriers.forget(callID)
-}
-
-// carriers remembers, per call, which device of each user has a peer
-// connection in the media plane, so that the plugin can close it when
-// the user's media moves to another device.
-type carriers struct {
-	mu sync.Mutex
-	m  map[string]map[string]string // call → user → device
-}
-
-// swap records device as user's in call, and returns the one it replaces.
-func (c *carriers) swap(call, user, device string) (prev string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]map[string]string{}
-	}
-	if c.m[call] == nil {
-		c.m[call] = map[string]string{}
-	}
-	prev, c.m[call][user] = c.m[call][user], device
-	return prev
-}
-
-// drop forgets device as user's in call, if it is.
-func (c *carriers) drop(call, user, device string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m[call][user] == device {
-		delete(c.m[call], user)
-	}
-}
-
-// forget forgets call.
-func (c *carriers) forget(call string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, call)
 }
 
 // publish sends an ephemeral event of the call's company; failures are

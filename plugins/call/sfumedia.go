@@ -161,13 +161,16 @@ func (m *sfuMedia) EndCall(_ context.Context, callID string) error {
 	return nil
 }
 
-// Devices lists the devices that offered in each call, with the state
-// of their peer connections ("closed" for one the SFU no longer has).
-func (m *sfuMedia) Devices() []MediaDevice {
+// Devices lists the devices that offered in callID (every call for ""),
+// with the state of their peer connections ("closed" for one the SFU no
+// longer has).
+func (m *sfuMedia) Devices(callID string) []MediaDevice {
 	m.mu.Lock()
-	calls := make(map[string]map[string]string, len(m.devices))
+	calls := map[string]map[string]string{}
 	for id, ds := range m.devices {
-		calls[id] = maps.Clone(ds)
+		if callID == "" || id == callID {
+			calls[id] = maps.Clone(ds)
+		}
 	}
 	m.mu.Unlock()
 	var out []MediaDevice
