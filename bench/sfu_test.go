@@ -40,6 +40,8 @@ import (
 //   - µs-cpu/pkt: the child's CPU (user + system, getrusage) over the
 //     window divided by the RTP packets it forwarded; µs-user/pkt is the
 //     part of it spent in user space (the rest is the kernel's);
+//   - switches/pkt: the child's threads' context switches per forwarded
+//     packet (a thread waiting for the next datagram, or preempted);
 //   - allocs/pkt: allocations on the forwarding path (stacks through the
 //     forwarding loop: reading the publisher's track through pion, writing
 //     to each subscriber through pion down to the socket), from a memory
@@ -123,7 +125,7 @@ func benchSFU(b *testing.B, mode string, calls int, secs float64) {
 	time.Sleep(time.Second) // every call in its steady state
 
 	b.ResetTimer()
-	var cpu, user, fwd, mallocs, steal float64
+	var cpu, user, fwd, mallocs, steal, switches float64
 	var windows []float64 // µs per packet in each window
 	for range b.N {
 		if dir := os.Getenv("BENCH_SFU_PROFILE"); dir != "" {
@@ -139,6 +141,7 @@ func benchSFU(b *testing.B, mode string, calls int, secs float64) {
 		}
 		cpu += float64(s1.CPUNs - s0.CPUNs)
 		user += float64(s1.UserNs - s0.UserNs)
+		switches += float64(s1.Switches - s0.Switches)
 		fwd += float64(s1.Forwarded - s0.Forwarded)
 		mallocs += float64(s1.Mallocs - s0.Mallocs)
 		if n := s1.Forwarded - s0.Forwarded; n > 0 {
@@ -154,6 +157,10 @@ func benchSFU(b *testing.B, mode string, calls int, secs float64) {
 	// rest is the kernel's: system calls, and putting threads to sleep and
 	// waking them, which costs most on a virtual machine.
 	b.ReportMetric(user/fwd/1000, "µs-user/pkt")
+	// Context switches of the child's threads (voluntary: a thread waits,
+	// most in Go's poller; involuntary: another thread took its CPU) per
+	// packet: each costs about as much as forwarding a packet here.
+	b.ReportMetric(switches/fwd, "switches/pkt")
 	b.ReportMetric(mallocs/fwd, "proc-allocs/pkt")
 	b.ReportMetric(fwd/(secs*float64(b.N)), "pkts/s")
 	// The machine is a VM: time its host gives to others while the
@@ -193,7 +200,7 @@ type sfuMsg struct {
 	Video  bool   `json:"video,omitempty"`
 	Err    string `json:"err,omitempty"`
 	// stats
-	CPUNs, UserNs, Mallocs, Forwarded, PathAllocs int64
+	CPUNs, UserNs, Mallocs, Forwarded, PathAllocs, Switches int64
 }
 
 // sfuChild is the SFU in a child process, and a sfutest.Signaller to it.
@@ -365,7 +372,7 @@ func serveSFUChild(mode string) {
 			syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			r := sfuMsg{Op: "stats", ID: m.ID, CPUNs: ru.Utime.Nano() + ru.Stime.Nano(), UserNs: ru.Utime.Nano(), Mallocs: int64(ms.Mallocs), Forwarded: srv.forwarded()}
+			r := sfuMsg{Op: "stats", ID: m.ID, CPUNs: ru.Utime.Nano() + ru.Stime.Nano(), UserNs: ru.Utime.Nano(), Switches: ru.Nvcsw + ru.Nivcsw, Mallocs: int64(ms.Mallocs), Forwarded: srv.forwarded()}
 			if memprof {
 				r.PathAllocs, _ = sfutest.AllocsOnStack(pathFns...)
 				r.Forwarded = srv.forwarded() // after the collections AllocsOnStack ran
