@@ -76,12 +76,16 @@ func (c *inproc) Manifest(context.Context) (m plugins.Manifest, err error) {
 	return c.p.Manifest(), nil
 }
 
-func (c *inproc) Start(ctx context.Context, api plugins.Kernel) (err error) {
-	defer c.guard("Start", &err)
-	if s, ok := c.p.(plugins.Starter); ok {
-		return s.Start(ctx, api)
+// Start is bounded by ctx (the host's StartTimeout) as a command is: a
+// Start that hangs ends the activation, so that neither the kernel's boot
+// nor its shutdown waits on it.
+func (c *inproc) Start(ctx context.Context, api plugins.Kernel) error {
+	s, ok := c.p.(plugins.Starter)
+	if !ok {
+		return nil
 	}
-	return nil
+	_, err := call(ctx, c, "Start", func() (struct{}, error) { return struct{}{}, s.Start(ctx, api) })
+	return err
 }
 
 func (c *inproc) Stop(ctx context.Context) (err error) {

@@ -369,6 +369,50 @@ func TestFailedPluginIsStopped(t *testing.T) {
 	}
 }
 
+// TestInProcessStartHangs: an in-process plugin whose Start never returns
+// (ignoring its context) holds up neither the host's Start (the kernel's
+// boot) nor its Close: each activation ends at StartTimeout, is aborted,
+// and the plugin ends failed, with an error that says why.
+func TestInProcessStartHangs(t *testing.T) {
+	cfg := testCfg
+	cfg.StartTimeout = 300 * time.Millisecond
+	release := make(chan struct{})
+	defer close(release) // the hung Starts end with the test
+	var stops, aborts atomic.Int32
+	s := pluginhost.Spec{ID: confID, Transport: pluginhost.InProcess, New: func() plugins.Plugin {
+		return &hangingStart{abortingConf{confPlugin: &confPlugin{}, stops: &stops, aborts: &aborts}, release}
+	}}
+	hs := start(t, t.TempDir(), cfg, s) // returns: the host's Start did not wait on the hung one
+	eventually(t, "failed", func() bool { return hs.status().State == pluginhost.StateFailed })
+	if st := hs.status(); !strings.Contains(st.Error, "did not answer Start in time") {
+		t.Fatalf("error %q", st.Error)
+	}
+	if a := aborts.Load(); a != 3 {
+		t.Fatalf("%d aborts, want one per activation (3)", a)
+	}
+	if err := hs.k.Ready(); err != nil {
+		t.Fatalf("kernel not ready: %v", err)
+	}
+	closed := make(chan struct{})
+	go func() { hs.h.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the host's Close waits on a hung Start")
+	}
+}
+
+// hangingStart is a plugin whose Start blocks until release closes.
+type hangingStart struct {
+	abortingConf
+	release chan struct{}
+}
+
+func (p *hangingStart) Start(context.Context, plugins.Kernel) error {
+	<-p.release
+	return nil
+}
+
 // abortingConf is the conformance plugin with a Stop and an Abort that
 // count their calls.
 type abortingConf struct {
