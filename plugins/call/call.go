@@ -329,9 +329,13 @@ func (p *Plugin) Stop(context.Context) error {
 // Abort is Stop for an activation the host killed (after a panic, or a
 // command that hung): it ends the scheduler and leaves the media plane
 // open, so the calls' media flows on and the next activation (the next
-// New in this process) takes it over.
+// New in this process) takes it over. The plane holds the signalling it
+// makes meanwhile (renegotiation offers, candidates) for that activation.
 func (p *Plugin) Abort(context.Context) error {
 	p.sched.stop()
+	if p.media != nil {
+		p.media.Notify(MediaEvents{})
+	}
 	return nil
 }
 

@@ -362,6 +362,9 @@ func TestAbortKeepsConnectedCalls(t *testing.T) {
 	id := e.answeredWithMedia()
 	e.connect(id, map[string]string{"alice": "a1", "bob": "b1"})
 	e.abortRestart()
+	if !slices.Contains(e.media.log(), "detach") || e.media.events().Offer == nil {
+		t.Fatal("the abort did not detach the plugin from the media plane (which holds its signalling), or the next Start did not attach")
+	}
 	time.Sleep(600 * time.Millisecond) // three ConnectTimeouts
 	if v := e.view(acme, "alice", id); v.Status != call.StatusConnected {
 		t.Fatalf("after the abort the call is %s", v.Status)

@@ -216,8 +216,9 @@
 //     plugin's process) gives every connected call ConnectTimeout for its
 //     devices to negotiate again. An in-process activation the host
 //     killed hands its media plane, with the states, to the next
-//     (Media.Devices); signalling the plane sends between the two (a
-//     renegotiation offer, a candidate) is lost. If no next activation
+//     (Media.Devices); the signalling the plane makes between the two
+//     (a renegotiation offer, a candidate) waits for the next one (at most
+//     1,024; beyond, the oldest is dropped). If no next activation
 //     comes (the host marks the plugin failed), the host stops the
 //     aborted one, which closes the plane.
 //   - recordingState is always "stopped" here: recording is another

@@ -106,6 +106,9 @@ func (m *fakeMedia) Devices(callID string) []call.MediaDevice {
 func (m *fakeMedia) Notify(ev call.MediaEvents) {
 	m.mu.Lock()
 	m.ev = ev
+	if ev.Offer == nil {
+		m.calls = append(m.calls, "detach")
+	}
 	m.mu.Unlock()
 }
 

@@ -48,6 +48,10 @@ type Media interface {
 	// Notify sets the callbacks. The plugin calls it at every Start,
 	// before anything else; callbacks may come from any goroutine and
 	// must not be called with a lock the plane's methods take.
+	// Notify(MediaEvents{}) detaches an aborted activation: the plane
+	// holds the offers and candidates it makes until the next Notify,
+	// which gets them first, in order. States are not held: the next
+	// activation reads them (Devices).
 	Notify(MediaEvents)
 }
 

@@ -22,7 +22,23 @@ type sfuMedia struct {
 	mu      sync.Mutex
 	ev      MediaEvents
 	devices map[string]map[string]string // call -> device -> user
+	// held is the signalling (offers, candidates) the SFU made while no
+	// plugin listened (ev.Offer nil: before the first Notify, and from an
+	// aborted activation's detach to the next Notify), oldest first.
+	held []heldSignal
 }
+
+// heldSignal is an offer or a candidate for a device, kept for the next
+// activation.
+type heldSignal struct {
+	offer                    bool
+	call, user, device, text string
+}
+
+// maxHeld bounds what a plane keeps while detached; beyond it, the oldest
+// is dropped (a device that misses an offer renegotiates when it next
+// offers).
+const maxHeld = 1024
 
 var _ Media = (*sfuMedia)(nil)
 
@@ -90,16 +106,8 @@ func (r replacing) Register(c prometheus.Collector) error {
 // Offer.
 func SFUMedia(s *sfu.SFU) Media {
 	m := &sfuMedia{s: s, devices: map[string]map[string]string{}}
-	s.OnCandidate = func(room, device, candidate string) {
-		if user, ev := m.user(room, device); user != "" && ev.Candidate != nil {
-			ev.Candidate(room, user, device, candidate)
-		}
-	}
-	s.OnOffer = func(room, device, sdp string) {
-		if user, ev := m.user(room, device); user != "" && ev.Offer != nil {
-			ev.Offer(room, user, device, sdp)
-		}
-	}
+	s.OnCandidate = func(room, device, candidate string) { m.signal(false, room, device, candidate) }
+	s.OnOffer = func(room, device, sdp string) { m.signal(true, room, device, sdp) }
 	s.OnState = func(room, user, device, state string) {
 		m.mu.Lock()
 		ev := m.ev
@@ -111,16 +119,55 @@ func SFUMedia(s *sfu.SFU) Media {
 	return m
 }
 
-func (m *sfuMedia) user(call, device string) (string, MediaEvents) {
+// signal passes an offer or a candidate of the SFU's to the plugin, or
+// holds it while none listens.
+func (m *sfuMedia) signal(offer bool, call, device, text string) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.devices[call][device], m.ev
+	user, ev := m.devices[call][device], m.ev
+	if user == "" {
+		m.mu.Unlock()
+		return
+	}
+	if ev.Offer == nil {
+		if len(m.held) == maxHeld {
+			m.held = m.held[1:]
+		}
+		m.held = append(m.held, heldSignal{offer: offer, call: call, user: user, device: device, text: text})
+		m.mu.Unlock()
+		return
+	}
+	m.mu.Unlock()
+	ev.send(heldSignal{offer: offer, call: call, user: user, device: device, text: text})
 }
 
+// send calls the callback for s.
+func (ev MediaEvents) send(s heldSignal) {
+	if s.offer {
+		ev.Offer(s.call, s.user, s.device, s.text)
+	} else if ev.Candidate != nil {
+		ev.Candidate(s.call, s.user, s.device, s.text)
+	}
+}
+
+// Notify sets the callbacks, first passing them what was held while none
+// were set, in order; MediaEvents{} detaches (Abort).
 func (m *sfuMedia) Notify(ev MediaEvents) {
-	m.mu.Lock()
-	m.ev = ev
-	m.mu.Unlock()
+	for {
+		m.mu.Lock()
+		if ev.Offer == nil || len(m.held) == 0 {
+			m.ev = ev
+			m.mu.Unlock()
+			return
+		}
+		// Signals made while these are sent are held, and sent by the
+		// next turn: none overtakes an older one.
+		held := m.held
+		m.held = nil
+		m.mu.Unlock()
+		for _, s := range held {
+			ev.send(s)
+		}
+	}
 }
 
 func (m *sfuMedia) Offer(ctx context.Context, callID, user, device, sdp string, allowVideo bool) (string, error) {
