@@ -71,9 +71,34 @@ func (c *inproc) guard(what string, err *error) {
 	}
 }
 
-func (c *inproc) Manifest(context.Context) (m plugins.Manifest, err error) {
-	defer c.guard("Manifest", &err)
-	return c.p.Manifest(), nil
+func (c *inproc) Manifest(ctx context.Context) (plugins.Manifest, error) {
+	return call(ctx, c, "Manifest", func() (plugins.Manifest, error) { return c.p.Manifest(), nil })
+}
+
+// construct makes an in-process plugin (Spec.New) within ctx's deadline:
+// a constructor that hangs or panics fails the activation, not the host.
+func construct(ctx context.Context, newPlugin func() plugins.Plugin) (plugins.Plugin, error) {
+	type result struct {
+		p   plugins.Plugin
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { // answers on done; outlives construct only if New hangs
+		var r result
+		defer func() {
+			if p := recover(); p != nil {
+				r.err = fmt.Errorf("New panicked: %v", p)
+			}
+			done <- r
+		}()
+		r.p = newPlugin()
+	}()
+	select {
+	case r := <-done:
+		return r.p, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("New did not return in time: %w", context.Cause(ctx))
+	}
 }
 
 // Start is bounded by ctx (the host's StartTimeout) as a command is: a
@@ -143,6 +168,10 @@ func call[T any](ctx context.Context, c *inproc, what string, fn func() (T, erro
 		v   T
 		err error
 	}
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, gaveUp(ctx, what)
+	}
 	done := make(chan result, 1)
 	go func() { // answers on done; outlives the call only if the plugin hangs
 		var r result
@@ -154,11 +183,30 @@ func call[T any](ctx context.Context, c *inproc, what string, fn func() (T, erro
 	case r := <-done:
 		return r.v, r.err
 	case <-ctx.Done():
+		if !errors.Is(context.Cause(ctx), errLate) {
+			// The caller gave up (a client gone, the kernel stopping):
+			// not the plugin's fault, so not the end of it.
+			return zero, gaveUp(ctx, what)
+		}
 		c.logger.Error("plugin did not answer in time; ending the activation", "call", what)
 		c.Kill()
-		var zero T
 		return zero, plugins.Errorf(plugins.CodeUnavailable, "plugin did not answer %s in time", what)
 	}
+}
+
+// errLate is the cause of the host's own deadlines on calls to a plugin
+// (CallTimeout, StartTimeout): a call past one is taken for hung, and
+// the activation ends. A caller's deadline or cancellation is not.
+var errLate = errors.New("pluginhost: the plugin's time is up")
+
+// withDeadline is ctx with the host's deadline d for one call.
+func withDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, d, errLate)
+}
+
+// gaveUp is the error of a call its caller gave up on.
+func gaveUp(ctx context.Context, what string) error {
+	return plugins.Errorf(plugins.CodeUnavailable, "%s: the caller gave up waiting: %v", what, context.Cause(ctx))
 }
 
 // Kill ends the activation. A process would take its goroutines with it;

@@ -451,12 +451,16 @@ func (m *managed) fail(err error) {
 
 // activate starts one activation: launch, manifest checks, routing, Start.
 func (m *managed) activate(ctx context.Context) (conn, error) {
-	startCtx, cancel := context.WithTimeout(ctx, m.h.cfg.StartTimeout)
+	startCtx, cancel := withDeadline(ctx, m.h.cfg.StartTimeout)
 	defer cancel()
 	var c conn
 	switch m.spec.Transport {
 	case InProcess:
-		c = newInproc(m.spec.New(), m.logger)
+		p, err := construct(startCtx, m.spec.New)
+		if err != nil {
+			return nil, err
+		}
+		c = newInproc(p, m.logger)
 	case OutOfProcess:
 		p, err := launch(m.spec.Path, m.spec.Args, m.spec.Env, m.spec.Checksum, m.h.cfg.StartTimeout, m.logger)
 		if err != nil {
@@ -711,7 +715,7 @@ const scanScale = 8
 func (m *managed) apply(ctx context.Context, c conn, batch []plugins.Event) error {
 	pause := 100 * time.Millisecond
 	for {
-		actx, cancel := context.WithTimeout(ctx, m.h.cfg.CallTimeout)
+		actx, cancel := withDeadline(ctx, m.h.cfg.CallTimeout)
 		err := c.ApplyEvents(actx, batch)
 		cancel()
 		if err == nil {
@@ -761,7 +765,7 @@ func (r commandRoute) Handle(ctx context.Context, cmd kernel.Command) ([]kernel.
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, m.h.cfg.CallTimeout)
+	cctx, cancel := withDeadline(ctx, m.h.cfg.CallTimeout)
 	defer cancel()
 	evs, err := c.HandleCommand(cctx, cmd)
 	if err != nil {
@@ -782,7 +786,7 @@ func (r queryRoute) HandleQuery(ctx context.Context, q kernel.Query) (json.RawMe
 	if err != nil {
 		return nil, err
 	}
-	qctx, cancel := context.WithTimeout(ctx, r.m.h.cfg.CallTimeout)
+	qctx, cancel := withDeadline(ctx, r.m.h.cfg.CallTimeout)
 	defer cancel()
 	return c.HandleQuery(qctx, q)
 }

@@ -369,48 +369,137 @@ func TestFailedPluginIsStopped(t *testing.T) {
 	}
 }
 
-// TestInProcessStartHangs: an in-process plugin whose Start never returns
-// (ignoring its context) holds up neither the host's Start (the kernel's
-// boot) nor its Close: each activation ends at StartTimeout, is aborted,
-// and the plugin ends failed, with an error that says why.
+// TestInProcessStartHangs: an in-process plugin whose constructor,
+// Manifest or Start never returns (ignoring its context) holds up neither
+// the host's Start (the kernel's boot) nor its Close: each activation ends
+// at StartTimeout, and the plugin ends failed, with an error that says
+// why.
 func TestInProcessStartHangs(t *testing.T) {
-	cfg := testCfg
-	cfg.StartTimeout = 300 * time.Millisecond
-	release := make(chan struct{})
-	defer close(release) // the hung Starts end with the test
-	var stops, aborts atomic.Int32
-	s := pluginhost.Spec{ID: confID, Transport: pluginhost.InProcess, New: func() plugins.Plugin {
-		return &hangingStart{abortingConf{confPlugin: &confPlugin{}, stops: &stops, aborts: &aborts}, release}
-	}}
-	hs := start(t, t.TempDir(), cfg, s) // returns: the host's Start did not wait on the hung one
-	eventually(t, "failed", func() bool { return hs.status().State == pluginhost.StateFailed })
-	if st := hs.status(); !strings.Contains(st.Error, "did not answer Start in time") {
-		t.Fatalf("error %q", st.Error)
-	}
-	if a := aborts.Load(); a != 3 {
-		t.Fatalf("%d aborts, want one per activation (3)", a)
-	}
-	if err := hs.k.Ready(); err != nil {
-		t.Fatalf("kernel not ready: %v", err)
-	}
-	closed := make(chan struct{})
-	go func() { hs.h.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the host's Close waits on a hung Start")
+	for _, c := range []struct{ in, want string }{
+		{"Start", "did not answer Start in time"},
+		{"Manifest", "did not answer Manifest in time"},
+		{"New", "New did not return in time"},
+	} {
+		t.Run(c.in, func(t *testing.T) {
+			cfg := testCfg
+			cfg.StartTimeout = 300 * time.Millisecond
+			release := make(chan struct{})
+			defer close(release) // the hung calls end with the test
+			var stops, aborts atomic.Int32
+			s := pluginhost.Spec{ID: confID, Transport: pluginhost.InProcess, New: func() plugins.Plugin {
+				if c.in == "New" {
+					<-release
+				}
+				return &hanging{abortingConf{confPlugin: &confPlugin{}, stops: &stops, aborts: &aborts}, c.in, release}
+			}}
+			hs := start(t, t.TempDir(), cfg, s) // returns: the host's Start did not wait on the hung call
+			eventually(t, "failed", func() bool { return hs.status().State == pluginhost.StateFailed })
+			if st := hs.status(); !strings.Contains(st.Error, c.want) {
+				t.Fatalf("error %q, want %q", st.Error, c.want)
+			}
+			if a := aborts.Load(); c.in != "New" && a != 3 {
+				t.Fatalf("%d aborts, want one per activation (3)", a)
+			}
+			if err := hs.k.Ready(); err != nil {
+				t.Fatalf("kernel not ready: %v", err)
+			}
+			closed := make(chan struct{})
+			go func() { hs.h.Close(); close(closed) }()
+			select {
+			case <-closed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the host's Close waits on a hung call")
+			}
+		})
 	}
 }
 
-// hangingStart is a plugin whose Start blocks until release closes.
-type hangingStart struct {
+// TestCallerGivingUpIsNotACrash: a caller that stops waiting for an
+// in-process plugin (a REST client gone, a scrape's deadline) gets an
+// error, and the plugin is not ended for it: three such calls used to
+// count as three crashes and mark a healthy plugin failed.
+func TestCallerGivingUpIsNotACrash(t *testing.T) {
+	s := pluginhost.Spec{ID: confID, Transport: pluginhost.InProcess, New: func() plugins.Plugin { return &slowConf{confPlugin: &confPlugin{}} }}
+	hs := start(t, t.TempDir(), testCfg, s)
+	eventually(t, "running", func() bool { return hs.status().State == pluginhost.StateRunning })
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err := hs.k.Query(ctx, kernel.Query{Name: "conf.get", Company: "acme", Actor: "alice", Payload: json.RawMessage(`0`)})
+		cancel()
+		if code(err) != kernel.CodeUnavailable || !strings.Contains(err.Error(), "gave up") {
+			t.Fatalf("query %d: %v", i, err)
+		}
+		ctx, cancel = context.WithCancel(context.Background())
+		cancel()
+		if _, err := hs.k.Query(ctx, kernel.Query{Name: "conf.get", Company: "acme", Actor: "alice", Payload: json.RawMessage(`0`)}); err == nil {
+			t.Fatalf("query %d with a cancelled context answered", i)
+		}
+	}
+	if st := hs.status(); st.State != pluginhost.StateRunning || st.Restarts != 0 {
+		t.Fatalf("after callers gave up: %s, %d restarts (%s)", st.State, st.Restarts, st.Error)
+	}
+	if _, err := hs.query("conf.get", `1`); err != nil {
+		t.Fatalf("a patient caller: %v", err)
+	}
+}
+
+// TestHungCallEndsTheActivation: an in-process call past the host's
+// CallTimeout is taken for hung: the caller gets unavailable, and the
+// activation ends and restarts.
+func TestHungCallEndsTheActivation(t *testing.T) {
+	cfg := testCfg
+	cfg.CallTimeout = 200 * time.Millisecond
+	release := make(chan struct{})
+	defer close(release)
+	s := pluginhost.Spec{ID: confID, Transport: pluginhost.InProcess, New: func() plugins.Plugin {
+		return &slowConf{confPlugin: &confPlugin{}, hang: release}
+	}}
+	hs := start(t, t.TempDir(), cfg, s)
+	if _, err := hs.query("conf.get", `0`); code(err) != kernel.CodeUnavailable || !strings.Contains(err.Error(), "did not answer") {
+		t.Fatalf("hung query: %v", err)
+	}
+	eventually(t, "restarted", func() bool { s := hs.status(); return s.Restarts == 1 && s.State == pluginhost.StateRunning })
+}
+
+// slowConf answers queries after 200 ms, or gives up when its caller
+// does; with hang set it ignores its context and waits for hang.
+type slowConf struct {
+	*confPlugin
+	hang chan struct{}
+}
+
+func (p *slowConf) HandleQuery(ctx context.Context, q plugins.Query) (json.RawMessage, error) {
+	if p.hang != nil {
+		<-p.hang
+	}
+	select {
+	case <-time.After(200 * time.Millisecond):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return p.confPlugin.HandleQuery(ctx, q)
+}
+
+// hanging is a plugin whose Manifest or Start (in) blocks until
+// release closes.
+type hanging struct {
 	abortingConf
+	in      string
 	release chan struct{}
 }
 
-func (p *hangingStart) Start(context.Context, plugins.Kernel) error {
-	<-p.release
-	return nil
+func (p *hanging) Manifest() plugins.Manifest {
+	if p.in == "Manifest" {
+		<-p.release
+	}
+	return p.abortingConf.Manifest()
+}
+
+func (p *hanging) Start(ctx context.Context, k plugins.Kernel) error {
+	if p.in == "Start" {
+		<-p.release
+	}
+	return p.abortingConf.Start(ctx, k)
 }
 
 // abortingConf is the conformance plugin with a Stop and an Abort that
