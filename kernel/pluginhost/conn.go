@@ -261,11 +261,13 @@ func (c *inproc) PID() int                { return 0 }
 // process runs a plugin executable through go-plugin (gRPC, AutoMTLS).
 type process struct {
 	*plugins.Remote
-	client  *plugin.Client
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	stopped chan struct{}
-	once    sync.Once
+	client   *plugin.Client
+	cmd      *exec.Cmd
+	logger   *slog.Logger
+	exited   chan struct{} // closed once the process is gone (or given up on: Kill)
+	abandon  chan struct{} // Kill gave up waiting for go-plugin to see the end
+	once     sync.Once
+	exitOnce sync.Once
 }
 
 var _ conn = (*process)(nil)
@@ -275,8 +277,10 @@ var _ conn = (*process)(nil)
 func launch(path string, args []string, env []string, checksum []byte, startTimeout time.Duration, logger *slog.Logger) (*process, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Env = env
-	// The plugin dies with the kernel, even on kill -9 of the kernel.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// The plugin dies with the kernel, even on kill -9 of the kernel. It
+	// leads a process group of its own, with what it starts, which a kill
+	// takes down whole (stopProcess).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  plugins.Handshake,
 		VersionedPlugins: plugins.VersionedPlugins(nil),
@@ -298,7 +302,7 @@ func launch(path string, args []string, env []string, checksum []byte, startTime
 	client := plugin.NewClient(cfg)
 	rpc, err := client.Client()
 	if err != nil {
-		client.Kill()
+		stopProcess(client, cmd, logger)
 		err = fmt.Errorf("start %s: %w", path, err)
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) { // restarting will not change the file
 			err = permanentError{fmt.Errorf("%w: the binary changed since it was installed; reinstall it to accept the new one", err)}
@@ -307,33 +311,77 @@ func launch(path string, args []string, env []string, checksum []byte, startTime
 	}
 	raw, err := rpc.Dispense("parley")
 	if err != nil {
-		client.Kill()
+		stopProcess(client, cmd, logger)
 		return nil, fmt.Errorf("dispense %s: %w", path, err)
 	}
-	p := &process{Remote: raw.(*plugins.Remote), client: client, cmd: cmd, exited: make(chan struct{}), stopped: make(chan struct{})}
-	go p.watch() // owned by p: ends when the process exits or Kill is called
+	p := &process{Remote: raw.(*plugins.Remote), client: client, cmd: cmd, logger: logger, exited: make(chan struct{}), abandon: make(chan struct{})}
+	go p.watch() // owned by p: ends when the process exits or Kill gives up on it
 	return p, nil
 }
 
-// watch closes exited when the process is gone.
+// watch closes exited when go-plugin has seen the process end.
 func (p *process) watch() {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for !p.client.Exited() {
 		select {
 		case <-t.C:
-		case <-p.stopped:
+		case <-p.abandon:
+			return
 		}
 	}
-	close(p.exited)
+	p.exitOnce.Do(func() { close(p.exited) })
 }
 
+// Kill ends the process (stopProcess) and returns once it is gone, at
+// most killGrace + killWait later.
 func (p *process) Kill() {
 	p.once.Do(func() {
-		p.client.Kill()
-		close(p.stopped)
+		if !stopProcess(p.client, p.cmd, p.logger) {
+			close(p.abandon)
+			p.exitOnce.Do(func() { close(p.exited) })
+		}
 	})
 	<-p.exited
+}
+
+// How long stopProcess waits for go-plugin's Kill (a graceful exit, then
+// SIGKILL to the plugin) before it kills the plugin's process group, and
+// then for the end of the plugin's output.
+const (
+	killGrace = 3 * time.Second
+	killWait  = 3 * time.Second
+)
+
+// stopProcess ends a plugin process with go-plugin's Kill, which asks it
+// to exit and kills it after 2 s, and returns once go-plugin has read the
+// end of the process's output. A process that is frozen (its exit RPC
+// never answers), or that started others holding its output open, would
+// keep that Kill waiting for ever: after killGrace the whole process
+// group gets SIGKILL, and after killWait more stopProcess gives up
+// waiting (false), logging why.
+func stopProcess(client *plugin.Client, cmd *exec.Cmd, logger *slog.Logger) bool {
+	done := make(chan struct{})
+	go func() { // outlives stopProcess only if a process outside the plugin's group holds its output open
+		defer close(done)
+		client.Kill()
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(killGrace):
+	}
+	if cmd.Process != nil {
+		logger.Warn("plugin process did not end; killing its process group", "pid", cmd.Process.Pid)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	select {
+	case <-done:
+		return true
+	case <-time.After(killWait):
+		logger.Error("plugin process: its output is still open after SIGKILL to its process group (held by a process that left the group?); not waiting any longer")
+		return false
+	}
 }
 
 func (p *process) Exited() <-chan struct{} { return p.exited }

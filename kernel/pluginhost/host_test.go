@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -411,6 +412,61 @@ func TestInProcessStartHangs(t *testing.T) {
 				t.Fatal("the host's Close waits on a hung call")
 			}
 		})
+	}
+}
+
+// TestFrozenPluginProcess: a plugin process that stops answering (here
+// SIGSTOP: its exit RPC never answers either) is killed, with its process
+// group, and restarted; neither that nor the host's Close waits on it.
+func TestFrozenPluginProcess(t *testing.T) {
+	hs := start(t, t.TempDir(), testCfg, spec(pluginhost.OutOfProcess, ""))
+	pid := hs.status().PID
+	if pid == 0 {
+		t.Fatal("no pid")
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	eventually(t, "restarted", func() bool {
+		s := hs.status()
+		return s.Restarts == 1 && s.State == pluginhost.StateRunning && s.PID != pid
+	})
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("the frozen process %d is still there: %v", pid, err)
+	}
+	closed := make(chan struct{})
+	go func() { hs.h.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the host's Close is stuck")
+	}
+}
+
+// TestPluginChildHoldsOutput: a plugin executable that leaves a process
+// of its own holding its output open does not keep Inspect (kernel plugin
+// install) waiting: the plugin's process group is killed.
+func TestPluginChildHoldsOutput(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "plugin.sh")
+	// A child that keeps stderr open, then a handshake to nowhere.
+	body := "#!/bin/sh\n(sleep 60) &\necho '1|1|unix|" + filepath.Join(dir, "nothing") + "|grpc|'\nsleep 60\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := pluginhost.Inspect(context.Background(), script, nil, 2*time.Second)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Inspect of a plugin that does not serve succeeded")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Inspect is stuck on the plugin's output")
 	}
 }
 
