@@ -14,7 +14,10 @@
 // merged: the command is decided again (up to 3 times). The caller gets its
 // answer only when the events are durable. Ephemeral events are then
 // published on the bus. Commands on one stream are serialised in this
-// process; different streams run in parallel.
+// process; different streams run in parallel. A command waiting for the
+// one before it on its stream gives up when its context does (code busy),
+// so a slow handler holds up its stream's callers only as long as each is
+// willing to wait.
 //
 // Errors are *Error with a stable Code from errors.go; AsError maps any
 // error to one.

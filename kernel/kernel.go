@@ -245,9 +245,11 @@ func (k *Kernel) execute(ctx context.Context, cmd Command) ([]eventlog.Event, er
 	if plugins.HasSealedKey(cmd.Payload) {
 		return nil, Errorf(CodeInvalidCommand, "command payload has a top-level %q key: only the kernel seals payloads", plugins.SealedKey)
 	}
-	l := k.locks.lock(cmd.Stream)
+	l, err := k.locks.lock(ctx, cmd.Stream)
+	if err != nil {
+		return nil, Errorf(CodeBusy, "command %s: gave up waiting for the commands before it on stream %s: %v", cmd.Name, cmd.Stream, err)
+	}
 	defer k.locks.unlock(cmd.Stream, l)
-	var err error
 	for range maxAttempts {
 		var evs []eventlog.Event
 		evs, err = k.attempt(ctx, h, cmd)
@@ -342,31 +344,45 @@ type streamLocks struct {
 	free sync.Pool // of *streamLock
 }
 
+// streamLock is one stream's lock: a token in held while someone holds
+// it, so that a waiter can give up (a channel, not a mutex).
 type streamLock struct {
-	sync.Mutex
+	held chan struct{}
 	refs int
 }
 
-// lock takes stream's lock; pass what it returns to unlock.
-func (s *streamLocks) lock(stream string) *streamLock {
+// lock takes stream's lock, or gives up when ctx is done (a caller gone,
+// or one command holding the stream far longer than usual); pass what it
+// returns to unlock.
+func (s *streamLocks) lock(ctx context.Context, stream string) (*streamLock, error) {
 	s.mu.Lock()
 	l := s.m[stream]
 	if l == nil {
 		l, _ = s.free.Get().(*streamLock)
 		if l == nil {
-			l = &streamLock{}
+			l = &streamLock{held: make(chan struct{}, 1)}
 		}
 		s.m[stream] = l
 	}
 	l.refs++
 	s.mu.Unlock()
-	l.Lock()
-	return l
+	select {
+	case l.held <- struct{}{}:
+		return l, nil
+	case <-ctx.Done():
+		s.release(stream, l)
+		return nil, context.Cause(ctx)
+	}
 }
 
 // unlock releases stream's lock l.
 func (s *streamLocks) unlock(stream string, l *streamLock) {
-	l.Unlock()
+	<-l.held
+	s.release(stream, l)
+}
+
+// release drops a holder's or waiter's reference to l.
+func (s *streamLocks) release(stream string, l *streamLock) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if l.refs--; l.refs == 0 { // nobody holds or waits for it: reuse it

@@ -192,6 +192,49 @@ func TestCommandsOnOneStreamAreSerialised(t *testing.T) {
 	}
 }
 
+// TestWaitingForAStreamGivesUp: a command waiting for one that holds its
+// stream (a slow handler) gives up when its caller does, with busy, and
+// leaves the stream's lock as it was; other streams are not held up.
+func TestWaitingForAStreamGivesUp(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	k := start(t, t.TempDir(), func(k *kernel.Kernel) {
+		k.EventTypes().Declare(noteTypes...)
+		k.Handle("note.add", kernel.HandlerFunc(func(ctx context.Context, cmd kernel.Command) ([]kernel.NewEvent, error) {
+			if strings.Contains(string(cmd.Payload), "slow") {
+				close(entered)
+				<-release
+			}
+			return notes(ctx, cmd)
+		}))
+	})
+	slow := make(chan error, 1)
+	go func() {
+		_, err := k.Execute(context.Background(), noteCmd("notes/a", "slow"))
+		slow <- err
+	}()
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	_, err := k.Execute(ctx, noteCmd("notes/a", "waits"))
+	cancel()
+	if kernel.AsError(err).Code != kernel.CodeBusy {
+		t.Fatalf("a waiter whose caller gave up: %v", err)
+	}
+	if _, err := k.Execute(context.Background(), noteCmd("notes/b", "other stream")); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	evs, err := k.Execute(context.Background(), noteCmd("notes/a", "after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := evs[len(evs)-1].Version; v != 2 {
+		t.Fatalf("the next command on the stream made version %d, want 2 (the one that gave up appended nothing)", v)
+	}
+}
+
 // TestPoisonedEventGoesToDeadLetters makes a subscriber fail one event for
 // good: after its retries the event lands in deadletter/<subscriber> and
 // later events are still delivered. A panicking subscriber is treated the
