@@ -31,9 +31,13 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	PluginsDir      string
 	PluginTransport string
-	Region          string
-	Environment     string
-	CORSOrigins     string
+	// PluginStartTimeout bounds a plugin's start: launch, handshake and
+	// Start, in which the built-in plugins rebuild their state from the
+	// whole log.
+	PluginStartTimeout time.Duration
+	Region             string
+	Environment        string
+	CORSOrigins        string
 	// MasterKeyFile holds the master key that wraps company keys; empty
 	// means MasterKeyFileName in DataDir (see MasterKeyPath).
 	MasterKeyFile string
@@ -98,7 +102,7 @@ var (
 func DefaultConfig() Config {
 	return Config{
 		DataDir: "./data", HTTPAddr: ":8080", LogLevel: "info", LogFormat: "text",
-		ShutdownTimeout: 4 * time.Second, PluginsDir: "./plugins-installed", PluginTransport: "inproc",
+		ShutdownTimeout: 4 * time.Second, PluginsDir: "./plugins-installed", PluginTransport: "inproc", PluginStartTimeout: time.Minute,
 		Region: "eu", Environment: "sandbox",
 		EventLog: EventLogConfig{QueueSize: 8192, MaxBatch: 1024, MaxPayloadBytes: 1 << 20},
 		Runtime:  RuntimeConfig{GCPercent: 400},
@@ -165,6 +169,7 @@ func (c *Config) settings() []setting {
 		{"shutdown_timeout", "how long SIGTERM waits for in-flight work", duration(&c.ShutdownTimeout)},
 		{"plugins_dir", "directory of installed plugins (kernel plugin install)", str(&c.PluginsDir)},
 		{"plugin_transport", "how built-in plugins run: inproc (fastest; a panic is recovered and the plugin restarted) or process (each in its own process)", str(&c.PluginTransport)},
+		{"plugin_start_timeout", "how long a plugin may take to start, rebuilding its state from the log included; one that takes longer is restarted, and failed after 3 tries", duration(&c.PluginStartTimeout)},
 		{"region", "the region this kernel serves: eu, in, us or me", str(&c.Region)},
 		{"environment", "the environment this kernel serves: sandbox or production", str(&c.Environment)},
 		{"cors_origins", "comma-separated origins allowed to call the REST API from browsers (none by default)", str(&c.CORSOrigins)},
@@ -330,6 +335,9 @@ func (c *Config) Validate() error {
 		if !slices.Contains(e.allowed, e.value) {
 			return bad(e.key, "%q is not one of %s", e.value, strings.Join(e.allowed, ", "))
 		}
+	}
+	if c.PluginStartTimeout <= 0 {
+		return bad("plugin_start_timeout", "must be positive")
 	}
 	if c.ShutdownTimeout <= 0 {
 		return bad("shutdown_timeout", "must be positive")

@@ -338,6 +338,9 @@ func TestConfigPrecedenceAndErrors(t *testing.T) {
 	if cfg.HTTPAddr != ":9000" || cfg.EventLog.QueueSize != 200 || cfg.EventLog.MaxBatch != 7 || cfg.DataDir != "./data" {
 		t.Fatalf("precedence wrong: %+v", cfg)
 	}
+	if cfg, err := load(nil, "PARLEY_PLUGIN_START_TIMEOUT=5m"); err != nil || cfg.PluginStartTimeout != 5*time.Minute {
+		t.Fatalf("plugin_start_timeout from the environment: %v, %v", cfg.PluginStartTimeout, err)
+	}
 	os.WriteFile(dir+"/typo.yaml", []byte("eventlog:\n  queue_sise: 1\n"), 0o600)
 	bad := []struct {
 		args []string
@@ -350,6 +353,7 @@ func TestConfigPrecedenceAndErrors(t *testing.T) {
 		{[]string{"--http-addr", "nonsense"}, nil, "http_addr:"},
 		{[]string{"--eventlog-max-batch", "0"}, nil, "eventlog.max_batch: 0 is outside"},
 		{[]string{"--log-level", "loud"}, nil, "log_level:"},
+		{[]string{"--plugin-start-timeout", "0s"}, nil, "plugin_start_timeout: must be positive"},
 	}
 	for _, c := range bad {
 		if _, err := load(c.args, c.env...); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -115,7 +115,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "kernel serve:", err)
 		return 1
 	}
-	host, err := pluginhost.New(k, pluginhost.Config{}, logger)
+	host, err := pluginhost.New(k, pluginhost.Config{StartTimeout: cfg.PluginStartTimeout}, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "kernel serve:", err)
 		k.Close(context.Background(), "plugin host failed")
