@@ -189,6 +189,9 @@ func (l *Log) enqueue(ctx context.Context, r *request) error {
 	if err := l.Err(); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("eventlog: not appended: %w", err) // the caller gave up before: nothing is queued
+	}
 	r.enqueued = time.Now()
 	r.done = make(chan struct{})
 	l.mu.RLock()

@@ -97,6 +97,26 @@ func TestAppendReadRoundTrip(t *testing.T) {
 	}
 }
 
+// TestAppendAfterTheCallerGaveUp: an append whose context is already
+// done is refused before it is queued: the caller knows it wrote nothing
+// (not an "outcome unknown").
+func TestAppendAfterTheCallerGaveUp(t *testing.T) {
+	l := open(t, t.TempDir(), eventlog.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 20 { // a queued append would race the cancelled context, and sometimes win
+		if _, err := l.Append(ctx, draft("call/1", 0)); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "not appended") {
+			t.Fatalf("append with a cancelled context: %v", err)
+		}
+	}
+	if _, err := l.Append(context.Background(), draft("call/1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if h := l.Head(); h != 1 {
+		t.Fatalf("head %d: a refused append was written", h)
+	}
+}
+
 func TestExpectedVersionConflict(t *testing.T) {
 	ctx := context.Background()
 	l := open(t, t.TempDir(), eventlog.Options{})

@@ -20,7 +20,7 @@ const (
 	CodeInvalidCommand        = plugins.CodeInvalidCommand   // the command is malformed (no stream, bad payload)
 	CodeValidation            = plugins.CodeValidation       // an argument is invalid (the widget reference's code)
 	CodeConflict              = plugins.CodeConflict         // the stream moved on while the command was decided
-	CodeBusy             Code = "busy"                       // the append queue is full; retry later
+	CodeBusy             Code = "busy"                       // the append queue is full, or a command gave up waiting for its stream; retry later
 	CodePayloadTooLarge  Code = "payload_too_large"          // a payload over the configured limit
 	CodePermissionDenied      = plugins.CodePermissionDenied // a plugin called outside its manifest
 	CodeUnavailable           = plugins.CodeUnavailable      // the kernel or the owning plugin is not serving

@@ -271,6 +271,9 @@ func (k *Kernel) attempt(ctx context.Context, h Handler, cmd Command) ([]eventlo
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, Errorf(CodeUnavailable, "command %s: the caller gave up before its events were appended: %v", cmd.Name, context.Cause(ctx))
+	}
 	drafts := make([]eventlog.Draft, 0, len(decided))
 	var ephemeral []eventlog.Event
 	var plain [][]byte // by draft: the decided payload of a sealed one
@@ -366,6 +369,11 @@ func (s *streamLocks) lock(ctx context.Context, stream string) (*streamLock, err
 	}
 	l.refs++
 	s.mu.Unlock()
+	select {
+	case l.held <- struct{}{}: // a free lock is taken, whatever ctx says
+		return l, nil
+	default:
+	}
 	select {
 	case l.held <- struct{}{}:
 		return l, nil

@@ -159,8 +159,9 @@ func (c *inproc) ApplyEvents(ctx context.Context, evs []plugins.Event) error {
 	return err
 }
 
-// call runs fn with the same promise a process gives: an answer by ctx's
-// deadline, or the activation ends. A plugin that never returns keeps its
+// call runs fn with the same promise a process gives: an answer by the
+// host's deadline (withDeadline; ctx's, without one), or the activation
+// ends. A plugin that never returns keeps its
 // goroutine: in-process plugins are the kernel's own, trusted code. The
 // result travels on a channel, so a late answer races with nothing.
 func call[T any](ctx context.Context, c *inproc, what string, fn func() (T, error)) (T, error) {
@@ -179,29 +180,40 @@ func call[T any](ctx context.Context, c *inproc, what string, fn func() (T, erro
 		defer c.guard(what, &r.err)
 		r.v, r.err = fn()
 	}()
+	// The host's deadline, not the caller's, decides that the plugin
+	// hangs; a caller that gives up first (a client gone, the kernel
+	// stopping) cancels fn's context, and the call still waits for fn to
+	// return, up to the host's deadline: a command's stream stays
+	// serialised until its handler is done.
+	late := ctx.Done()
+	if dl, ok := ctx.Value(hostDeadline{}).(time.Time); ok {
+		hctx, cancel := context.WithDeadline(context.Background(), dl) // the caller's cancellation is not the host's
+		defer cancel()
+		late = hctx.Done()
+	}
 	select {
 	case r := <-done:
-		return r.v, r.err
-	case <-ctx.Done():
-		if !errors.Is(context.Cause(ctx), errLate) {
-			// The caller gave up (a client gone, the kernel stopping):
-			// not the plugin's fault, so not the end of it.
+		if r.err != nil && ctx.Err() != nil && (errors.Is(r.err, context.Canceled) || errors.Is(r.err, context.DeadlineExceeded)) {
 			return zero, gaveUp(ctx, what)
 		}
+		return r.v, r.err
+	case <-late:
 		c.logger.Error("plugin did not answer in time; ending the activation", "call", what)
 		c.Kill()
 		return zero, plugins.Errorf(plugins.CodeUnavailable, "plugin did not answer %s in time", what)
 	}
 }
 
-// errLate is the cause of the host's own deadlines on calls to a plugin
-// (CallTimeout, StartTimeout): a call past one is taken for hung, and
-// the activation ends. A caller's deadline or cancellation is not.
-var errLate = errors.New("pluginhost: the plugin's time is up")
+// hostDeadline keys, in a call's context, the host's own deadline for it
+// (CallTimeout, StartTimeout): a call past it is taken for hung, and the
+// activation ends. A caller's earlier deadline or cancellation is not.
+type hostDeadline struct{}
 
 // withDeadline is ctx with the host's deadline d for one call.
 func withDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeoutCause(ctx, d, errLate)
+	dl := time.Now().Add(d)
+	ctx, cancel := context.WithDeadline(ctx, dl)
+	return context.WithValue(ctx, hostDeadline{}, dl), cancel
 }
 
 // gaveUp is the error of a call its caller gave up on.

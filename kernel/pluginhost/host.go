@@ -726,6 +726,9 @@ func (m *managed) apply(ctx context.Context, c conn, batch []plugins.Event) erro
 			return fmt.Errorf("apply events %d..%d: %w", batch[0].Seq, batch[len(batch)-1].Seq, err)
 		default:
 		}
+		if ctx.Err() != nil {
+			return ctx.Err() // stopping: not applied, and not the plugin's refusal
+		}
 		m.logger.Warn("plugin refused a batch; delivering it again", "first_seq", batch[0].Seq, "last_seq", batch[len(batch)-1].Seq, "err", err, "pause", pause)
 		select {
 		case <-time.After(pause):

@@ -427,7 +427,11 @@ func TestFrozenPluginProcess(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Kill(pid, syscall.SIGKILL)
+	defer func() {
+		if t.Failed() { // not otherwise: the pid, once gone, may be another process's
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}()
 	eventually(t, "restarted", func() bool {
 		s := hs.status()
 		return s.Restarts == 1 && s.State == pluginhost.StateRunning && s.PID != pid
@@ -450,8 +454,10 @@ func TestFrozenPluginProcess(t *testing.T) {
 func TestPluginChildHoldsOutput(t *testing.T) {
 	dir := t.TempDir()
 	script := filepath.Join(dir, "plugin.sh")
-	// A child that keeps stderr open, then a handshake to nowhere.
-	body := "#!/bin/sh\n(sleep 60) &\necho '1|1|unix|" + filepath.Join(dir, "nothing") + "|grpc|'\nsleep 60\n"
+	// A child that keeps stderr open (its pid in a file), then a handshake
+	// to nowhere.
+	pidFile := filepath.Join(dir, "child.pid")
+	body := "#!/bin/sh\n(sleep 60) &\necho $! > " + pidFile + "\necho '1|1|unix|" + filepath.Join(dir, "nothing") + "|grpc|'\nsleep 60\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -468,6 +474,19 @@ func TestPluginChildHoldsOutput(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Inspect is stuck on the plugin's output")
 	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Killed with the plugin's process group (reaped by init, once gone).
+	eventually(t, "the plugin's child gone", func() bool {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		return err != nil || strings.Contains(string(st), ") Z ")
+	})
 }
 
 // TestCallerGivingUpIsNotACrash: a caller that stops waiting for an
@@ -517,11 +536,81 @@ func TestHungCallEndsTheActivation(t *testing.T) {
 	eventually(t, "restarted", func() bool { s := hs.status(); return s.Restarts == 1 && s.State == pluginhost.StateRunning })
 }
 
+// TestCallerGivingUpOnAHungCall: a caller whose own deadline comes
+// before the host's does not hide a hung plugin: the call ends at the
+// host's deadline, and so does the activation.
+func TestCallerGivingUpOnAHungCall(t *testing.T) {
+	cfg := testCfg
+	cfg.CallTimeout = 300 * time.Millisecond
+	release := make(chan struct{})
+	defer close(release)
+	s := pluginhost.Spec{ID: confID, Transport: pluginhost.InProcess, New: func() plugins.Plugin {
+		return &slowConf{confPlugin: &confPlugin{}, hang: release}
+	}}
+	hs := start(t, t.TempDir(), cfg, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := hs.k.Query(ctx, kernel.Query{Name: "conf.get", Company: "acme", Actor: "alice", Payload: json.RawMessage(`0`)}); code(err) != kernel.CodeUnavailable || !strings.Contains(err.Error(), "did not answer") {
+		t.Fatalf("hung query: %v", err)
+	}
+	eventually(t, "restarted", func() bool { s := hs.status(); return s.Restarts == 1 && s.State == pluginhost.StateRunning })
+}
+
+// TestCallerGivingUpKeepsTheStreamSerialised: a command whose caller gave
+// up holds its stream until its handler returns: the next command on the
+// stream does not run beside it.
+func TestCallerGivingUpKeepsTheStreamSerialised(t *testing.T) {
+	p := &slowConf{confPlugin: &confPlugin{}}
+	s := pluginhost.Spec{ID: confID, Transport: pluginhost.InProcess, New: func() plugins.Plugin { return p }}
+	hs := start(t, t.TempDir(), testCfg, s)
+	first := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		_, err := hs.k.Execute(ctx, kernel.Command{Name: "conf.add", Stream: "conf/s", Actor: "alice", Payload: json.RawMessage(`"slow"`)})
+		first <- err
+	}()
+	eventually(t, "the first command in its handler", func() bool { return p.in.Load() == 1 })
+	if _, err := hs.exec("conf.add", `"slow"`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; code(err) != kernel.CodeUnavailable {
+		t.Fatalf("the command whose caller gave up: %v", err)
+	}
+	if n := p.peak.Load(); n != 1 {
+		t.Fatalf("%d commands of one stream in the plugin at once", n)
+	}
+	if v, _ := hs.k.Log().StreamVersion("conf/s"); v != 1 {
+		t.Fatalf("the stream holds %d events; want 1 (the command whose caller gave up appends nothing)", v)
+	}
+	if st := hs.status(); st.Restarts != 0 {
+		t.Fatalf("%d restarts", st.Restarts)
+	}
+}
+
 // slowConf answers queries after 200 ms, or gives up when its caller
-// does; with hang set it ignores its context and waits for hang.
+// does; with hang set it ignores its context and waits for hang. Its
+// command conf.add "slow" takes 300 ms whatever its context says, and
+// counts how many run at once.
 type slowConf struct {
 	*confPlugin
-	hang chan struct{}
+	hang     chan struct{}
+	in, peak atomic.Int32
+}
+
+func (p *slowConf) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plugins.NewEvent, error) {
+	if string(cmd.Payload) == `"slow"` {
+		n := p.in.Add(1)
+		for {
+			m := p.peak.Load()
+			if n <= m || p.peak.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		p.in.Add(-1)
+	}
+	return p.confPlugin.HandleCommand(ctx, cmd)
 }
 
 func (p *slowConf) HandleQuery(ctx context.Context, q plugins.Query) (json.RawMessage, error) {
