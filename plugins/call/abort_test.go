@@ -102,4 +102,24 @@ func TestDetachedPlaneHoldsSignalling(t *testing.T) {
 	if len(next) != maxHeld || next[0].text != "5" || next[maxHeld-1].text != strconv.Itoa(maxHeld+4) {
 		t.Fatalf("held %d, from %v to %v; want the newest %d", len(next), next[0], next[len(next)-1], maxHeld)
 	}
+
+	// A detach (an abort) while the held signalling is being passed on is
+	// not undone when the passing ends.
+	m.Notify(MediaEvents{})
+	s.OnCandidate("c", "d1", "h1")
+	var last []signal
+	ev := record(&last)
+	pass := ev.Candidate
+	ev.Candidate = func(call, user, device, c string) {
+		pass(call, user, device, c)
+		m.Notify(MediaEvents{})
+	}
+	m.Notify(ev)
+	s.OnCandidate("c", "d1", "h2")
+	m.mu.Lock()
+	attached, held := m.ev.Offer != nil, len(m.held)
+	m.mu.Unlock()
+	if attached || held != 1 || len(last) != 1 {
+		t.Fatalf("after a detach during the passing: attached %v, %d held, %d passed", attached, held, len(last))
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -148,6 +149,13 @@ type Plugin struct {
 
 	sched *scheduler // the plugin's own transitions: timeouts, media, durations
 	calls callLocks  // orders signaling with the end of the call's media
+
+	// life orders Start's attaching (the media plane's callbacks, the
+	// scheduler) with Abort and Stop, which the host may call while a
+	// Start past its deadline still runs: once ended, Start attaches
+	// nothing.
+	life  sync.Mutex
+	ended bool
 }
 
 // New returns the plugin configured from the environment (ConfigFromEnv),
@@ -260,10 +268,16 @@ func (p *Plugin) Start(ctx context.Context, k plugins.Kernel) error {
 	if err := p.catchUp(ctx); err != nil {
 		return fmt.Errorf("call: rebuild from the log: %w", err)
 	}
+	p.life.Lock()
+	if p.ended {
+		p.life.Unlock()
+		return errors.New("call: stopped while starting")
+	}
 	if p.media != nil {
 		p.media.Notify(MediaEvents{Candidate: p.onCandidate, Offer: p.onOffer, State: p.onState})
 	}
 	p.sched.start()
+	p.life.Unlock()
 	p.mu.RLock()
 	var open []string
 	for id, c := range p.st.byID {
@@ -319,6 +333,7 @@ func (p *Plugin) takeOverMedia(ctx context.Context) {
 
 // Stop ends the scheduler and, when New made it, the media plane.
 func (p *Plugin) Stop(context.Context) error {
+	p.end()
 	p.sched.stop()
 	if p.owned != nil {
 		return p.owned.Close()
@@ -332,11 +347,20 @@ func (p *Plugin) Stop(context.Context) error {
 // New in this process) takes it over. The plane holds the signalling it
 // makes meanwhile (renegotiation offers, candidates) for that activation.
 func (p *Plugin) Abort(context.Context) error {
+	p.end()
 	p.sched.stop()
 	if p.media != nil {
 		p.media.Notify(MediaEvents{})
 	}
 	return nil
+}
+
+// end marks the activation ended (Stop, Abort): a Start still running
+// attaches nothing from now on.
+func (p *Plugin) end() {
+	p.life.Lock()
+	p.ended = true
+	p.life.Unlock()
 }
 
 // ApplyEvents applies delivered events, skipping those already applied

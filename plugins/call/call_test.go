@@ -362,7 +362,7 @@ func TestAbortKeepsConnectedCalls(t *testing.T) {
 	id := e.answeredWithMedia()
 	e.connect(id, map[string]string{"alice": "a1", "bob": "b1"})
 	e.abortRestart()
-	if !slices.Contains(e.media.log(), "detach") || e.media.events().Offer == nil {
+	if _, detached := e.media.notified(); detached != 1 || e.media.events().Offer == nil {
 		t.Fatal("the abort did not detach the plugin from the media plane (which holds its signalling), or the next Start did not attach")
 	}
 	time.Sleep(600 * time.Millisecond) // three ConnectTimeouts
@@ -373,6 +373,27 @@ func TestAbortKeepsConnectedCalls(t *testing.T) {
 	e.media.state(id, "bob", "b1", "failed")
 	if v := e.status(id, call.StatusEnded); *v.EndReason != call.ReasonConnectionLost {
 		t.Fatalf("ended %s", *v.EndReason)
+	}
+}
+
+// TestAbortDuringStart: an activation the host aborts while its Start
+// still runs (past the start timeout, rebuilding a long log) attaches
+// nothing when its Start gets there: the media plane stays detached for
+// the next activation, and the Start fails.
+func TestAbortDuringStart(t *testing.T) {
+	e := newEnv(t, call.Config{DialTimeout: time.Hour, ConnectTimeout: time.Hour})
+	late := call.NewWith(e.cfg, e.media)
+	late.Abort(context.Background()) // as the host does at the start timeout, before Start attached
+	before, _ := e.media.notified()
+	if err := e.k.Restart(context.Background(), late); err == nil {
+		t.Fatal("the aborted activation's Start succeeded")
+	}
+	if after, _ := e.media.notified(); after != before || e.media.events().Offer != nil {
+		t.Fatalf("the aborted activation attached to the media plane (%d attaches, %d before)", after, before)
+	}
+	e.activate() // the next activation attaches
+	if e.media.events().Offer == nil {
+		t.Fatal("the next activation is not attached")
 	}
 }
 

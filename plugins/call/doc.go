@@ -202,7 +202,9 @@
 // across activations of an in-process plugin: one the host kills (after
 // a panic, or a command that hung) is aborted (plugins.Aborter), which
 // leaves the media plane open, so the calls' media flows on and the next
-// activation takes it over. Stop closes it, and the next New makes
+// activation takes it over. An activation aborted (or stopped) while its
+// Start still runs (past the host's start timeout) attaches nothing when
+// that Start gets there, and the Start fails. Stop closes it, and the next New makes
 // another. NewWith takes any Media instead (SFUMedia wraps an SFU
 // the caller configured; tests use fakes).
 //

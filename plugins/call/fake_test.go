@@ -27,6 +27,16 @@ type fakeMedia struct {
 	failOn string                      // an SDP Offer refuses with validation_error
 	// afterDevices runs once Devices took its snapshot
 	afterDevices func()
+	// Notify calls: with callbacks (a Start), without (an abort)
+	attached, detached int
+}
+
+// notified returns how often the plugin attached to and detached from
+// the plane.
+func (m *fakeMedia) notified() (attached, detached int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.attached, m.detached
 }
 
 var _ call.Media = (*fakeMedia)(nil)
@@ -107,7 +117,9 @@ func (m *fakeMedia) Notify(ev call.MediaEvents) {
 	m.mu.Lock()
 	m.ev = ev
 	if ev.Offer == nil {
-		m.calls = append(m.calls, "detach")
+		m.detached++
+	} else {
+		m.attached++
 	}
 	m.mu.Unlock()
 }

@@ -26,6 +26,9 @@ type sfuMedia struct {
 	// plugin listened (ev.Offer nil: before the first Notify, and from an
 	// aborted activation's detach to the next Notify), oldest first.
 	held []heldSignal
+	// notified counts Notify calls: one passing the held signalling
+	// stops if another came meanwhile (a detach must not be undone).
+	notified uint64
 }
 
 // heldSignal is an offer or a candidate for a device, kept for the next
@@ -152,8 +155,16 @@ func (ev MediaEvents) send(s heldSignal) {
 // Notify sets the callbacks, first passing them what was held while none
 // were set, in order; MediaEvents{} detaches (Abort).
 func (m *sfuMedia) Notify(ev MediaEvents) {
+	m.mu.Lock()
+	m.notified++
+	turn := m.notified
+	m.mu.Unlock()
 	for {
 		m.mu.Lock()
+		if m.notified != turn { // a later Notify (a detach) decides
+			m.mu.Unlock()
+			return
+		}
 		if ev.Offer == nil || len(m.held) == 0 {
 			m.ev = ev
 			m.mu.Unlock()
