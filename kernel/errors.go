@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"errors"
 
 	"github.com/parleyhq/parley/eventlog"
@@ -53,6 +54,9 @@ func AsError(err error) *Error {
 	case errors.Is(err, eventlog.ErrInvalidEvent):
 		return &Error{Code: CodeInvalidCommand, Message: err.Error()}
 	case errors.Is(err, eventlog.ErrClosed), errors.Is(err, eventlog.ErrFailed):
+		return &Error{Code: CodeUnavailable, Message: err.Error()}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		// The caller gave up (or the kernel is stopping): not a bug.
 		return &Error{Code: CodeUnavailable, Message: err.Error()}
 	default:
 		return &Error{Code: CodeInternal, Message: err.Error()}

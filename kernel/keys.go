@@ -54,7 +54,8 @@ func (k *Kernel) EraseKey(ctx context.Context, company, name, actor string) erro
 	if _, err := k.log.Append(ctx, eventlog.Draft{Type: keyErasedType, Stream: "kernel", Company: company, Actor: actor, Payload: p}); err != nil {
 		return err
 	}
-	_, err = k.keys.Erase(ctx, company, name)
+	// Recorded: the key goes now, whatever the caller does meanwhile.
+	_, err = k.keys.Erase(context.WithoutCancel(ctx), company, name)
 	if err == nil {
 		k.logger.Info("company key erased", "company", company, "key", name, "actor", actor)
 	}

@@ -160,10 +160,10 @@ func (c *inproc) ApplyEvents(ctx context.Context, evs []plugins.Event) error {
 }
 
 // call runs fn with the same promise a process gives: an answer by the
-// host's deadline (withDeadline; ctx's, without one), or the activation
-// ends. A plugin that never returns keeps its
-// goroutine: in-process plugins are the kernel's own, trusted code. The
-// result travels on a channel, so a late answer races with nothing.
+// host's deadline (withDeadline, forCaller; without one, ctx's), or the
+// activation ends. A plugin that never returns keeps its goroutine:
+// in-process plugins are the kernel's own, trusted code. The result
+// travels on a channel, so a late answer races with nothing.
 func call[T any](ctx context.Context, c *inproc, what string, fn func() (T, error)) (T, error) {
 	type result struct {
 		v   T
@@ -181,27 +181,43 @@ func call[T any](ctx context.Context, c *inproc, what string, fn func() (T, erro
 		r.v, r.err = fn()
 	}()
 	// The host's deadline, not the caller's, decides that the plugin
-	// hangs; a caller that gives up first (a client gone, the kernel
-	// stopping) cancels fn's context, and the call still waits for fn to
-	// return, up to the host's deadline: a command's stream stays
-	// serialised until its handler is done.
+	// hangs. For a command or a query (forCaller), a caller that gives up
+	// first (a client gone, the kernel stopping) cancels fn's context,
+	// and the call still waits for fn to return, up to the host's
+	// deadline: a command's stream stays serialised until its handler is
+	// done. The host's own calls (withDeadline: Start, ApplyEvents) end
+	// when the host cancels them.
 	late := ctx.Done()
-	if dl, ok := ctx.Value(hostDeadline{}).(time.Time); ok {
-		hctx, cancel := context.WithDeadline(context.Background(), dl) // the caller's cancellation is not the host's
+	hd, ok := ctx.Value(hostDeadline{}).(deadline)
+	if ok && hd.patient {
+		hctx, cancel := context.WithDeadline(context.Background(), hd.at) // the caller's cancellation is not the host's
 		defer cancel()
 		late = hctx.Done()
 	}
+	hung := func() bool { return !ok || !time.Now().Before(hd.at) }
 	select {
 	case r := <-done:
 		if r.err != nil && ctx.Err() != nil && (errors.Is(r.err, context.Canceled) || errors.Is(r.err, context.DeadlineExceeded)) {
+			if hung() {
+				return zero, c.late(what) // it gave up at the host's deadline: as late as not answering
+			}
 			return zero, gaveUp(ctx, what)
 		}
 		return r.v, r.err
 	case <-late:
-		c.logger.Error("plugin did not answer in time; ending the activation", "call", what)
-		c.Kill()
-		return zero, plugins.Errorf(plugins.CodeUnavailable, "plugin did not answer %s in time", what)
+		if !hung() {
+			return zero, gaveUp(ctx, what) // the host stopping
+		}
+		return zero, c.late(what)
 	}
+}
+
+// late ends the activation of a plugin that did not answer what by the
+// host's deadline, and returns the caller's error.
+func (c *inproc) late(what string) error {
+	c.logger.Error("plugin did not answer in time; ending the activation", "call", what)
+	c.Kill()
+	return plugins.Errorf(plugins.CodeUnavailable, "plugin did not answer %s in time", what)
 }
 
 // hostDeadline keys, in a call's context, the host's own deadline for it
@@ -209,11 +225,27 @@ func call[T any](ctx context.Context, c *inproc, what string, fn func() (T, erro
 // activation ends. A caller's earlier deadline or cancellation is not.
 type hostDeadline struct{}
 
-// withDeadline is ctx with the host's deadline d for one call.
+type deadline struct {
+	at      time.Time
+	patient bool // wait for the plugin past the caller's giving up (forCaller)
+}
+
+// withDeadline is ctx with the host's deadline d, for a call the host
+// makes of its own (Start, ApplyEvents).
 func withDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	dl := time.Now().Add(d)
-	ctx, cancel := context.WithDeadline(ctx, dl)
-	return context.WithValue(ctx, hostDeadline{}, dl), cancel
+	return deadlined(ctx, d, false)
+}
+
+// forCaller is ctx with the host's deadline d, for a command or a query
+// made on a caller's behalf.
+func forCaller(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return deadlined(ctx, d, true)
+}
+
+func deadlined(ctx context.Context, d time.Duration, patient bool) (context.Context, context.CancelFunc) {
+	at := time.Now().Add(d)
+	ctx, cancel := context.WithDeadline(ctx, at)
+	return context.WithValue(ctx, hostDeadline{}, deadline{at, patient}), cancel
 }
 
 // gaveUp is the error of a call its caller gave up on.

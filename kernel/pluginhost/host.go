@@ -768,7 +768,7 @@ func (r commandRoute) Handle(ctx context.Context, cmd kernel.Command) ([]kernel.
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := withDeadline(ctx, m.h.cfg.CallTimeout)
+	cctx, cancel := forCaller(ctx, m.h.cfg.CallTimeout)
 	defer cancel()
 	evs, err := c.HandleCommand(cctx, cmd)
 	if err != nil {
@@ -789,7 +789,7 @@ func (r queryRoute) HandleQuery(ctx context.Context, q kernel.Query) (json.RawMe
 	if err != nil {
 		return nil, err
 	}
-	qctx, cancel := withDeadline(ctx, r.m.h.cfg.CallTimeout)
+	qctx, cancel := forCaller(ctx, r.m.h.cfg.CallTimeout)
 	defer cancel()
 	return c.HandleQuery(qctx, q)
 }

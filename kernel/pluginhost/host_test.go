@@ -415,6 +415,38 @@ func TestInProcessStartHangs(t *testing.T) {
 	}
 }
 
+// TestCloseDuringAHungStart: the host's Close does not wait out the
+// start timeout of an in-process Start that ignores its context.
+func TestCloseDuringAHungStart(t *testing.T) {
+	cfg := testCfg
+	cfg.StartTimeout = time.Minute
+	release := make(chan struct{})
+	defer close(release)
+	var stops, aborts atomic.Int32
+	var h *pluginhost.Host
+	kerneltest.Start(t, kerneltest.Config(t.TempDir()), nil, func(k *kernel.Kernel) {
+		var err error
+		if h, err = pluginhost.New(k, cfg, nil); err != nil {
+			t.Fatal(err)
+		}
+		h.Add(pluginhost.Spec{ID: confID, Transport: pluginhost.InProcess, New: func() plugins.Plugin {
+			return &hanging{abortingConf{confPlugin: &confPlugin{}, stops: &stops, aborts: &aborts}, "Start", release}
+		}})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := h.Start(ctx); err == nil {
+		t.Fatal("the host started a plugin whose Start hangs")
+	}
+	closed := make(chan struct{})
+	go func() { h.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the host's Close waits out a hung Start's start timeout")
+	}
+}
+
 // TestFrozenPluginProcess: a plugin process that stops answering (here
 // SIGSTOP: its exit RPC never answers either) is killed, with its process
 // group, and restarted; neither that nor the host's Close waits on it.
@@ -544,13 +576,19 @@ func TestCallerGivingUpOnAHungCall(t *testing.T) {
 	cfg.CallTimeout = 300 * time.Millisecond
 	release := make(chan struct{})
 	defer close(release)
-	s := pluginhost.Spec{ID: confID, Transport: pluginhost.InProcess, New: func() plugins.Plugin {
-		return &slowConf{confPlugin: &confPlugin{}, hang: release}
-	}}
+	p := &slowConf{confPlugin: &confPlugin{}, hang: release}
+	s := pluginhost.Spec{ID: confID, Transport: pluginhost.InProcess, New: func() plugins.Plugin { return p }}
 	hs := start(t, t.TempDir(), cfg, s)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := hs.k.Query(ctx, kernel.Query{Name: "conf.get", Company: "acme", Actor: "alice", Payload: json.RawMessage(`0`)}); code(err) != kernel.CodeUnavailable || !strings.Contains(err.Error(), "did not answer") {
+	got := make(chan error, 1)
+	go func() {
+		_, err := hs.k.Query(ctx, kernel.Query{Name: "conf.get", Company: "acme", Actor: "alice", Payload: json.RawMessage(`0`)})
+		got <- err
+	}()
+	eventually(t, "the query in its handler", func() bool { return p.entered.Load() == 1 })
+	cancel() // the caller gives up before the host's deadline
+	if err := <-got; code(err) != kernel.CodeUnavailable || !strings.Contains(err.Error(), "did not answer") {
 		t.Fatalf("hung query: %v", err)
 	}
 	eventually(t, "restarted", func() bool { s := hs.status(); return s.Restarts == 1 && s.State == pluginhost.StateRunning })
@@ -564,13 +602,14 @@ func TestCallerGivingUpKeepsTheStreamSerialised(t *testing.T) {
 	s := pluginhost.Spec{ID: confID, Transport: pluginhost.InProcess, New: func() plugins.Plugin { return p }}
 	hs := start(t, t.TempDir(), testCfg, s)
 	first := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		defer cancel()
 		_, err := hs.k.Execute(ctx, kernel.Command{Name: "conf.add", Stream: "conf/s", Actor: "alice", Payload: json.RawMessage(`"slow"`)})
 		first <- err
 	}()
 	eventually(t, "the first command in its handler", func() bool { return p.in.Load() == 1 })
+	cancel() // its caller gives up
 	if _, err := hs.exec("conf.add", `"slow"`); err != nil {
 		t.Fatal(err)
 	}
@@ -595,7 +634,8 @@ func TestCallerGivingUpKeepsTheStreamSerialised(t *testing.T) {
 type slowConf struct {
 	*confPlugin
 	hang     chan struct{}
-	in, peak atomic.Int32
+	in, peak atomic.Int32 // conf.add "slow" running, at most at once
+	entered  atomic.Int32 // queries begun
 }
 
 func (p *slowConf) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plugins.NewEvent, error) {
@@ -614,6 +654,7 @@ func (p *slowConf) HandleCommand(ctx context.Context, cmd plugins.Command) ([]pl
 }
 
 func (p *slowConf) HandleQuery(ctx context.Context, q plugins.Query) (json.RawMessage, error) {
+	p.entered.Add(1)
 	if p.hang != nil {
 		<-p.hang
 	}

@@ -268,16 +268,9 @@ func (p *Plugin) Start(ctx context.Context, k plugins.Kernel) error {
 	if err := p.catchUp(ctx); err != nil {
 		return fmt.Errorf("call: rebuild from the log: %w", err)
 	}
-	p.life.Lock()
-	if p.ended {
-		p.life.Unlock()
-		return errors.New("call: stopped while starting")
+	if err := p.attach(); err != nil {
+		return err
 	}
-	if p.media != nil {
-		p.media.Notify(MediaEvents{Candidate: p.onCandidate, Offer: p.onOffer, State: p.onState})
-	}
-	p.sched.start()
-	p.life.Unlock()
 	p.mu.RLock()
 	var open []string
 	for id, c := range p.st.byID {
@@ -348,10 +341,27 @@ func (p *Plugin) Stop(context.Context) error {
 // makes meanwhile (renegotiation offers, candidates) for that activation.
 func (p *Plugin) Abort(context.Context) error {
 	p.end()
-	p.sched.stop()
 	if p.media != nil {
+		// First: stopping the scheduler may wait (on a call's lock), and
+		// a detach after the next activation attached would undo its.
 		p.media.Notify(MediaEvents{})
 	}
+	p.sched.stop()
+	return nil
+}
+
+// attach sets the media plane's callbacks and starts the scheduler,
+// unless the activation ended (Stop, Abort) while Start rebuilt.
+func (p *Plugin) attach() error {
+	p.life.Lock()
+	defer p.life.Unlock()
+	if p.ended {
+		return errors.New("call: stopped while starting")
+	}
+	if p.media != nil {
+		p.media.Notify(MediaEvents{Candidate: p.onCandidate, Offer: p.onOffer, State: p.onState})
+	}
+	p.sched.start()
 	return nil
 }
 

@@ -132,8 +132,8 @@ func (m *sfuMedia) signal(offer bool, call, device, text string) {
 		return
 	}
 	if ev.Offer == nil {
-		if len(m.held) == maxHeld {
-			m.held = m.held[1:]
+		if len(m.held) >= maxHeld {
+			m.held = m.held[len(m.held)-maxHeld+1:]
 		}
 		m.held = append(m.held, heldSignal{offer: offer, call: call, user: user, device: device, text: text})
 		m.mu.Unlock()
@@ -175,7 +175,14 @@ func (m *sfuMedia) Notify(ev MediaEvents) {
 		held := m.held
 		m.held = nil
 		m.mu.Unlock()
-		for _, s := range held {
+		for i, s := range held {
+			m.mu.Lock()
+			if m.notified != turn { // detached meanwhile: the rest waits for the next Notify
+				m.held = append(held[i:], m.held...)
+				m.mu.Unlock()
+				return
+			}
+			m.mu.Unlock()
 			ev.send(s)
 		}
 	}
