@@ -76,6 +76,14 @@ func (slowPlugin) ApplyEvents(context.Context, []plugins.Event) error {
 func (p *confPlugin) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plugins.NewEvent, error) {
 	switch cmd.Name {
 	case "conf.add":
+		switch string(cmd.Payload) {
+		case `"slow"`: // 300 ms, whatever its context says
+			say("conf.add slow begins")
+			time.Sleep(300 * time.Millisecond)
+			say("conf.add slow ends")
+		case `"mark"`:
+			say("conf.add mark")
+		}
 		return []plugins.NewEvent{{Type: "conf.added", Payload: cmd.Payload}}, nil
 	case "conf.fail":
 		return nil, plugins.Errorf("conf_refused", "refused %s", cmd.Payload)
@@ -136,6 +144,14 @@ func (p *confPlugin) ApplyEvents(ctx context.Context, evs []plugins.Event) error
 	b, _ := json.Marshal(map[string]any{"seqs": seqs})
 	_, err := p.k.Append(ctx, []plugins.NewEvent{{Type: "conf.applied", Stream: "conf/applied", Payload: b}})
 	return err
+}
+
+// say writes line to the plugin's stderr, which the kernel's log gets,
+// when the plugin runs in its own process.
+func say(line string) {
+	if _, child := os.LookupEnv("CONFORMANCE_PLUGIN_MODE"); child {
+		fmt.Fprintln(os.Stderr, line)
+	}
 }
 
 // servePluginIfAsked turns the test binary into the conformance plugin

@@ -428,6 +428,24 @@ func stopProcess(client *plugin.Client, cmd *exec.Cmd, logger *slog.Logger) bool
 	}
 }
 
+// HandleCommand is the plugin's, but it waits for the plugin's answer
+// past its caller's giving up, up to the host's deadline, as an
+// in-process call does: the command's stream stays serialised until the
+// plugin is done with it. (The plugin's context is not cancelled then.)
+func (p *process) HandleCommand(ctx context.Context, cmd plugins.Command) ([]plugins.NewEvent, error) {
+	hd, ok := ctx.Value(hostDeadline{}).(deadline)
+	if !ok || !hd.patient {
+		return p.Remote.HandleCommand(ctx, cmd)
+	}
+	pctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), hd.at)
+	defer cancel()
+	evs, err := p.Remote.HandleCommand(pctx, cmd)
+	if ctx.Err() != nil && time.Now().Before(hd.at) {
+		return nil, gaveUp(ctx, "HandleCommand")
+	}
+	return evs, err
+}
+
 func (p *process) Exited() <-chan struct{} { return p.exited }
 
 func (p *process) PID() int {

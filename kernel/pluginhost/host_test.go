@@ -627,6 +627,36 @@ func TestCallerGivingUpKeepsTheStreamSerialised(t *testing.T) {
 	}
 }
 
+// TestCallerGivingUpKeepsTheStreamSerialisedOutOfProcess: the same for a
+// plugin in its own process: the kernel waits for the plugin's answer to
+// a command whose caller gave up before the next command of the stream
+// goes to it.
+func TestCallerGivingUpKeepsTheStreamSerialisedOutOfProcess(t *testing.T) {
+	hs := start(t, t.TempDir(), testCfg, spec(pluginhost.OutOfProcess, ""))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		_, err := hs.k.Execute(ctx, kernel.Command{Name: "conf.add", Stream: "conf/s", Actor: "alice", Payload: json.RawMessage(`"slow"`)})
+		first <- err
+	}()
+	eventually(t, "the first command in the plugin", func() bool { return strings.Contains(hs.logs.String(), "conf.add slow begins") })
+	cancel() // its caller gives up
+	if _, err := hs.exec("conf.add", `"mark"`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; code(err) != kernel.CodeUnavailable {
+		t.Fatalf("the command whose caller gave up: %v", err)
+	}
+	logs := hs.logs.String()
+	if ends, mark := strings.Index(logs, "conf.add slow ends"), strings.Index(logs, "conf.add mark"); ends < 0 || mark < ends {
+		t.Fatalf("the next command of the stream reached the plugin before the first was done:\n%s", logs)
+	}
+	if v, _ := hs.k.Log().StreamVersion("conf/s"); v != 1 {
+		t.Fatalf("the stream holds %d events; want 1", v)
+	}
+}
+
 // slowConf answers queries after 200 ms, or gives up when its caller
 // does; with hang set it ignores its context and waits for hang. Its
 // command conf.add "slow" takes 300 ms whatever its context says, and
@@ -647,10 +677,9 @@ func (p *slowConf) HandleCommand(ctx context.Context, cmd plugins.Command) ([]pl
 				break
 			}
 		}
-		time.Sleep(300 * time.Millisecond)
-		p.in.Add(-1)
+		defer p.in.Add(-1)
 	}
-	return p.confPlugin.HandleCommand(ctx, cmd)
+	return p.confPlugin.HandleCommand(ctx, cmd) // 300 ms for "slow"
 }
 
 func (p *slowConf) HandleQuery(ctx context.Context, q plugins.Query) (json.RawMessage, error) {
