@@ -432,6 +432,11 @@ func e2eOutsiders(t *testing.T, tr pluginhost.Transport) {
 		})
 	}
 	carol.Fails(chat.CodeDeleteChannel, chat.CmdChannelRemove, obj{"userId": "alice"})
+	// A minSeq past the log's end is the client's mistake, refused at once
+	// (it held the query, and the chat's catching up, for 5 s, and then
+	// answered unavailable).
+	a1.Fails(plugins.CodeValidation, chat.QueryChannels, obj{"minSeq": uint64(1) << 62})
+	a1.Fails(plugins.CodeValidation, chat.QueryMessages, obj{"channelId": ab, "minSeq": uint64(1) << 62})
 	yAlice.Fails(chat.CodeCreateChannel, chat.CmdChannelAdd, obj{"userId": "bob"}) // bob is not in her company
 	// Another company's REST API neither.
 	w.restErr(w.y.key, "GET", "/v2/channels/"+ab+"/messages", "", 404, chat.CodeChannelNotFound)

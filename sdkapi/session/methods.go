@@ -35,6 +35,15 @@ func (s *session) call(req Request) (any, error) {
 	ctx, cancel := context.WithTimeout(s.m.base, callTimeout)
 	defer cancel()
 	if r.Query {
+		// minSeq asks the plugin to have applied that event first: one
+		// past the log's end never comes, and would hold the query (and
+		// the plugin's catching up) until its time ran out.
+		var fresh struct {
+			MinSeq uint64 `json:"minSeq"`
+		}
+		if json.Unmarshal(params, &fresh) == nil && fresh.MinSeq > s.m.k.Log().Head() {
+			return nil, kernel.Errorf(kernel.CodeValidation, "minSeq %d is past the newest event (%d)", fresh.MinSeq, s.m.k.Log().Head())
+		}
 		ans, err := s.m.k.Query(ctx, kernel.Query{Name: r.Name, Company: s.app, Actor: s.user, Payload: params})
 		if err != nil {
 			return nil, err

@@ -25,7 +25,8 @@
 // chat.message.send), called with the user as the actor. A plugin query
 // answers with the plugin's JSON; a plugin command answers with {seq,
 // events}: the events it appended, as push frames, so a client can pass
-// seq as a query's minSeq and read its own writes. Those events are not
+// seq as a query's minSeq and read its own writes (a minSeq past the
+// newest event is refused with validation_error). Those events are not
 // pushed again to the device that sent the command (its other devices get
 // them); a client should still ignore a seq it has already seen. Pushes: every durable event whose audience
 // includes the user (event = its type, seq = its seq),
