@@ -123,7 +123,7 @@ func (p *Plugin) decideAdd(s *state, cmd plugins.Command, in UserRequest) ([]plu
 }
 
 func (p *Plugin) decideRemove(s *state, cmd plugins.Command, in UserRequest) ([]plugins.NewEvent, error) {
-	me, err := s.actingUser(cmd.Company, cmd.Actor, in.Acting)
+	me, err := s.actingOnChannel(cmd.Company, cmd.Actor, in.Acting, in.ChannelID)
 	if err != nil {
 		return nil, err
 	}

@@ -99,5 +99,9 @@
 //     memory at the next rebuild.
 //   - The REST API (actor "apikey:<company>") must name asUser, but for
 //     chat.channel.get by channelId; other non-user actors (the operator,
-//     the kernel, plugins) are refused with authentication_error.
+//     the kernel, plugins) are refused with authentication_error. asUser
+//     must be a user of the company, or, for chat.messages.fetch and
+//     chat.channel.remove naming the channel, a participant of it the
+//     company has deleted since: a channel of two deleted users can still
+//     be read and removed (its messages erased).
 package chat

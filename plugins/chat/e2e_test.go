@@ -70,6 +70,7 @@ func TestEndToEnd(t *testing.T) {
 		{"removal erases", e2eErasure},
 		{"rest", e2eREST},
 		{"rest with the chat stopped", e2eRESTChatStopped},
+		{"rest after both participants were deleted", e2eRESTDeletedUsers},
 	}
 	for _, tr := range transports {
 		t.Run(string(tr), func(t *testing.T) {
@@ -558,6 +559,31 @@ func e2eErasure(t *testing.T, tr pluginhost.Transport) {
 			t.Fatalf("alice's channels after a restart: %+v", list)
 		}
 	})
+}
+
+// e2eRESTDeletedUsers: a channel whose participants were both deleted
+// can still be read and removed (its messages erased) through the REST
+// API; it answered validation_error about an asUser the caller never sent.
+func e2eRESTDeletedUsers(t *testing.T, tr pluginhost.Transport) {
+	w := start(t, t.TempDir(), tr, nil)
+	a1, b1 := w.connect(w.x, "alice"), w.connect(w.x, "bob")
+	key := w.x.key
+	ab := w.channel(a1, "bob", b1)
+	a1.Cmd(chat.CmdMessageSend, obj{"channelId": ab, "text": "before they left"})
+	w.restWant(key, "DELETE", "/v2/users/alice", "", 204, nil)
+	w.restWant(key, "DELETE", "/v2/users/bob", "", 204, nil)
+	var page rest.Messages
+	if w.restWant(key, "GET", "/v2/channels/"+ab+"/messages", "", 200, &page); len(page.Messages) != 1 || page.Messages[0].Text != "before they left" {
+		t.Fatalf("messages %+v", page)
+	}
+	w.restWant(key, "DELETE", "/v2/channels/"+ab, "", 204, nil)
+	if got, b := w.rest(key, "GET", "/v2/channels/"+ab+"/messages", ""); got != 404 {
+		t.Fatalf("messages of the removed channel: %d %s", got, b)
+	}
+	// A deleted user who was never in the channel is still refused.
+	if got, b := w.rest(key, "GET", "/v2/channels/"+ab+"/messages?user_id=carol", ""); got == 200 {
+		t.Fatalf("as a user outside the channel: %d %s", got, b)
+	}
 }
 
 func e2eREST(t *testing.T, tr pluginhost.Transport) {

@@ -170,7 +170,7 @@ func (in FetchRequest) validate() (n int, backwards bool, err error) {
 // channel only grows at the end, so an anchor keeps its place while
 // messages arrive.
 func (s *state) fetch(q plugins.Query, in FetchRequest, n int, backwards bool) (any, error) {
-	me, err := s.actingUser(q.Company, q.Actor, in.Acting)
+	me, err := s.actingOnChannel(q.Company, q.Actor, in.Acting, in.ChannelID)
 	if err != nil {
 		return nil, err
 	}

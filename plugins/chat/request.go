@@ -2,6 +2,7 @@ package chat
 
 import (
 	"encoding/json"
+	"slices"
 
 	"github.com/parleyhq/parley/plugins"
 )
@@ -77,6 +78,23 @@ func (a *anchor) UnmarshalJSON(b []byte) error {
 		*a = anchor(list[0])
 	}
 	return nil
+}
+
+// actingOnChannel is actingUser for a request naming channelID: the
+// company's REST API may also act for a participant of that channel whom
+// it has since deleted, so that a channel whose participants are both
+// deleted can still be read and removed (its messages erased).
+func (s *state) actingOnChannel(company, actor string, in Acting, channelID string) (string, error) {
+	me, err := s.actingUser(company, actor, in)
+	if err == nil || actor != plugins.ActorAPIKeyPrefix+company || channelID == "" {
+		return me, err
+	}
+	if ch := s.lookup(company).channels[channelID]; ch != nil && slices.Contains(ch.participants[:], in.AsUser) {
+		if _, live := s.lookup(company).users[in.AsUser]; !live {
+			return in.AsUser, nil
+		}
+	}
+	return "", err
 }
 
 // decode reads a request payload (plugins.DecodePayload).
