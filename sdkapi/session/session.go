@@ -147,7 +147,7 @@ type Manager struct {
 	logger *slog.Logger
 
 	mu       sync.Mutex
-	sessions map[userKey]map[*session]struct{}
+	sessions map[string]map[string]map[*session]struct{} // app -> user -> the user's sessions
 	offline  map[userKey]*time.Timer // pending offline announcements
 	wg       sync.WaitGroup
 	base     context.Context // every session ends when it does
@@ -169,7 +169,7 @@ func New(k *kernel.Kernel, dir *directory.Directory, tokens *token.Issuer, h *hu
 	base, stop := context.WithCancel(context.Background())
 	m := &Manager{
 		k: k, dir: dir, tokens: tokens, hub: h, cfg: cfg.withDefaults(), logger: logger,
-		sessions: map[userKey]map[*session]struct{}{}, offline: map[userKey]*time.Timer{},
+		sessions: map[string]map[string]map[*session]struct{}{}, offline: map[userKey]*time.Timer{},
 		base: base, stop: stop, changes: map[string]map[string]string{}, flushed: make(chan struct{}),
 	}
 	go m.flushPresence() // owned by the Manager: Close stops it
@@ -279,14 +279,19 @@ func (m *Manager) join(s *session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := userKey{s.app, s.user}
-	if len(m.sessions[k]) >= m.cfg.MaxSessionsPerUser {
+	users := m.sessions[s.app]
+	if len(users[s.user]) >= m.cfg.MaxSessionsPerUser {
 		return kernel.Errorf(CodeTooManySessions, "user %q has %d sessions open, the limit", s.user, m.cfg.MaxSessionsPerUser)
 	}
-	if m.sessions[k] == nil {
-		m.sessions[k] = map[*session]struct{}{}
+	if users == nil {
+		users = map[string]map[*session]struct{}{}
+		m.sessions[s.app] = users
 	}
-	first := len(m.sessions[k]) == 0
-	m.sessions[k][s] = struct{}{}
+	if users[s.user] == nil {
+		users[s.user] = map[*session]struct{}{}
+	}
+	first := len(users[s.user]) == 0
+	users[s.user][s] = struct{}{}
 	if t, pending := m.offline[k]; pending {
 		t.Stop() // came back within the grace period: nobody heard it left
 		delete(m.offline, k)
@@ -302,19 +307,23 @@ func (m *Manager) leave(s *session) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := userKey{s.app, s.user}
-	if _, ok := m.sessions[k][s]; !ok {
+	users := m.sessions[s.app]
+	if _, ok := users[s.user][s]; !ok {
 		return
 	}
-	delete(m.sessions[k], s)
-	if len(m.sessions[k]) > 0 {
+	delete(users[s.user], s)
+	if len(users[s.user]) > 0 {
 		return
 	}
-	delete(m.sessions, k)
+	delete(users, s.user)
+	if len(users) == 0 {
+		delete(m.sessions, s.app)
+	}
 	var t *time.Timer
 	t = time.AfterFunc(m.cfg.PresenceGrace, func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if m.offline[k] != t || len(m.sessions[k]) > 0 { // rejoined, or a newer timer owns it
+		if m.offline[k] != t || len(m.sessions[k.app][k.user]) > 0 { // rejoined, or a newer timer owns it
 			return
 		}
 		delete(m.offline, k)
@@ -356,16 +365,13 @@ func (m *Manager) flushPresence() {
 			for i, u := range users {
 				entries[i], _ = json.Marshal(map[string]string{"userId": u, "status": changes[u]})
 			}
-			for k, ss := range m.sessions {
-				if k.app != app {
-					continue
-				}
+			for user, ss := range m.sessions[app] { // the company's sessions only
 				// One frame per user, shared by their devices: every change
 				// but the user's own.
 				frame := append(make([]byte, 0, 64+len(entries)*48), `{"event":"user:status:changed","data":[`...)
 				n := 0
 				for i, u := range users {
-					if u == k.user {
+					if u == user {
 						continue
 					}
 					if n++; n > 1 {
@@ -394,10 +400,8 @@ func (m *Manager) OnlineUsers(app string) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	users := []string{}
-	for k := range m.sessions {
-		if k.app == app {
-			users = append(users, k.user)
-		}
+	for u := range m.sessions[app] {
+		users = append(users, u)
 	}
 	for k := range m.offline { // within the grace period: still online to everyone else
 		if k.app == app {
