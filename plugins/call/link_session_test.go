@@ -1,11 +1,14 @@
 package call_test
 
 import (
+	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/parleyhq/parley/kernel/pluginhost"
 	"github.com/parleyhq/parley/plugins/chat"
+	"github.com/parleyhq/parley/sdkapi/session"
 )
 
 // TestLinkResumeGetsMissedChat: a call-link session that resumes with
@@ -48,4 +51,30 @@ func TestLinkChatFollowsTools(t *testing.T) {
 	}
 	la, _ := w.link(room.UserURLs[0].URL, nil)
 	la.Cmd(chat.CmdChannelAdd, obj{"userId": "bob"})
+}
+
+// TestLinkSessionsKeepTheirOwnCount: whoever holds a user's call link
+// cannot use up that user's own sessions, nor make them online to the
+// company: call-link sessions are counted apart, and announce nobody.
+func TestLinkSessionsKeepTheirOwnCount(t *testing.T) {
+	w := start(t, t.TempDir(), pluginhost.InProcess, nil)
+	room := w.room(`{"participants":[{"user_id":"alice"},{"user_id":"bob"}]}`)
+	bob := w.connect("bob")
+	for range 10 { // the per-user limit
+		if _, la := w.link(room.UserURLs[0].URL, nil); la.UserID != "alice" {
+			t.Fatalf("the link is %s's", la.UserID)
+		}
+	}
+	w.linkFails(room.UserURLs[0].URL, nil, session.CodeTooManySessions)
+	var online struct {
+		Users []string `json:"users"`
+	}
+	ans, err := bob.Call("getOnlineUsers", nil)
+	if err != nil || json.Unmarshal(ans, &online) != nil {
+		t.Fatalf("getOnlineUsers: %s %v", ans, err)
+	}
+	if slices.Contains(online.Users, "alice") {
+		t.Fatalf("alice is online through her call link's sessions: %v", online.Users)
+	}
+	w.connect("alice") // her own sessions are still hers
 }

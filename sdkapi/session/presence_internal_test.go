@@ -15,6 +15,7 @@ func BenchmarkOnlineUsers(b *testing.B) {
 		cfg:      Config{MaxSessionsPerUser: 10, PresenceGrace: time.Minute},
 		sessions: map[string]map[string]map[*session]struct{}{},
 		offline:  map[userKey]*time.Timer{},
+		links:    map[userKey]map[*session]struct{}{},
 		changes:  map[string]map[string]string{},
 	}
 	for a := range 1000 {

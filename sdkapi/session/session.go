@@ -15,7 +15,10 @@
 // seq order; too far back, the answer says resync: true instead.
 //
 // joinCallURL {url, sdkVersion, ...} instead of connect opens a session
-// restricted to one call link's call (see link.go).
+// restricted to one call link's call (see link.go). A link's sessions
+// are counted apart from their user's own (MaxSessionsPerUser each), and
+// make nobody online: whoever holds a user's link can neither use up the
+// user's sessions nor announce them.
 //
 // # Afterwards
 //
@@ -90,7 +93,7 @@ const (
 type Config struct {
 	MaxFrame           int64         // bytes (default 64 KiB)
 	RequestsPerSecond  float64       // per session (default 20, burst twice that)
-	MaxSessionsPerUser int           // devices (default 10)
+	MaxSessionsPerUser int           // devices (default 10); as many call-link sessions again
 	TokenLead          time.Duration // about_to_expire this long before expiry (default 60 s)
 	PresenceGrace      time.Duration // offline announced after this (default 2 s)
 	PresenceBatch      time.Duration // presence changes are coalesced over this (default 200 ms)
@@ -148,7 +151,8 @@ type Manager struct {
 
 	mu       sync.Mutex
 	sessions map[string]map[string]map[*session]struct{} // app -> user -> the user's sessions
-	offline  map[userKey]*time.Timer // pending offline announcements
+	links    map[userKey]map[*session]struct{}           // call-link sessions: counted apart, no presence
+	offline  map[userKey]*time.Timer                     // pending offline announcements
 	wg       sync.WaitGroup
 	base     context.Context // every session ends when it does
 	stop     context.CancelFunc
@@ -170,7 +174,8 @@ func New(k *kernel.Kernel, dir *directory.Directory, tokens *token.Issuer, h *hu
 	m := &Manager{
 		k: k, dir: dir, tokens: tokens, hub: h, cfg: cfg.withDefaults(), logger: logger,
 		sessions: map[string]map[string]map[*session]struct{}{}, offline: map[userKey]*time.Timer{},
-		base: base, stop: stop, changes: map[string]map[string]string{}, flushed: make(chan struct{}),
+		links: map[userKey]map[*session]struct{}{},
+		base:  base, stop: stop, changes: map[string]map[string]string{}, flushed: make(chan struct{}),
 	}
 	go m.flushPresence() // owned by the Manager: Close stops it
 	return m, nil
@@ -279,6 +284,19 @@ func (m *Manager) join(s *session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := userKey{s.app, s.user}
+	if s.link != nil {
+		// A call link's sessions have their own count, and make nobody
+		// online: whoever holds the link cannot lock its user out of
+		// their own sessions, nor announce them.
+		if len(m.links[k]) >= m.cfg.MaxSessionsPerUser {
+			return kernel.Errorf(CodeTooManySessions, "user %q has %d call-link sessions open, the limit", s.user, m.cfg.MaxSessionsPerUser)
+		}
+		if m.links[k] == nil {
+			m.links[k] = map[*session]struct{}{}
+		}
+		m.links[k][s] = struct{}{}
+		return nil
+	}
 	users := m.sessions[s.app]
 	if len(users[s.user]) >= m.cfg.MaxSessionsPerUser {
 		return kernel.Errorf(CodeTooManySessions, "user %q has %d sessions open, the limit", s.user, m.cfg.MaxSessionsPerUser)
@@ -307,6 +325,12 @@ func (m *Manager) leave(s *session) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := userKey{s.app, s.user}
+	if s.link != nil {
+		if delete(m.links[k], s); len(m.links[k]) == 0 {
+			delete(m.links, k)
+		}
+		return
+	}
 	users := m.sessions[s.app]
 	if _, ok := users[s.user][s]; !ok {
 		return
