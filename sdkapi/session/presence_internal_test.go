@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // BenchmarkOnlineUsers answers getOnlineUsers for one company of a
@@ -16,6 +18,7 @@ func BenchmarkOnlineUsers(b *testing.B) {
 		sessions: map[string]map[string]map[*session]struct{}{},
 		offline:  map[userKey]*time.Timer{},
 		links:    map[userKey]map[*session]struct{}{},
+		connects: map[userKey]*rate.Limiter{},
 		changes:  map[string]map[string]string{},
 	}
 	for a := range 1000 {

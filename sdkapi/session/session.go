@@ -9,7 +9,8 @@
 // answer (app_id_invalid, user_not_found, access_token_expired,
 // access_token_invalid, access_token_invalid_signature,
 // access_token_invalid_user, sdk_version_invalid, sdk_version_unsupported,
-// too_many_sessions). The answer carries the user's expiresAt, the log
+// too_many_sessions, rate_limited: a user opening sessions faster than
+// ConnectsPerSecond past a burst). The answer carries the user's expiresAt, the log
 // position and the online users. With lastSeq, the events since then whose
 // audience includes the user are pushed before live ones, each once, in
 // seq order; too far back, the answer says resync: true instead.
@@ -94,6 +95,7 @@ type Config struct {
 	MaxFrame           int64         // bytes (default 64 KiB)
 	RequestsPerSecond  float64       // per session (default 20, burst twice that)
 	MaxSessionsPerUser int           // devices (default 10); as many call-link sessions again
+	ConnectsPerSecond  float64       // per user, connects and joinCallURLs alike (default 2, burst 2 × MaxSessionsPerUser)
 	TokenLead          time.Duration // about_to_expire this long before expiry (default 60 s)
 	PresenceGrace      time.Duration // offline announced after this (default 2 s)
 	PresenceBatch      time.Duration // presence changes are coalesced over this (default 200 ms)
@@ -110,6 +112,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxSessionsPerUser <= 0 {
 		c.MaxSessionsPerUser = 10
+	}
+	if c.ConnectsPerSecond <= 0 {
+		c.ConnectsPerSecond = 2
 	}
 	if c.TokenLead <= 0 {
 		c.TokenLead = time.Minute
@@ -152,6 +157,7 @@ type Manager struct {
 	mu       sync.Mutex
 	sessions map[string]map[string]map[*session]struct{} // app -> user -> the user's sessions
 	links    map[userKey]map[*session]struct{}           // call-link sessions: counted apart, no presence
+	connects map[userKey]*rate.Limiter                   // each user's connects; dropped once full again (flushPresence)
 	offline  map[userKey]*time.Timer                     // pending offline announcements
 	wg       sync.WaitGroup
 	base     context.Context // every session ends when it does
@@ -174,8 +180,8 @@ func New(k *kernel.Kernel, dir *directory.Directory, tokens *token.Issuer, h *hu
 	m := &Manager{
 		k: k, dir: dir, tokens: tokens, hub: h, cfg: cfg.withDefaults(), logger: logger,
 		sessions: map[string]map[string]map[*session]struct{}{}, offline: map[userKey]*time.Timer{},
-		links: map[userKey]map[*session]struct{}{},
-		base:  base, stop: stop, changes: map[string]map[string]string{}, flushed: make(chan struct{}),
+		links: map[userKey]map[*session]struct{}{}, connects: map[userKey]*rate.Limiter{},
+		base: base, stop: stop, changes: map[string]map[string]string{}, flushed: make(chan struct{}),
 	}
 	go m.flushPresence() // owned by the Manager: Close stops it
 	return m, nil
@@ -284,6 +290,17 @@ func (m *Manager) join(s *session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := userKey{s.app, s.user}
+	// Every session a user opens is logged (client.connected, and
+	// client.disconnected): a token holder looping connects would grow the
+	// log without end.
+	l := m.connects[k]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(m.cfg.ConnectsPerSecond), 2*m.cfg.MaxSessionsPerUser)
+		m.connects[k] = l
+	}
+	if !l.Allow() {
+		return kernel.Errorf(CodeRateLimited, "user %q opens sessions faster than %g a second", s.user, m.cfg.ConnectsPerSecond)
+	}
 	if s.link != nil {
 		// A call link's sessions have their own count, and make nobody
 		// online: whoever holds the link cannot lock its user out of
@@ -415,6 +432,11 @@ func (m *Manager) flushPresence() {
 			}
 		}
 		clear(m.changes)
+		for k, l := range m.connects { // a full bucket is a fresh one: forget it
+			if l.Tokens() >= float64(l.Burst()) {
+				delete(m.connects, k)
+			}
+		}
 		m.mu.Unlock()
 	}
 }

@@ -236,6 +236,32 @@ func TestConnectErrors(t *testing.T) {
 	}
 }
 
+// TestConnectRate: every session is logged (client.connected), so a
+// user's connects are rate limited: past the burst (twice
+// MaxSessionsPerUser, refused connects included), a connect is refused
+// with rate_limited and logs nothing; other users are not held back.
+func TestConnectRate(t *testing.T) {
+	e := newEnv(t, sdkapi.Options{Session: session.Config{MaxSessionsPerUser: 2, ConnectsPerSecond: 0.001}}) // a burst of 4
+	alice := e.token(e.app, "alice")
+	try := func() string {
+		cl := e.dial()
+		return errCode(cl.answer(cl.send("connect", connectParams(e.app, "alice", alice))))
+	}
+	for i, want := range []string{"", "", "too_many_sessions", "too_many_sessions"} {
+		if got := try(); got != want {
+			t.Fatalf("connect %d: %q, want %q", i+1, got, want)
+		}
+	}
+	logged := strings.Count(e.clientEvents(), "client.connected")
+	if got := try(); got != "rate_limited" {
+		t.Fatalf("connect past the burst: %q", got)
+	}
+	if n := strings.Count(e.clientEvents(), "client.connected"); n != logged {
+		t.Fatalf("a refused connect was logged: %d client.connected, %d before", n, logged)
+	}
+	e.connect("bob")
+}
+
 func TestRequestsAndLimits(t *testing.T) {
 	e := newEnv(t, sdkapi.Options{Session: session.Config{RequestsPerSecond: 5, MaxFrame: 4096}})
 	cl := e.connect("alice")
