@@ -916,8 +916,33 @@ func TestAdminActsAsUser(t *testing.T) {
 	if _, err := e.fetch("carol", obj{"channelId": ch, "asUser": "alice"}); codeOf(err) != chat.CodeChannelNotExists {
 		t.Fatalf("carol as alice: %v", err)
 	}
-	if evs, err := e.do(api, chat.CmdChannelRemove, obj{"userId": "alice", "asUser": "bob"}); err != nil || len(evs) != 2 {
-		t.Fatalf("remove through the API: %v %v", evs, err)
+	// Deleted users: the company may act for a deleted participant of the
+	// channel it names (to read and remove a channel of two deleted
+	// users), for nobody else, and a user actor never.
+	e.userEvent(company, "user.deleted", "carol")
+	e.userEvent(company, "user.deleted", "bob")
+	if _, err := askAs[chat.FetchAnswer](e, api, chat.QueryMessages, obj{"asUser": "bob", "channelId": ch}); err != nil {
+		t.Fatalf("fetch as deleted bob, of his channel: %v", err)
+	}
+	for _, c := range []struct {
+		name   string
+		params obj
+	}{
+		{"as deleted carol, not in it", obj{"asUser": "carol", "channelId": ch}},
+		{"as deleted bob, without the channel", obj{"asUser": "bob", "channelId": ""}},
+	} {
+		if _, err := e.ask(api, chat.QueryMessages, c.params); err == nil {
+			t.Errorf("fetch %s: answered", c.name)
+		}
+	}
+	if _, err := e.do(api, chat.CmdChannelRemove, obj{"userId": "alice", "asUser": "carol", "channelId": ch}); err == nil {
+		t.Fatal("remove as deleted carol, not in the channel: done")
+	}
+	if _, err := e.fetch("bob", obj{"channelId": ch}); codeOf(err) != chat.CodeAuthentication {
+		t.Fatalf("deleted bob himself: %v", err)
+	}
+	if evs, err := e.do(api, chat.CmdChannelRemove, obj{"userId": "alice", "asUser": "bob", "channelId": ch}); err != nil || len(evs) != 2 {
+		t.Fatalf("remove through the API as deleted bob: %v %v", evs, err)
 	}
 }
 

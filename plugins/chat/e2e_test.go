@@ -580,7 +580,7 @@ func e2eRESTDeletedUsers(t *testing.T, tr pluginhost.Transport) {
 	if got, b := w.rest(key, "GET", "/v2/channels/"+ab+"/messages", ""); got != 404 {
 		t.Fatalf("messages of the removed channel: %d %s", got, b)
 	}
-	// A deleted user who was never in the channel is still refused.
+	// A user who is not in the channel is still refused.
 	if got, b := w.rest(key, "GET", "/v2/channels/"+ab+"/messages?user_id=carol", ""); got == 200 {
 		t.Fatalf("as a user outside the channel: %d %s", got, b)
 	}

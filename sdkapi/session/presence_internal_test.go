@@ -18,7 +18,7 @@ func BenchmarkOnlineUsers(b *testing.B) {
 		sessions: map[string]map[string]map[*session]struct{}{},
 		offline:  map[userKey]*time.Timer{},
 		links:    map[userKey]map[*session]struct{}{},
-		connects: map[userKey]*rate.Limiter{},
+		connects: map[connectKey]*rate.Limiter{},
 		changes:  map[string]map[string]string{},
 	}
 	for a := range 1000 {

@@ -157,7 +157,7 @@ type Manager struct {
 	mu       sync.Mutex
 	sessions map[string]map[string]map[*session]struct{} // app -> user -> the user's sessions
 	links    map[userKey]map[*session]struct{}           // call-link sessions: counted apart, no presence
-	connects map[userKey]*rate.Limiter                   // each user's connects; dropped once full again (flushPresence)
+	connects map[connectKey]*rate.Limiter                // each user's connects; dropped once full again (flushPresence)
 	offline  map[userKey]*time.Timer                     // pending offline announcements
 	wg       sync.WaitGroup
 	base     context.Context // every session ends when it does
@@ -180,7 +180,7 @@ func New(k *kernel.Kernel, dir *directory.Directory, tokens *token.Issuer, h *hu
 	m := &Manager{
 		k: k, dir: dir, tokens: tokens, hub: h, cfg: cfg.withDefaults(), logger: logger,
 		sessions: map[string]map[string]map[*session]struct{}{}, offline: map[userKey]*time.Timer{},
-		links: map[userKey]map[*session]struct{}{}, connects: map[userKey]*rate.Limiter{},
+		links: map[userKey]map[*session]struct{}{}, connects: map[connectKey]*rate.Limiter{},
 		base: base, stop: stop, changes: map[string]map[string]string{}, flushed: make(chan struct{}),
 	}
 	go m.flushPresence() // owned by the Manager: Close stops it
@@ -290,23 +290,15 @@ func (m *Manager) join(s *session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := userKey{s.app, s.user}
-	// Every session a user opens is logged (client.connected, and
-	// client.disconnected): a token holder looping connects would grow the
-	// log without end.
-	l := m.connects[k]
-	if l == nil {
-		l = rate.NewLimiter(rate.Limit(m.cfg.ConnectsPerSecond), 2*m.cfg.MaxSessionsPerUser)
-		m.connects[k] = l
-	}
-	if !l.Allow() {
-		return kernel.Errorf(CodeRateLimited, "user %q opens sessions faster than %g a second", s.user, m.cfg.ConnectsPerSecond)
-	}
 	if s.link != nil {
-		// A call link's sessions have their own count, and make nobody
-		// online: whoever holds the link cannot lock its user out of
-		// their own sessions, nor announce them.
+		// A call link's sessions have their own count and connect rate,
+		// and make nobody online: whoever holds the link cannot lock its
+		// user out of their own sessions, nor announce them.
 		if len(m.links[k]) >= m.cfg.MaxSessionsPerUser {
 			return kernel.Errorf(CodeTooManySessions, "user %q has %d call-link sessions open, the limit", s.user, m.cfg.MaxSessionsPerUser)
+		}
+		if err := m.connectLocked(connectKey{k, true}); err != nil {
+			return err
 		}
 		if m.links[k] == nil {
 			m.links[k] = map[*session]struct{}{}
@@ -317,6 +309,9 @@ func (m *Manager) join(s *session) error {
 	users := m.sessions[s.app]
 	if len(users[s.user]) >= m.cfg.MaxSessionsPerUser {
 		return kernel.Errorf(CodeTooManySessions, "user %q has %d sessions open, the limit", s.user, m.cfg.MaxSessionsPerUser)
+	}
+	if err := m.connectLocked(connectKey{k, false}); err != nil {
+		return err
 	}
 	if users == nil {
 		users = map[string]map[*session]struct{}{}
@@ -332,6 +327,29 @@ func (m *Manager) join(s *session) error {
 		delete(m.offline, k)
 	} else if first {
 		m.announceLocked(s.app, s.user, "online")
+	}
+	return nil
+}
+
+// connectKey names a connect rate: a user's own sessions, or their call
+// link's.
+type connectKey struct {
+	userKey
+	link bool
+}
+
+// connectLocked takes a connect from k's rate; m.mu is held. Every session
+// opened is logged (client.connected, then client.disconnected): a token
+// holder looping connects would grow the log without end. Only sessions
+// that open count.
+func (m *Manager) connectLocked(k connectKey) error {
+	l := m.connects[k]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(m.cfg.ConnectsPerSecond), 2*m.cfg.MaxSessionsPerUser)
+		m.connects[k] = l
+	}
+	if !l.Allow() {
+		return kernel.Errorf(CodeRateLimited, "user %q opens sessions faster than %g a second", k.user, m.cfg.ConnectsPerSecond)
 	}
 	return nil
 }

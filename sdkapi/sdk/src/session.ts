@@ -431,7 +431,7 @@ export class Session {
     } catch (e) {
       if (gen !== this.generation || this.state === 'idle') return;
       const code = e instanceof SDKError ? e.code : '';
-      if (code === 'network_error' || code === 'too_many_sessions' || code === 'unavailable') {
+      if (code === 'network_error' || code === 'too_many_sessions' || code === 'unavailable' || code === 'rate_limited') {
         this.scheduleReconnect();
         return;
       }
