@@ -16,7 +16,7 @@ func BenchmarkOnlineUsers(b *testing.B) {
 	m := &Manager{
 		cfg:      Config{MaxSessionsPerUser: 10, PresenceGrace: time.Minute},
 		sessions: map[string]map[string]map[*session]struct{}{},
-		offline:  map[userKey]*time.Timer{},
+		offline:  map[string]map[string]*time.Timer{},
 		links:    map[userKey]map[*session]struct{}{},
 		connects: map[connectKey]*rate.Limiter{},
 		changes:  map[string]map[string]string{},

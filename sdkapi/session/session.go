@@ -158,7 +158,7 @@ type Manager struct {
 	sessions map[string]map[string]map[*session]struct{} // app -> user -> the user's sessions
 	links    map[userKey]map[*session]struct{}           // call-link sessions: counted apart, no presence
 	connects map[connectKey]*rate.Limiter                // each user's connects; dropped once full again (flushPresence)
-	offline  map[userKey]*time.Timer                     // pending offline announcements
+	offline  map[string]map[string]*time.Timer           // app -> user -> pending offline announcement
 	wg       sync.WaitGroup
 	base     context.Context // every session ends when it does
 	stop     context.CancelFunc
@@ -179,7 +179,7 @@ func New(k *kernel.Kernel, dir *directory.Directory, tokens *token.Issuer, h *hu
 	base, stop := context.WithCancel(context.Background())
 	m := &Manager{
 		k: k, dir: dir, tokens: tokens, hub: h, cfg: cfg.withDefaults(), logger: logger,
-		sessions: map[string]map[string]map[*session]struct{}{}, offline: map[userKey]*time.Timer{},
+		sessions: map[string]map[string]map[*session]struct{}{}, offline: map[string]map[string]*time.Timer{},
 		links: map[userKey]map[*session]struct{}{}, connects: map[connectKey]*rate.Limiter{},
 		base: base, stop: stop, changes: map[string]map[string]string{}, flushed: make(chan struct{}),
 	}
@@ -322,13 +322,20 @@ func (m *Manager) join(s *session) error {
 	}
 	first := len(users[s.user]) == 0
 	users[s.user][s] = struct{}{}
-	if t, pending := m.offline[k]; pending {
+	if t, pending := m.offline[s.app][s.user]; pending {
 		t.Stop() // came back within the grace period: nobody heard it left
-		delete(m.offline, k)
+		m.dropOffline(k)
 	} else if first {
 		m.announceLocked(s.app, s.user, "online")
 	}
 	return nil
+}
+
+// dropOffline forgets k's pending offline announcement; m.mu is held.
+func (m *Manager) dropOffline(k userKey) {
+	if delete(m.offline[k.app], k.user); len(m.offline[k.app]) == 0 {
+		delete(m.offline, k.app)
+	}
 }
 
 // connectKey names a connect rate: a user's own sessions, or their call
@@ -382,13 +389,16 @@ func (m *Manager) leave(s *session) {
 	t = time.AfterFunc(m.cfg.PresenceGrace, func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if m.offline[k] != t || len(m.sessions[k.app][k.user]) > 0 { // rejoined, or a newer timer owns it
+		if m.offline[k.app][k.user] != t || len(m.sessions[k.app][k.user]) > 0 { // rejoined, or a newer timer owns it
 			return
 		}
-		delete(m.offline, k)
+		m.dropOffline(k)
 		m.announceLocked(k.app, k.user, "offline")
 	})
-	m.offline[k] = t
+	if m.offline[k.app] == nil {
+		m.offline[k.app] = map[string]*time.Timer{}
+	}
+	m.offline[k.app][k.user] = t
 }
 
 // announceLocked queues a presence change for the other users of the
@@ -402,11 +412,16 @@ func (m *Manager) announceLocked(app, user, status string) {
 	m.changes[app][user] = status
 }
 
+// sweepEvery is how many presence batches go by between two sweeps of
+// the connect rates (every 5 s by default).
+const sweepEvery = 25
+
 // flushPresence sends the queued presence changes until the Manager closes.
 func (m *Manager) flushPresence() {
 	defer close(m.flushed)
 	t := time.NewTicker(m.cfg.PresenceBatch)
 	defer t.Stop()
+	ticks := 0
 	for {
 		select {
 		case <-m.base.Done():
@@ -450,9 +465,11 @@ func (m *Manager) flushPresence() {
 			}
 		}
 		clear(m.changes)
-		for k, l := range m.connects { // a full bucket is a fresh one: forget it
-			if l.Tokens() >= float64(l.Burst()) {
-				delete(m.connects, k)
+		if ticks++; ticks%sweepEvery == 0 {
+			for k, l := range m.connects { // a full bucket is a fresh one: forget it
+				if l.Tokens() >= float64(l.Burst()) {
+					delete(m.connects, k)
+				}
 			}
 		}
 		m.mu.Unlock()
@@ -467,10 +484,8 @@ func (m *Manager) OnlineUsers(app string) []string {
 	for u := range m.sessions[app] {
 		users = append(users, u)
 	}
-	for k := range m.offline { // within the grace period: still online to everyone else
-		if k.app == app {
-			users = append(users, k.user)
-		}
+	for u := range m.offline[app] { // within the grace period: still online to everyone else
+		users = append(users, u)
 	}
 	slices.Sort(users)
 	return users
