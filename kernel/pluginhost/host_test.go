@@ -404,14 +404,20 @@ func TestInProcessStartHangs(t *testing.T) {
 			if err := hs.k.Ready(); err != nil {
 				t.Fatalf("kernel not ready: %v", err)
 			}
-			closed := make(chan struct{})
-			go func() { hs.h.Close(); close(closed) }()
-			select {
-			case <-closed:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the host's Close waits on a hung call")
-			}
+			closesWithin(t, hs.h, 10*time.Second, "the host's Close waits on a hung call")
 		})
+	}
+}
+
+// closesWithin closes h, failing with msg if that takes longer than d.
+func closesWithin(t *testing.T, h *pluginhost.Host, d time.Duration, msg string) {
+	t.Helper()
+	closed := make(chan struct{})
+	go func() { h.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(d):
+		t.Fatal(msg)
 	}
 }
 
@@ -438,13 +444,7 @@ func TestCloseDuringAHungStart(t *testing.T) {
 	if err := h.Start(ctx); err == nil {
 		t.Fatal("the host started a plugin whose Start hangs")
 	}
-	closed := make(chan struct{})
-	go func() { h.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the host's Close waits out a hung Start's start timeout")
-	}
+	closesWithin(t, h, 10*time.Second, "the host's Close waits out a hung Start's start timeout")
 }
 
 // TestFrozenPluginProcess: a plugin process that stops answering (here
@@ -471,13 +471,7 @@ func TestFrozenPluginProcess(t *testing.T) {
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Fatalf("the frozen process %d is still there: %v", pid, err)
 	}
-	closed := make(chan struct{})
-	go func() { hs.h.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the host's Close is stuck")
-	}
+	closesWithin(t, hs.h, 15*time.Second, "the host's Close is stuck")
 }
 
 // TestPluginChildHoldsOutput: a plugin executable that leaves a process
