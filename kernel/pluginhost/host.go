@@ -282,8 +282,10 @@ type managed struct {
 	aborted []conn
 }
 
-// killed notes an activation the host killed.
-func (m *managed) killed(c conn) {
+// kill ends activation c; an aborted one (plugins.Aborter) is noted, for
+// a Stop if no next activation takes over.
+func (m *managed) kill(c conn) {
+	c.Kill()
 	if ic, ok := c.(*inproc); ok {
 		if _, ok := ic.p.(plugins.Aborter); ok {
 			m.mu.Lock()
@@ -390,8 +392,7 @@ func (m *managed) supervise(ctx context.Context) {
 			if err == nil {
 				err = errors.New("activation ended without an error")
 			}
-			c.Kill()
-			m.killed(c)
+			m.kill(c)
 			m.mu.Lock()
 			m.conn, m.state = nil, StateBackoff // before the restart count moves: no stale "running"
 			m.mu.Unlock()
@@ -471,13 +472,11 @@ func (m *managed) activate(ctx context.Context) (conn, error) {
 		return nil, permanentError{fmt.Errorf("unknown transport %q", m.spec.Transport)}
 	}
 	if err := m.admit(startCtx, c); err != nil {
-		c.Kill()
-		m.killed(c)
+		m.kill(c)
 		return nil, err
 	}
 	if err := c.Start(startCtx, api{m: m, c: c}); err != nil {
-		c.Kill()
-		m.killed(c)
+		m.kill(c)
 		return nil, fmt.Errorf("start: %w", err)
 	}
 	m.takenOver()

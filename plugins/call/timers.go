@@ -116,8 +116,8 @@ func (s *scheduler) mediaState(id, user, device, state string) bool {
 // seed records a device's media state as a media plane taken over from an
 // aborted activation holds it, unless a report of this activation's came
 // first (it is newer).
-func (s *scheduler) seed(id, user, device, state string) bool {
-	return s.record(id, user, device, state, true)
+func (s *scheduler) seed(id, user, device, state string) {
+	s.record(id, user, device, state, true)
 }
 
 func (s *scheduler) record(id, user, device, state string, seeded bool) bool {
