@@ -272,7 +272,7 @@ func (rx *rxPath) replace(change func(map[uint32]*rxStream)) {
 	rx.streams.Store(&m)
 }
 
-// receive is the socket reader's hook (batchConn): it reports whether it
+// receive is the socket reader's hook (udpbatch.Options.Receive): it reports whether it
 // took the datagram b from from. It allocates nothing.
 func (s *SFU) receive(b []byte, from netip.AddrPort) bool {
 	// RTP (RFC 7983: first byte 128–191), not RTCP (payload types 192–223).
@@ -391,7 +391,7 @@ func (s *SFU) routeDirect(p *peer, pair *webrtc.ICECandidatePair) {
 }
 
 // connFor is the socket the SFU's local candidate c is on, if it is one
-// the direct send path can write to (a batchConn, Linux); nil otherwise,
+// the direct send path can write to (a udpbatch.Conn, Linux); nil otherwise,
 // and pion sends. With one socket it is that one, whatever address the
 // candidate advertises (PublicIPs).
 func (s *SFU) connFor(c *webrtc.ICECandidate) addrPortWriter {
@@ -420,7 +420,7 @@ type addrPortWriter interface {
 }
 
 // nonBlockingWriter is a socket that can refuse a write rather than wait
-// for room (batchConn).
+// for room (udpbatch.Conn).
 type nonBlockingWriter interface {
 	TryWriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
 }

@@ -102,7 +102,7 @@
 // (recvmmsg) and writes (sendto) are non-blocking system calls made raw,
 // outside the Go scheduler's bookkeeping, which otherwise wakes its
 // monitor thread for nearly every packet of a lightly loaded process
-// (batchConn).
+// (package udpbatch).
 //
 // Metrics (Config.Registerer): parley_sfu_peer_connections,
 // parley_sfu_rtp_packets_total and parley_sfu_rtp_bytes_total{direction},

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parleyhq/parley/plugins/call/sfu/udpbatch"
+
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/sdp/v3"
@@ -137,7 +139,7 @@ func New(cfg Config, logger *slog.Logger) (*SFU, error) {
 		return nil, err
 	}
 	s := &SFU{cfg: cfg, log: logger, m: m, rooms: map[string]*room{}}
-	conns, err := listenUDP(cfg.ListenIP, cfg.UDPPort, readOptions{batch: cfg.ReadBatch, receive: s.receive})
+	conns, err := listenUDP(cfg.ListenIP, cfg.UDPPort, udpbatch.Options{Batch: cfg.ReadBatch, Receive: s.receive})
 	if err != nil {
 		return nil, err
 	}

@@ -5,13 +5,15 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+
+	"github.com/parleyhq/parley/plugins/call/sfu/udpbatch"
 )
 
 // listenUDP opens the media socket(s): one on ip if it is set, otherwise one
 // per address of every interface that is up (loopback and link-local left
 // out), all on the same port. Each is wrapped for batched reads where the
-// platform allows (see newBatchConn).
-func listenUDP(ip string, port int, ro readOptions) ([]net.PacketConn, error) {
+// platform allows (see udpbatch).
+func listenUDP(ip string, port int, ro udpbatch.Options) ([]net.PacketConn, error) {
 	var addrs []netip.Addr
 	if ip != "" {
 		a, err := netip.ParseAddr(ip)
@@ -43,7 +45,7 @@ func listenUDP(ip string, port int, ro readOptions) ([]net.PacketConn, error) {
 		if port == 0 { // the first socket picks the port, the others follow it
 			port = c.LocalAddr().(*net.UDPAddr).Port
 		}
-		bc, err := newBatchConn(c, ro)
+		bc, err := udpbatch.New(c, ro)
 		if err != nil {
 			c.Close()
 			return fail(err)
@@ -54,15 +56,7 @@ func listenUDP(ip string, port int, ro readOptions) ([]net.PacketConn, error) {
 }
 
 // maxDatagram is the largest datagram the SFU reads or forwards whole.
-const maxDatagram = 1500
-
-// readOptions are how the media socket is read (see batchConn).
-type readOptions struct {
-	batch int // datagrams a system call may read
-	// receive may take a datagram before pion's mux sees it (the SFU's
-	// direct path); nil takes none.
-	receive func(b []byte, from netip.AddrPort) bool
-}
+const maxDatagram = udpbatch.MaxDatagram
 
 func interfaceAddrs() ([]netip.Addr, error) {
 	ifaces, err := net.Interfaces()

@@ -1,6 +1,6 @@
 //go:build linux
 
-package sfu
+package udpbatch
 
 import (
 	"errors"
@@ -14,15 +14,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// batchConn is the media socket under pion's ICE UDP mux. The mux's single
-// reader goroutine calls ReadFromAddrPort once per datagram; batchConn
-// serves those calls from a batch that one recvmmsg(2) filled, so a busy
+// Conn is a UDP socket read in batches; for the SFU, the media socket
+// under pion's ICE UDP mux. The mux's single reader goroutine calls
+// ReadFromAddrPort once per datagram; Conn serves those calls from a batch that one recvmmsg(2) filled, so a busy
 // socket costs one system call (and one wake-up of the reader) per batch
 // instead of one recvfrom per datagram plus the EAGAIN that ends every
 // burst. A quiet socket behaves like a plain one: recvmmsg returns the one
 // datagram there is. Writes go straight to the socket (sendto), as they
 // come from many goroutines deep inside pion and cannot be deferred to a
-// batch without adding a hand-off per packet (see doc.go, Caveats).
+// batch without adding a hand-off per packet (see the sfu package's
+// Caveats).
 //
 // Both system calls are non-blocking (MSG_DONTWAIT) and made raw, outside
 // the Go scheduler's syscall bookkeeping: a syscall the scheduler knows of
@@ -34,7 +35,7 @@ import (
 //
 // It implements ice.AddrPortReaderWriter, so the mux uses netip.AddrPort
 // and allocates nothing per datagram.
-type batchConn struct {
+type Conn struct {
 	*net.UDPConn
 	raw syscall.RawConn
 
@@ -51,7 +52,7 @@ type batchConn struct {
 	next    int   // the next one to hand out
 	errno   error // set by recv
 	recv    func(fd uintptr) bool
-	receive func(b []byte, from netip.AddrPort) bool // readOptions.receive
+	receive func(b []byte, from netip.AddrPort) bool // Options.Receive
 }
 
 // mmsghdr is struct mmsghdr of recvmmsg(2); Go's alignment pads it like C.
@@ -60,8 +61,9 @@ type mmsghdr struct {
 	len uint32
 }
 
-func newBatchConn(c *net.UDPConn, ro readOptions) (net.PacketConn, error) {
-	batch := max(ro.batch, 1)
+// New wraps c, which the Conn then owns (Close closes it).
+func New(c *net.UDPConn, o Options) (net.PacketConn, error) {
+	batch := max(o.Batch, 1)
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("media socket: %w", err)
@@ -74,18 +76,18 @@ func newBatchConn(c *net.UDPConn, ro readOptions) (net.PacketConn, error) {
 	}); err != nil || ferr != nil {
 		return nil, fmt.Errorf("media socket: %w", errors.Join(err, ferr))
 	}
-	b := &batchConn{
+	b := &Conn{
 		UDPConn: c, raw: raw, fd: fd, family: family,
 		msgs:    make([]mmsghdr, batch),
 		iovs:    make([]unix.Iovec, batch),
 		names:   make([]unix.RawSockaddrInet6, batch),
 		bufs:    make([][]byte, batch),
-		receive: ro.receive,
+		receive: o.Receive,
 	}
 	for i := range b.msgs {
-		b.bufs[i] = make([]byte, maxDatagram)
+		b.bufs[i] = make([]byte, MaxDatagram)
 		b.iovs[i].Base = &b.bufs[i][0]
-		b.iovs[i].SetLen(maxDatagram)
+		b.iovs[i].SetLen(MaxDatagram)
 		b.msgs[i].hdr.Iov = &b.iovs[i]
 		b.msgs[i].hdr.SetIovlen(1)
 		b.msgs[i].hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
@@ -95,7 +97,7 @@ func newBatchConn(c *net.UDPConn, ro readOptions) (net.PacketConn, error) {
 }
 
 // recvmmsg is the RawConn.Read callback: false asks the poller to wait.
-func (b *batchConn) recvmmsg(fd uintptr) bool {
+func (b *Conn) recvmmsg(fd uintptr) bool {
 	for i := range b.msgs {
 		b.msgs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		b.msgs[i].hdr.Flags = 0
@@ -117,7 +119,7 @@ func (b *batchConn) recvmmsg(fd uintptr) bool {
 
 // ReadFromAddrPort returns the next datagram of the batch, reading a new
 // batch when this one is spent.
-func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+func (b *Conn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for {
@@ -129,7 +131,7 @@ func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 		i := b.next
 		b.next++
 		if b.msgs[i].hdr.Flags&unix.MSG_TRUNC != 0 {
-			continue // larger than maxDatagram: no media packet is
+			continue // longer than MaxDatagram: no media packet is
 		}
 		d, from := b.bufs[i][:b.msgs[i].len], sockaddrToAddrPort(&b.names[i])
 		if b.receive != nil && b.receive(d, from) {
@@ -140,7 +142,7 @@ func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 }
 
 // fill reads the next batch.
-func (b *batchConn) fill() error {
+func (b *Conn) fill() error {
 	b.n, b.next = 0, 0
 	if err := b.raw.Read(b.recv); err != nil {
 		return err
@@ -155,7 +157,7 @@ func (b *batchConn) fill() error {
 
 // ReadFrom is net.PacketConn's read, for callers that do not know
 // ReadFromAddrPort; it allocates the address.
-func (b *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {
+func (b *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 	n, ap, err := b.ReadFromAddrPort(p)
 	if err != nil {
 		return n, nil, err
@@ -166,7 +168,7 @@ func (b *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {
 // WriteToAddrPort is ice.AddrPortReaderWriter's write: one raw,
 // non-blocking sendto; if the socket's buffer is full, an ordinary one
 // that waits for room.
-func (b *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
+func (b *Conn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	n, err := b.TryWriteToAddrPort(p, addr)
 	if errors.Is(err, syscall.EAGAIN) {
 		return b.UDPConn.WriteToUDPAddrPort(p, addr)
@@ -176,7 +178,7 @@ func (b *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) 
 
 // TryWriteToAddrPort sends p to addr with one raw, non-blocking sendto:
 // EAGAIN when the socket's buffer is full.
-func (b *batchConn) TryWriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
+func (b *Conn) TryWriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	if len(p) == 0 {
 		return b.UDPConn.WriteToUDPAddrPort(p, addr)
 	}
@@ -219,7 +221,7 @@ func putPort(dst *uint16, port uint16) {
 }
 
 // Close retires the descriptor the raw writes use, then closes the socket.
-func (b *batchConn) Close() error {
+func (b *Conn) Close() error {
 	b.wmu.Lock()
 	b.fd = -1
 	b.wmu.Unlock()
