@@ -73,7 +73,7 @@ func BenchmarkSFU(b *testing.B) {
 		}
 	}
 	for _, n := range calls {
-		for _, mode := range []string{"sfu", "naive"} {
+		for _, mode := range []string{"sfu", "naive", "floor"} {
 			b.Run(fmt.Sprintf("calls=%d/%s", n, mode), func(b *testing.B) { benchSFU(b, mode, n, secs) })
 		}
 	}
@@ -82,6 +82,13 @@ func BenchmarkSFU(b *testing.B) {
 func benchSFU(b *testing.B, mode string, calls int, secs float64) {
 	child := startSFUChild(b, mode)
 	defer child.stop()
+	if mode == "floor" {
+		stop := startFloorLoad(b, child, calls)
+		defer stop()
+		time.Sleep(time.Second) // every sender past its random start
+		measureForwarding(b, child, mode, calls, secs)
+		return
+	}
 	var joins []time.Duration
 	for i := range calls {
 		room := fmt.Sprintf("call%d", i)
@@ -124,6 +131,24 @@ func benchSFU(b *testing.B, mode string, calls int, secs float64) {
 	}
 	time.Sleep(time.Second) // every call in its steady state
 
+	measureForwarding(b, child, mode, calls, secs)
+
+	// The forwarding path's own allocations, with every allocation profiled.
+	child.send(sfuMsg{Op: "memprofile"})
+	time.Sleep(300 * time.Millisecond)
+	a0 := child.stats()
+	time.Sleep(time.Second)
+	a1 := child.stats()
+	b.ReportMetric(float64(a1.PathAllocs-a0.PathAllocs)/float64(a1.Forwarded-a0.Forwarded), "allocs/pkt")
+
+	slices.Sort(joins)
+	b.ReportMetric(float64(joins[len(joins)/2].Microseconds())/1000, "join-ms-p50")
+	b.ReportMetric(float64(joins[len(joins)-1].Microseconds())/1000, "join-ms-max")
+}
+
+// measureForwarding reports what the child spends per packet it forwards
+// over b.N windows of secs seconds.
+func measureForwarding(b *testing.B, child *sfuChild, mode string, calls int, secs float64) {
 	b.ResetTimer()
 	var cpu, user, fwd, mallocs, steal, switches float64
 	var windows []float64 // µs per packet in each window
@@ -174,18 +199,6 @@ func benchSFU(b *testing.B, mode string, calls int, secs float64) {
 		b.ReportMetric(windows[len(windows)/2], "µs-cpu/pkt-median")
 		b.ReportMetric(windows[0], "µs-cpu/pkt-min")
 	}
-
-	// The forwarding path's own allocations, with every allocation profiled.
-	child.send(sfuMsg{Op: "memprofile"})
-	time.Sleep(300 * time.Millisecond)
-	a0 := child.stats()
-	time.Sleep(time.Second)
-	a1 := child.stats()
-	b.ReportMetric(float64(a1.PathAllocs-a0.PathAllocs)/float64(a1.Forwarded-a0.Forwarded), "allocs/pkt")
-
-	slices.Sort(joins)
-	b.ReportMetric(float64(joins[len(joins)/2].Microseconds())/1000, "join-ms-p50")
-	b.ReportMetric(float64(joins[len(joins)-1].Microseconds())/1000, "join-ms-max")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -201,6 +214,8 @@ type sfuMsg struct {
 	Err    string `json:"err,omitempty"`
 	// stats
 	CPUNs, UserNs, Mallocs, Forwarded, PathAllocs, Switches int64
+	// floor
+	Addrs []string `json:"addrs,omitempty"`
 }
 
 // sfuChild is the SFU in a child process, and a sfutest.Signaller to it.
@@ -327,6 +342,13 @@ func serveSFUChild(mode string) {
 	var srv sfuServer
 	var pathFns []string
 	switch mode {
+	case "floor":
+		f, err := newFloorRelay()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		srv = f
 	case "sfu":
 		s, err := newSFUServer(onOffer)
 		if err != nil {
@@ -364,6 +386,14 @@ func serveSFUChild(mode string) {
 		case "answer":
 			r := sfuMsg{Op: "answered", ID: m.ID}
 			if err := srv.Answer(m.Room, m.Device, m.SDP); err != nil {
+				r.Err = err.Error()
+			}
+			write(r)
+		case "floor-addr":
+			write(sfuMsg{Op: "floor-addr", ID: m.ID, Addrs: []string{srv.(*floorRelay).addr().String()}})
+		case "floor-pair":
+			r := sfuMsg{Op: "floor-paired", ID: m.ID}
+			if err := srv.(*floorRelay).pair(m.Addrs); err != nil {
 				r.Err = err.Error()
 			}
 			write(r)
