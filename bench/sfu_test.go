@@ -53,7 +53,10 @@ import (
 //
 // "sfu" is plugins/call/sfu; "naive" is the straightforward pion SFU:
 // ReadRTP (a fresh buffer and packet each time) → TrackLocalStaticRTP.
-// WriteRTP, pion's default interceptors and UDP mux.
+// WriteRTP, pion's default interceptors and UDP mux; "floor" relays the
+// same packets as they are, with the SFU's socket layer and nothing else
+// (sfu_floor_test.go): what no forwarder on this machine goes below. The
+// floor reports the CPU figures only.
 //
 // Default: 10 calls, a 2 s window. BENCH_SFU_CALLS="10,20" and
 // BENCH_SFU_SECONDS=5 for the figures in README.md;
