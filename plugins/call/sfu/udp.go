@@ -48,7 +48,7 @@ func listenUDP(ip string, port int, ro udpbatch.Options) ([]net.PacketConn, erro
 		bc, err := udpbatch.New(c, ro)
 		if err != nil {
 			c.Close()
-			return fail(err)
+			return fail(fmt.Errorf("media socket %s: %w", c.LocalAddr(), err))
 		}
 		conns = append(conns, bc)
 	}

@@ -66,7 +66,7 @@ func New(c *net.UDPConn, o Options) (net.PacketConn, error) {
 	batch := max(o.Batch, 1)
 	raw, err := c.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("media socket: %w", err)
+		return nil, fmt.Errorf("udpbatch: %w", err)
 	}
 	var fd, family int
 	var ferr error
@@ -74,7 +74,7 @@ func New(c *net.UDPConn, o Options) (net.PacketConn, error) {
 		fd = int(s)
 		family, ferr = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
 	}); err != nil || ferr != nil {
-		return nil, fmt.Errorf("media socket: %w", errors.Join(err, ferr))
+		return nil, fmt.Errorf("udpbatch: %w", errors.Join(err, ferr))
 	}
 	b := &Conn{
 		UDPConn: c, raw: raw, fd: fd, family: family,

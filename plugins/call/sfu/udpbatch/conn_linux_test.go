@@ -53,10 +53,13 @@ func TestReadsBatchesThroughTheHook(t *testing.T) {
 			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 			buf := make([]byte, MaxDatagram)
 			var got []byte
-			for range 3 { // 0, 2, 6, 8 are returned; 4 is too long
+			for i := range 3 { // 0, 2, 6, 8 are returned; 4 is too long
 				n, from, err := conn.ReadFromAddrPort(buf)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if i == 0 && conn.n != 4 { // all nine were queued: one system call read a whole batch
+					t.Fatalf("the first read took %d datagrams from the socket, want a batch of 4", conn.n)
 				}
 				if from != addrOf(client) {
 					t.Fatalf("from %v, want %v", from, addrOf(client))
@@ -85,37 +88,42 @@ func TestReadsBatchesThroughTheHook(t *testing.T) {
 	}
 }
 
-// Writes reach their address; after Close they fail with net.ErrClosed.
+// Writes reach their address, IPv4 and IPv6; after Close they fail with
+// net.ErrClosed.
 func TestWrites(t *testing.T) {
-	pc, err := New(listen(t, "udp4", "127.0.0.1:0"), Options{Batch: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := pc.(*Conn)
-	client := listen(t, "udp4", "127.0.0.1:0")
-	defer client.Close()
-	if _, err := conn.TryWriteToAddrPort([]byte("try"), addrOf(client)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.WriteToAddrPort([]byte("write"), addrOf(client)); err != nil {
-		t.Fatal(err)
-	}
-	client.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 16)
-	for _, want := range []string{"try", "write"} {
-		n, from, err := client.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(buf[:n]) != want || from != addrOf(pc) {
-			t.Fatalf("got %q from %v, want %q from %v", buf[:n], from, want, addrOf(pc))
-		}
-	}
-	conn.Close()
-	if _, err := conn.TryWriteToAddrPort([]byte("late"), addrOf(client)); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("write after Close: %v, want net.ErrClosed", err)
-	}
-	if _, _, err := conn.ReadFromAddrPort(buf); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("read after Close: %v, want net.ErrClosed", err)
+	for _, tc := range []struct{ network, addr string }{{"udp4", "127.0.0.1:0"}, {"udp6", "[::1]:0"}} {
+		t.Run(tc.network, func(t *testing.T) {
+			pc, err := New(listen(t, tc.network, tc.addr), Options{Batch: 8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn := pc.(*Conn)
+			client := listen(t, tc.network, tc.addr)
+			defer client.Close()
+			if _, err := conn.TryWriteToAddrPort([]byte("try"), addrOf(client)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.WriteToAddrPort([]byte("write"), addrOf(client)); err != nil {
+				t.Fatal(err)
+			}
+			client.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 16)
+			for _, want := range []string{"try", "write"} {
+				n, from, err := client.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(buf[:n]) != want || from != addrOf(pc) {
+					t.Fatalf("got %q from %v, want %q from %v", buf[:n], from, want, addrOf(pc))
+				}
+			}
+			conn.Close()
+			if _, err := conn.TryWriteToAddrPort([]byte("late"), addrOf(client)); !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("write after Close: %v, want net.ErrClosed", err)
+			}
+			if _, _, err := conn.ReadFromAddrPort(buf); !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("read after Close: %v, want net.ErrClosed", err)
+			}
+		})
 	}
 }

@@ -10,6 +10,10 @@
 //		return false // not taken: ReadFromAddrPort returns it
 //	}})
 //
-// On Linux New returns a *Conn; elsewhere it returns the socket as it is
-// (no batches, no hook). See Conn for why the system calls are raw.
+// On Linux New returns a *Conn (a type only Linux has); elsewhere it
+// returns the socket as it is (no batches, no hook). See Conn for why the
+// system calls are raw. A Conn embeds its *net.UDPConn: that socket's own
+// read and write methods (ReadFromUDP, WriteTo, …) still work but bypass
+// the batch and the hook; use ReadFrom/ReadFromAddrPort and
+// WriteToAddrPort/TryWriteToAddrPort.
 package udpbatch
