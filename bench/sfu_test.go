@@ -55,8 +55,8 @@ import (
 // ReadRTP (a fresh buffer and packet each time) → TrackLocalStaticRTP.
 // WriteRTP, pion's default interceptors and UDP mux; "floor" relays the
 // same packets as they are, with the SFU's socket layer and nothing else
-// (sfu_floor_test.go): what no forwarder on this machine goes below. The
-// floor reports the CPU figures only.
+// (sfu_floor_test.go): what this socket design costs on this machine for
+// this traffic. The floor reports the CPU figures only.
 //
 // Default: 10 calls, a 2 s window. BENCH_SFU_CALLS="10,20" and
 // BENCH_SFU_SECONDS=5 for the figures in README.md;
@@ -153,16 +153,18 @@ func benchSFU(b *testing.B, mode string, calls int, secs float64) {
 // over b.N windows of secs seconds.
 func measureForwarding(b *testing.B, child *sfuChild, mode string, calls int, secs float64) {
 	b.ResetTimer()
-	var cpu, user, fwd, mallocs, steal, switches float64
+	var cpu, user, fwd, mallocs, steal, switches, load float64
 	var windows []float64 // µs per packet in each window
 	for range b.N {
 		if dir := os.Getenv("BENCH_SFU_PROFILE"); dir != "" {
 			child.send(sfuMsg{Op: "profile", SDP: filepath.Join(dir, fmt.Sprintf("sfu-%s-%d.pprof", mode, calls))})
 		}
 		st0 := readCPUTimes()
+		l0 := selfCPU()
 		s0 := child.stats()
 		time.Sleep(time.Duration(secs * float64(time.Second)))
 		s1 := child.stats()
+		load += float64(selfCPU() - l0)
 		steal += readCPUTimes().stealSince(st0)
 		if os.Getenv("BENCH_SFU_PROFILE") != "" {
 			child.send(sfuMsg{Op: "profile"})
@@ -190,6 +192,10 @@ func measureForwarding(b *testing.B, child *sfuChild, mode string, calls int, se
 	// packet: each costs about as much as forwarding a packet here.
 	b.ReportMetric(switches/fwd, "switches/pkt")
 	b.ReportMetric(mallocs/fwd, "proc-allocs/pkt")
+	// What this process (the participants) spent meanwhile, per packet:
+	// the other half of the machine, whose business changes what waking
+	// the child costs.
+	b.ReportMetric(load/fwd/1000, "load-µs/pkt")
 	b.ReportMetric(fwd/(secs*float64(b.N)), "pkts/s")
 	// The machine is a VM: time its host gives to others while the
 	// benchmark's threads wait to run ("steal") makes every CPU figure
@@ -425,6 +431,23 @@ func serveSFUChild(mode string) {
 	}
 }
 
+// selfCPU is this process's CPU time so far, user and system, in ns.
+func selfCPU() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// readBatch is the datagrams a recvmmsg may read, for the SFU and the
+// floor alike: BENCH_SFU_READBATCH (1: no batching), else the SFU's
+// default, 32.
+func readBatch() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_SFU_READBATCH")); err == nil && n > 0 {
+		return n
+	}
+	return 32
+}
+
 // sfuServer of plugins/call/sfu, counting what it forwards from its
 // metrics.
 type realSFU struct {
@@ -434,8 +457,7 @@ type realSFU struct {
 
 func newSFUServer(onOffer func(room, device, sdp string)) (*realSFU, error) {
 	reg := prometheus.NewRegistry()
-	batch, _ := strconv.Atoi(os.Getenv("BENCH_SFU_READBATCH")) // 1: no recvmmsg batching
-	s, err := sfu.New(sfu.Config{ListenIP: "127.0.0.1", Registerer: reg, ReadBatch: batch}, nil)
+	s, err := sfu.New(sfu.Config{ListenIP: "127.0.0.1", Registerer: reg, ReadBatch: readBatch()}, nil)
 	if err != nil {
 		return nil, err
 	}
