@@ -120,8 +120,8 @@
 //     thousand packets a second (batches form only when packets queue),
 //     and one sendto(2) per packet per subscriber, which on loopback also
 //     delivers it (bench/README, "SFU"). BenchmarkSFU's floor, a relay
-//     that makes the same system calls and does nothing else, costs about
-//     half of what the SFU does per packet. Letting datagrams gather for 1 ms
+//     that makes the same per-packet system calls and does nothing else,
+//     shows what the machine's kernel takes of that. Letting datagrams gather for 1 ms
 //     before a read, a reader blocked in poll(2), and one blocked in
 //     recvmmsg(2) on a socket outside Go's poller all measured worse; a
 //     reader that sleeps 1 – 2 ms whenever the socket is empty, on a
