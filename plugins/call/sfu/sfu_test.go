@@ -472,3 +472,40 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The direct paths bypass pion's SRTP sessions and track readers, not the
+// interceptors: the receiver reports, the TWCC feedback and the sender
+// reports must follow every packet, not stop at the first ones pion
+// delivered.
+func TestDirectPathsRunTheInterceptors(t *testing.T) {
+	h := newHarness(t, Config{})
+	caller, callee := h.call(sfutest.Options{Video: true}, true)
+	for _, c := range []*sfutest.Client{caller, callee} {
+		waitFrames(t, c, video, 1, 5)
+	}
+	time.Sleep(2500 * time.Millisecond) // two reports at least, a second apart
+	for _, c := range []*sfutest.Client{caller, callee} {
+		seen := c.RTCPSeen()
+		// Over at least a second: 50 audio packets, 90 video packets.
+		if len(seen.ReceivedSpan) != 2 {
+			t.Errorf("%s: receiver reports on %d published tracks, want 2", c.Device, len(seen.ReceivedSpan))
+		}
+		for ssrc, n := range seen.ReceivedSpan {
+			if n < 40 {
+				t.Errorf("%s: the receiver reports on %d advanced %d packets, want the packets of a second", c.Device, ssrc, n)
+			}
+		}
+		if len(seen.SentSpan) != 2 {
+			t.Errorf("%s: sender reports on %d received tracks, want 2", c.Device, len(seen.SentSpan))
+		}
+		for ssrc, n := range seen.SentSpan {
+			if n < 40 {
+				t.Errorf("%s: the sender reports on %d counted %d more packets, want the packets of a second", c.Device, ssrc, n)
+			}
+		}
+		if seen.TWCCReported < 200 {
+			t.Errorf("%s: transport-wide feedback reported on %d packets, want those of two seconds", c.Device, seen.TWCCReported)
+		}
+		t.Logf("%s: %+v", c.Device, seen)
+	}
+}

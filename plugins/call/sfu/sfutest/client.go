@@ -70,6 +70,7 @@ type Client struct {
 	wg     sync.WaitGroup
 
 	plis      atomic.Int64
+	rtcpSeen  rtcpSeen
 	resent    atomic.Int64
 	dropped   atomic.Int64
 	droppedIn atomic.Int64
@@ -254,6 +255,7 @@ func (c *Client) addTrack(tr webrtc.TrackLocal, keyReq *atomic.Bool) error {
 			if err != nil {
 				return
 			}
+			c.rtcpSeen.note(pkts)
 			for _, p := range pkts {
 				switch p.(type) {
 				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
@@ -302,13 +304,23 @@ type remoteTrack struct {
 	first, last int
 }
 
-func (c *Client) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (c *Client) onTrack(tr *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 	rt := &remoteTrack{Track: Track{Kind: tr.Kind(), ID: tr.ID(), Stream: tr.StreamID()}, first: -1}
 	c.mu.Lock()
 	c.remote = append(c.remote, rt)
 	start := c.start
 	c.mu.Unlock()
-	c.wg.Add(1)
+	c.wg.Add(2)
+	go func() { // the SFU's sender reports on the track
+		defer c.wg.Done()
+		for {
+			pkts, _, err := rc.ReadRTCP()
+			if err != nil {
+				return
+			}
+			c.rtcpSeen.note(pkts)
+		}
+	}()
 	go func() {
 		defer c.wg.Done()
 		if !c.opts.Verify {
@@ -370,6 +382,65 @@ func (rt *remoteTrack) frame(b []byte) {
 	}
 	rt.last = n
 	rt.Frames++
+}
+
+// RTCPSeen is what a Client learnt from the SFU's RTCP: the receiver
+// reports on the tracks it publishes, the sender reports on those it
+// receives, the transport-wide congestion control feedback on what it
+// sent. Each span is from the first report on an SSRC to the last.
+type RTCPSeen struct {
+	ReceivedSpan map[uint32]uint32 // by published SSRC: how far the receiver reports' highest sequence number advanced
+	SentSpan     map[uint32]uint32 // by received SSRC: how far the sender reports' packet count advanced
+	TWCCReported int               // packets the transport-wide feedback reported on
+}
+
+type rtcpSeen struct {
+	mu              sync.Mutex
+	rrFirst, rrLast map[uint32]uint32
+	srFirst, srLast map[uint32]uint32
+	twcc            int
+}
+
+func (r *rtcpSeen) note(pkts []rtcp.Packet) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rrFirst == nil {
+		r.rrFirst, r.rrLast = map[uint32]uint32{}, map[uint32]uint32{}
+		r.srFirst, r.srLast = map[uint32]uint32{}, map[uint32]uint32{}
+	}
+	span := func(first, last map[uint32]uint32, ssrc, v uint32) {
+		if _, ok := first[ssrc]; !ok {
+			first[ssrc] = v
+		}
+		last[ssrc] = v
+	}
+	for _, p := range pkts {
+		switch p := p.(type) {
+		case *rtcp.ReceiverReport:
+			for _, rr := range p.Reports {
+				span(r.rrFirst, r.rrLast, rr.SSRC, rr.LastSequenceNumber)
+			}
+		case *rtcp.SenderReport:
+			span(r.srFirst, r.srLast, p.SSRC, p.PacketCount)
+		case *rtcp.TransportLayerCC:
+			r.twcc += int(p.PacketStatusCount)
+		}
+	}
+}
+
+// RTCPSeen returns what the client learnt from the SFU's RTCP so far.
+func (c *Client) RTCPSeen() RTCPSeen {
+	r := &c.rtcpSeen
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := RTCPSeen{ReceivedSpan: map[uint32]uint32{}, SentSpan: map[uint32]uint32{}, TWCCReported: r.twcc}
+	for ssrc, v := range r.rrLast {
+		out.ReceivedSpan[ssrc] = v - r.rrFirst[ssrc]
+	}
+	for ssrc, v := range r.srLast {
+		out.SentSpan[ssrc] = v - r.srFirst[ssrc]
+	}
+	return out
 }
 
 // Tracks returns what the client received on its tracks of kind.
