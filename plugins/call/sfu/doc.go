@@ -42,6 +42,14 @@
 // ErrTooManyCandidates, and a track is not forwarded. Candidates count
 // once, whether trickled or in the device's offers and answers.
 //
+// Bad offers. An offer that is not SDP, or whose m-lines lack a mid or
+// repeat one, is refused before anything is applied (ErrInvalidOffer).
+// Pion cannot roll back an offer it has taken in: one that fails later
+// (no ICE credentials, say) would leave the device's peer connection
+// waiting for an answer it cannot give. The SFU closes that peer
+// connection instead and returns ErrPeerAbandoned; the device's next
+// offer, from a new peer connection of its own, starts afresh.
+//
 // Tracks. A track on an m-line the device itself offered has stream id
 // "sfu" and id "audio1", "video2", …; a track on an m-line the SFU added
 // has the publisher's user as stream id and the publisher's track id.

@@ -122,17 +122,29 @@ type mline struct {
 	off  bool   // port 0: rejected or removed
 }
 
-// parseOffer reads an offer's m-lines, and its ICE candidates.
+// parseOffer reads an offer's m-lines, and its ICE candidates. It refuses
+// what pion would refuse only after it had taken the offer in (pion cannot
+// roll a remote offer back, so its peer connection would stay waiting for
+// an answer it cannot give): an m-line without a mid. It also refuses two
+// m-lines of one mid, each of which pion would give a transceiver while
+// the SFU's count of m-lines (by mid) saw one, and more m-lines than
+// MaxMLines before looking further.
 func parseOffer(s string) (map[string]mline, []string, error) {
 	var d sdp.SessionDescription
 	if err := d.Unmarshal([]byte(s)); err != nil {
-		return nil, nil, fmt.Errorf("parse offer: %w", err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidOffer, err)
+	}
+	if n := len(d.MediaDescriptions); n > MaxMLines {
+		return nil, nil, fmt.Errorf("%w: %d in the offer, at most %d", ErrTooManyMLines, n, MaxMLines)
 	}
 	out := map[string]mline{}
-	for _, md := range d.MediaDescriptions {
+	for i, md := range d.MediaDescriptions {
 		mid, ok := md.Attribute(sdp.AttrKeyMID)
-		if !ok {
-			continue
+		if !ok || mid == "" {
+			return nil, nil, fmt.Errorf("%w: m-line %d has no mid", ErrInvalidOffer, i)
+		}
+		if _, dup := out[mid]; dup {
+			return nil, nil, fmt.Errorf("%w: two m-lines of mid %q", ErrInvalidOffer, mid)
 		}
 		l := mline{kind: webrtc.NewRTPCodecType(md.MediaName.Media), dir: "sendrecv", off: md.MediaName.Port.Value == 0}
 		for _, a := range md.Attributes {
@@ -217,9 +229,20 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 		}
 		p.needOffer = true
 	}
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+	// From here a failure may leave pion holding the offer, waiting for an
+	// answer it cannot give (it cannot roll a remote offer back); failed
+	// then abandons the peer connection.
+	failed := func(err error) (string, error) {
+		wedged := p.pc.SignalingState() == webrtc.SignalingStateHaveRemoteOffer
 		p.sig.Unlock()
-		return "", fmt.Errorf("apply offer: %w", err)
+		if wedged {
+			p.s.abandon(p)
+			return "", fmt.Errorf("%w: %w", ErrPeerAbandoned, err)
+		}
+		return "", err
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return failed(fmt.Errorf("apply offer: %w", err))
 	}
 	if !p.remoteSet {
 		p.remoteSet = true
@@ -258,8 +281,7 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 			p.pc.RemoveTrack(sender)
 		}
 		if err != nil {
-			p.sig.Unlock()
-			return "", fmt.Errorf("slot for %s: %w", tr.Mid(), err)
+			return failed(fmt.Errorf("slot for %s: %w", tr.Mid(), err))
 		}
 		dt.sender = sender
 		slots = append(slots, dt)
@@ -268,13 +290,11 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 
 	answer, err := p.pc.CreateAnswer(nil)
 	if err != nil {
-		p.sig.Unlock()
-		return "", fmt.Errorf("create answer: %w", err)
+		return failed(fmt.Errorf("create answer: %w", err))
 	}
 	gathered := webrtc.GatheringCompletePromise(p.pc)
 	if err := p.pc.SetLocalDescription(answer); err != nil {
-		p.sig.Unlock()
-		return "", fmt.Errorf("apply answer: %w", err)
+		return failed(fmt.Errorf("apply answer: %w", err))
 	}
 	// With the UDP mux the host candidates are known at once; waiting for
 	// them puts them in the answer and spares the device a trickle round.
@@ -286,8 +306,9 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 	sdpAnswer := p.pc.LocalDescription().SDP
 	if len(refused) > 0 {
 		if sdpAnswer, err = inactivate(sdpAnswer, refused); err != nil {
-			p.sig.Unlock()
-			return "", err
+			p.sig.Unlock() // the answer is set: pion is not waiting, but the device gets none
+			p.s.abandon(p)
+			return "", fmt.Errorf("%w: %w", ErrPeerAbandoned, err)
 		}
 	}
 	p.answered.Store(true)
@@ -465,6 +486,21 @@ func (p *peer) addCandidate(candidate string) error {
 }
 
 // close stops forwarding to and from p and closes its peer connection.
+// abandon takes p out of its room and closes it, if it is still its
+// device's peer connection there: the device's next offer starts a new
+// one.
+func (s *SFU) abandon(p *peer) {
+	s.mu.Lock()
+	if r := s.rooms[p.room.id]; r != nil && r.peers[p.device] == p {
+		delete(r.peers, p.device)
+		if len(r.peers) == 0 {
+			delete(s.rooms, r.id)
+		}
+	}
+	s.mu.Unlock()
+	p.close()
+}
+
 func (p *peer) close() {
 	s := p.s
 	s.mu.Lock()

@@ -69,6 +69,14 @@ var (
 	// ErrTooManyMLines: an offer that would give the device's peer
 	// connection more than MaxMLines m-lines.
 	ErrTooManyMLines = errors.New("sfu: too many m-lines")
+	// ErrInvalidOffer: an offer that is not SDP, or whose m-lines lack a
+	// mid or repeat one.
+	ErrInvalidOffer = errors.New("sfu: invalid offer")
+	// ErrPeerAbandoned: an offer failed after pion had taken it in, which
+	// leaves a peer connection that cannot negotiate again; the SFU closed
+	// it, and the device's next offer (from a new peer connection of its
+	// own) starts afresh.
+	ErrPeerAbandoned = errors.New("sfu: the device's peer connection failed to negotiate and was closed")
 )
 
 // MaxMLines is how many m-lines a device's peer connection may have, with

@@ -509,3 +509,89 @@ func TestDirectPathsRunTheInterceptors(t *testing.T) {
 		t.Logf("%s: %+v", c.Device, seen)
 	}
 }
+
+// withMids rewrites offer's mids with mid (and its BUNDLE group to match);
+// "" drops them.
+func withMids(offer, mid string) string {
+	var out []string
+	for _, l := range strings.Split(offer, "\r\n") {
+		switch {
+		case strings.HasPrefix(l, "a=mid:"):
+			if mid == "" {
+				continue
+			}
+			l = "a=mid:" + mid
+		case strings.HasPrefix(l, "a=group:BUNDLE ") && mid != "":
+			l = "a=group:BUNDLE " + mid
+		case strings.HasPrefix(l, "a=group:BUNDLE "):
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\r\n")
+}
+
+// Offers pion would take in and then fail on, or count apart from the SFU,
+// are refused before anything is applied: m-lines repeating a mid (pion
+// gives each a transceiver; the SFU's MaxMLines count saw one), an m-line
+// without one (pion would be left waiting to answer an offer it refused,
+// unable to take the next). The device's next good offer is answered.
+func TestOffersWithBadMidsAreRefused(t *testing.T) {
+	h := newHarness(t, Config{})
+	good := recvonlyOffer(t, 3)
+	for name, bad := range map[string]string{
+		"repeated mid":      withMids(recvonlyOffer(t, 3*MaxMLines), "0"),
+		"a mid repeated":    withMids(good, "0"),
+		"no mid":            withMids(good, ""),
+		"more than allowed": recvonlyOffer(t, MaxMLines+1),
+	} {
+		_, err := h.s.Offer(t.Context(), "r", "eve", "eve-1", bad, false)
+		if !errors.Is(err, ErrInvalidOffer) && !errors.Is(err, ErrTooManyMLines) {
+			t.Errorf("%s: %v, want ErrInvalidOffer or ErrTooManyMLines", name, err)
+		}
+		p, err := h.s.peer("r", "eve-1")
+		must(t, err)
+		if n := len(p.pc.GetTransceivers()); n != 0 {
+			t.Errorf("%s: the refused offer left %d transceivers", name, n)
+		}
+		if st := p.pc.SignalingState(); st != webrtc.SignalingStateStable {
+			t.Errorf("%s: the refused offer left the peer connection %v", name, st)
+		}
+	}
+	if _, err := h.s.Offer(t.Context(), "r", "eve", "eve-1", good, false); err != nil {
+		t.Fatalf("a good offer after the refused ones: %v", err)
+	}
+}
+
+// An offer pion takes in and then fails on (here: no ICE credentials)
+// would leave the peer connection waiting for an answer it cannot give,
+// every later offer refused. The SFU abandons that peer connection, and
+// the device's next offer is answered by a new one.
+func TestOfferFailingHalfwayAbandonsThePeer(t *testing.T) {
+	h := newHarness(t, Config{})
+	good := recvonlyOffer(t, 2)
+	if _, err := h.s.Offer(t.Context(), "r", "eve", "eve-1", good, false); err != nil {
+		t.Fatal(err)
+	}
+	first, err := h.s.peer("r", "eve-1")
+	must(t, err)
+	var lines []string
+	for _, l := range strings.Split(good, "\r\n") {
+		if !strings.HasPrefix(l, "a=ice-ufrag:") && !strings.HasPrefix(l, "a=ice-pwd:") {
+			lines = append(lines, l)
+		}
+	}
+	_, err = h.s.Offer(t.Context(), "r", "eve", "eve-1", strings.Join(lines, "\r\n"), false)
+	if !errors.Is(err, ErrPeerAbandoned) {
+		t.Fatalf("an offer without ICE credentials: %v, want ErrPeerAbandoned", err)
+	}
+	if st := first.pc.ConnectionState(); st != webrtc.PeerConnectionStateClosed {
+		t.Errorf("the abandoned peer connection is %v, want closed", st)
+	}
+	if _, err := h.s.Offer(t.Context(), "r", "eve", "eve-1", good, false); err != nil {
+		t.Fatalf("the device's next offer: %v", err)
+	}
+	if p, err := h.s.peer("r", "eve-1"); err != nil || p == first {
+		t.Fatalf("the next offer was taken by %p (%v), want a new peer connection", p, err)
+	}
+}
