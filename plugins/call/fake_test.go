@@ -210,6 +210,7 @@ func newEnv(t *testing.T, cfg call.Config) *env {
 	}
 	e.p = call.NewWith(cfg, m)
 	e.k = plugintest.New(t, e.p)
+	e.k.SetClock(cfg.Now) // the log's times are the plugin's clock's
 	for _, u := range []struct {
 		company, id, role string
 		video             bool

@@ -47,6 +47,16 @@ type Kernel struct {
 	versions  map[string]uint64
 	kv        map[string][]byte
 	published []plugins.NewEvent
+	now       func() time.Time // stamps events; time.Now unless SetClock
+}
+
+// SetClock makes the kernel stamp the events it appends with now's time
+// instead of the wall clock's, for a plugin tested with a fake clock of
+// its own: both then tell the same time.
+func (k *Kernel) SetClock(now func() time.Time) {
+	k.mu.Lock()
+	k.now = now
+	k.mu.Unlock()
 }
 
 var _ plugins.Kernel = (*Kernel)(nil)
@@ -158,6 +168,10 @@ func (k *Kernel) append(ctx context.Context, company, actor string, evs []plugin
 		staged[e.Stream] = v + 1
 	}
 	var out []plugins.Event
+	stamp := time.Now()
+	if k.now != nil {
+		stamp = k.now()
+	}
 	for _, e := range evs {
 		k.versions[e.Stream]++
 		co := company
@@ -165,7 +179,7 @@ func (k *Kernel) append(ctx context.Context, company, actor string, evs []plugin
 			co = e.Company
 		}
 		ev := plugins.Event{
-			Seq: uint64(len(k.events) + 1), ID: fmt.Sprintf("test-%d", len(k.events)+1), Time: time.Now().UTC(),
+			Seq: uint64(len(k.events) + 1), ID: fmt.Sprintf("test-%d", len(k.events)+1), Time: stamp.UTC(),
 			Type: e.Type, Stream: e.Stream, Version: k.versions[e.Stream], Company: co, Actor: actor,
 			Audience: e.Audience, Payload: e.Payload,
 		}
