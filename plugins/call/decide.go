@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/parleyhq/parley/plugins"
 )
@@ -196,6 +197,11 @@ func (p *Plugin) decideJoin(s *state, cmd plugins.Command, in JoinRequest) ([]pl
 	rm := c.rooms[in.RoomID]
 	if rm == nil || rm.disabled {
 		return nil, plugins.Errorf(CodeInvalidToken, "room %s is disabled or deleted", in.RoomID)
+	}
+	if rm.Duration > 0 && c.calls[rm.call] == nil && rm.used >= time.Duration(rm.Duration)*time.Second {
+		// A new call would ring the other participant, and end with
+		// duration_expired as soon as both connected.
+		return nil, plugins.Errorf(CodeInvalidToken, "room %s has used up its duration (%d s)", in.RoomID, rm.Duration)
 	}
 	if !slices.ContainsFunc(rm.Participants, func(pt Participant) bool { return pt.UserID == me }) {
 		return nil, plugins.Errorf(CodeUserNotAssociatedLink, "%q is not a participant of room %s", me, rm.RoomID)

@@ -75,9 +75,10 @@ type RoomQuery struct {
 // Limits of requests.
 const (
 	MaxParticipants = 25
-	MinDuration     = 60       // seconds
-	MaxSDP          = 32 << 10 // bytes of an SDP
-	MaxCandidate    = 2 << 10  // bytes of a candidate
+	MinDuration     = 60              // seconds
+	MaxDuration     = 365 * 24 * 3600 // seconds: a year; a room lasts a meeting, and far larger overflowed the timers
+	MaxSDP          = 32 << 10        // bytes of an SDP
+	MaxCandidate    = 2 << 10         // bytes of a candidate
 )
 
 var (
@@ -160,8 +161,8 @@ func (in *RoomRequest) validate() error {
 	if !slices.Contains(recordingTypes, in.Recording) {
 		return plugins.Errorf(CodeValidation, "recording must be one of %v, got %q", recordingTypes, in.Recording)
 	}
-	if in.Duration != nil && *in.Duration < MinDuration {
-		return plugins.Errorf(CodeValidation, "duration must be at least %d seconds, got %d", MinDuration, *in.Duration)
+	if in.Duration != nil && (*in.Duration < MinDuration || *in.Duration > MaxDuration) {
+		return plugins.Errorf(CodeValidation, "duration must be %d to %d seconds, got %d", MinDuration, MaxDuration, *in.Duration)
 	}
 	if in.CallType == "" {
 		in.CallType = TypeAudioVideo

@@ -358,3 +358,41 @@ func TestRoomDuration(t *testing.T) {
 		t.Fatalf("%d warnings", n)
 	}
 }
+
+// A room whose duration is used up cannot be opened again: a new call
+// would ring the other participant only to end with duration_expired as
+// soon as both connected.
+func TestExhaustedRoomRefusesJoins(t *testing.T) {
+	e := newEnv(t, call.Config{ConnectTimeout: time.Hour, MediaGrace: time.Hour})
+	room := e.room(withKV(withKV(pair("alice", "bob"), "duration", 60), "live", true))
+	id := decode[call.CallCreated](t, e.ok("alice", "la1", call.CmdRoomJoin, obj{"roomId": room})[0].Payload).CallID
+	e.ok("bob", "lb1", call.CmdRoomJoin, obj{"roomId": room})
+	e.connect(id, map[string]string{"alice": "la1", "bob": "lb1"})
+	e.clock.advance(61 * time.Second)
+	e.p.Kick(id)
+	if v := e.status(id, call.StatusEnded); *v.EndReason != call.ReasonDurationExpired {
+		t.Fatalf("ended %s, want %s", *v.EndReason, call.ReasonDurationExpired)
+	}
+	_, err := e.run(acme, "alice", "la2", call.CmdRoomJoin, obj{"roomId": room})
+	if c := plugins.AsCoded(err); c == nil || c.Code != call.CodeInvalidToken {
+		t.Fatalf("joining a room whose duration is used up: %v, want %s", err, call.CodeInvalidToken)
+	}
+}
+
+// duration is bounded: a value the timers' arithmetic overflowed (584
+// years ended the call within a second of connecting) is refused.
+func TestRoomDurationIsBounded(t *testing.T) {
+	e := newEnv(t, call.Config{ConnectTimeout: time.Hour, MediaGrace: time.Hour})
+	e.fails(call.CodeValidation, api, "", call.CmdRoomCreate, withKV(pair("alice", "bob"), "duration", 18446744074)) // 584 years
+	e.fails(call.CodeValidation, api, "", call.CmdRoomCreate, withKV(pair("alice", "bob"), "duration", call.MaxDuration+1))
+	room := e.room(withKV(pair("alice", "bob"), "duration", call.MaxDuration))
+	id := decode[call.CallCreated](t, e.ok("alice", "la1", call.CmdRoomJoin, obj{"roomId": room})[0].Payload).CallID
+	e.ok("bob", "lb1", call.CmdRoomJoin, obj{"roomId": room})
+	e.connect(id, map[string]string{"alice": "la1", "bob": "lb1"})
+	e.clock.advance(time.Hour)
+	e.p.Kick(id)
+	time.Sleep(200 * time.Millisecond)
+	if v := e.view(acme, "alice", id); v.Status == call.StatusEnded {
+		t.Fatalf("a room of a year ended after an hour: %s", *v.EndReason)
+	}
+}
