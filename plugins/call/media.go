@@ -195,7 +195,7 @@ func (p *Plugin) handleMedia(ctx context.Context, cmd plugins.Command) ([]plugin
 		return nil, mediaError(p.media.AddCandidate(ctx, in.CallID, cmd.Actor, cmd.Device, candidate))
 	default: // CmdMediaLeave
 		err := p.media.Leave(ctx, in.CallID, cmd.Actor, cmd.Device)
-		p.sched.mediaState(in.CallID, cmd.Actor, cmd.Device, "closed")
+		p.onState(in.CallID, cmd.Actor, cmd.Device, "closed") // recorded and announced: the plane's own report then changes nothing
 		return nil, mediaError(err)
 	}
 }

@@ -203,3 +203,21 @@ func TestSettle(t *testing.T) {
 		t.Fatalf("status %s: the timeout overtook the answer", v.Status)
 	}
 }
+
+// call.media.leave of a connected device is announced to the call
+// (call.media.state closed) as the plane's own report would be; that
+// report, coming after, changes nothing and announces nothing again.
+func TestMediaLeaveIsAnnounced(t *testing.T) {
+	e := newEnv(t, call.Config{ConnectTimeout: time.Hour, MediaGrace: time.Hour})
+	id := e.answeredWithMedia()
+	e.connect(id, map[string]string{"alice": "a1", "bob": "b1"})
+	before := len(e.published(call.EvMediaState))
+	e.ok("bob", "b1", call.CmdMediaLeave, obj{"callId": id})
+	if n := len(e.published(call.EvMediaState)); n != before+1 {
+		t.Fatalf("bob's media left: %d call.media.state published, want 1", n-before)
+	}
+	e.media.state(id, "bob", "b1", "closed") // the plane's report of the closed peer connection
+	if n := len(e.published(call.EvMediaState)); n != before+1 {
+		t.Fatalf("the plane's closed report after the leave published %d more", n-before-1)
+	}
+}
