@@ -65,6 +65,7 @@ const (
 	ReasonConnectionLost   = "connection_lost"  // a participant's media did not come up, or dropped, for too long
 	ReasonDurationExpired  = "duration_expired" // a call link's room used up its duration
 	ReasonRoomClosed       = "room_closed"      // the room was disabled or deleted through the REST API
+	ReasonUserRemoved      = "user_removed"     // a participant was deactivated or deleted (UserID names them)
 )
 
 // Call types and recording types.

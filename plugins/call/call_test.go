@@ -489,3 +489,22 @@ func TestList(t *testing.T) {
 		t.Fatalf("another company's call.get: %v", err)
 	}
 }
+
+// A participant deactivated or deleted while in a call is taken out of
+// it: the call ends (user_removed, naming them) and its media closes, so
+// an account that no longer belongs to the company reaches no call.
+func TestRemovedUserLeavesTheirCall(t *testing.T) {
+	for _, typ := range []string{"user.deleted", "user.deactivated"} {
+		t.Run(typ, func(t *testing.T) {
+			e := newEnv(t, call.Config{ConnectTimeout: time.Hour, MediaGrace: time.Hour})
+			id := e.answeredWithMedia()
+			e.connect(id, map[string]string{"alice": "a1", "bob": "b1"})
+			e.user(typ, acme, obj{"user_id": "bob"})
+			v := e.status(id, call.StatusEnded)
+			if *v.EndReason != call.ReasonUserRemoved {
+				t.Fatalf("ended %s, want %s", *v.EndReason, call.ReasonUserRemoved)
+			}
+			eventually(t, func() bool { return e.media.open(id) == 0 }, "the ended call's media closed")
+		})
+	}
+}

@@ -34,8 +34,10 @@
 // ignored). End reasons: declined, canceled, hang_up, timeout (the
 // reference's), connection_lost (a participant's media did not come up
 // within ConnectTimeout, or stayed down longer than MediaGrace; userId
-// names whose), duration_expired (a call link's room used its duration up)
-// and room_closed (the REST API disabled or deleted the room).
+// names whose), duration_expired (a call link's room used its duration up),
+// room_closed (the REST API disabled or deleted the room) and user_removed
+// (a participant was deactivated or deleted; userId names them: their
+// account no longer reaches the call, nor its media).
 // answered_of_another_device is never logged: call.answered names the
 // device that answered, and the SDK on the callee's other devices ends
 // the call for itself with that reason.
@@ -164,13 +166,15 @@
 //     the room's calls) → call.ended duration_expired, with
 //     call.room.expiring 30 s before.
 //
-// Appends through the Kernel API carry no expected version, so a command
-// decided on a call an instant before (an answer at the 45th second) could
-// land after a timeout decided at the same moment. The scheduler appends
-// no call.ended within Settle (1 s) of a command deciding events on the
-// call, which closes that window in practice; should it still happen, the
-// first call.ended wins, for the plugin and the SDK alike. (call.connected
-// is not held back: landing after an end, it is void.)
+// The scheduler appends with the call stream's version it decided on, and
+// commands on a call are appended only if its stream is still at the
+// version they were decided on: of an answer at the 45th second and the
+// timeout, whichever is appended second is refused (the scheduler then
+// looks at the call again). The scheduler also appends no call.ended
+// within Settle (1 s) of a command deciding events on the call, as a
+// backstop; should two call.ended still land, the first wins, for the
+// plugin and the SDK alike. (call.connected is not held back: landing
+// after an end, it is void.)
 //
 // A call that ends has its media closed (Media.EndCall) under the call's
 // signaling lock, so no PeerConnection outlives it. Start closes the media

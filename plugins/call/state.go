@@ -217,7 +217,7 @@ func (s *state) apply(e plugins.Event) string {
 	}
 	switch e.Type {
 	case "user.created", "user.updated", "user.deactivated", "user.deleted":
-		s.applyUser(e)
+		return s.applyUser(e)
 	case EvRoomCreated:
 		var r RoomCreated
 		if e.Stream != RoomsStream(e.Company) || json.Unmarshal(e.Payload, &r) != nil || r.RoomID == "" {
@@ -338,18 +338,26 @@ func (s *state) setStatus(k *call, status string) {
 	}
 }
 
-func (s *state) applyUser(e plugins.Event) {
+// applyUser folds a user event in; it returns the user's call if the user
+// is no longer active (deactivated or deleted), for the scheduler to end.
+func (s *state) applyUser(e plugins.Event) (id string) {
 	var u userEvent
 	if json.Unmarshal(e.Payload, &u) != nil || u.UserID == "" || e.Stream != "user/"+e.Company+"/"+u.UserID {
-		return // only the kernel's own user events, on the user's stream, count
+		return "" // only the kernel's own user events, on the user's stream, count
 	}
-	users := s.company(e.Company).users
+	c := s.company(e.Company)
+	defer func() {
+		if k := c.active[u.UserID]; k != nil && !c.activeUser(u.UserID) {
+			id = k.CallID
+		}
+	}()
+	users := c.users
 	switch e.Type {
 	case "user.created", "user.updated":
 		cur := users[u.UserID]
 		if cur == nil {
 			if e.Type == "user.updated" {
-				return
+				return ""
 			}
 			cur = &user{active: true, canVideo: true}
 			users[u.UserID] = cur
@@ -370,6 +378,7 @@ func (s *state) applyUser(e plugins.Event) {
 	case "user.deleted":
 		delete(users, u.UserID)
 	}
+	return ""
 }
 
 // activeUser reports whether id is an active user of c.

@@ -19,11 +19,11 @@ import (
 // restart recomputes it: calls still dialing past their deadline time out
 // at once.
 //
-// Appends through the Kernel API carry no expected stream version. A
-// command decided on the call just before (an answer at the 45th second)
-// could land after a timeout decided on the same version; the scheduler
-// leaves a call alone for Config.Settle after a command decided events on
-// it, and the first call.ended wins in the projection and for the SDK.
+// Its appends carry the call stream's version the decision was made on: an
+// answer or an end appended meanwhile makes the append fail, and the call
+// is looked at again. It also leaves a call alone for Config.Settle after
+// a command decided events on it, as a backstop; the first call.ended
+// wins in the projection and for the SDK.
 type scheduler struct {
 	p *Plugin
 
@@ -206,6 +206,7 @@ func (s *scheduler) forget(id string) {
 // snapshot is what reconcile reads of a call.
 type snapshot struct {
 	k        *call
+	removed  string        // a participant no longer an active user of the company (deactivated or deleted)
 	version  uint64        // the call stream's version the snapshot was taken at
 	duration time.Duration // the room's duration, 0 for none
 	used     time.Duration // the room's time already used by its earlier calls
@@ -269,6 +270,12 @@ func (s *scheduler) reconcile(ctx context.Context, id string) {
 		act(EvEnded, CallEnded{CallID: id, RoomID: k.RoomID, Status: StatusEnded, EndReason: reason, UserID: user})
 	}
 
+	if snap.removed != "" {
+		// Deleted or deactivated: their account no longer reaches the
+		// company's calls, media included.
+		end(ReasonUserRemoved, snap.removed)
+		return
+	}
 	if k.status == StatusDialing && !k.deadline.IsZero() {
 		if !now.Before(k.deadline) {
 			end(ReasonTimeout, "")
@@ -398,6 +405,13 @@ func (s *scheduler) snapshot(id string) (snapshot, bool) {
 		cp.devices[u] = d
 	}
 	snap := snapshot{k: &cp, version: p.st.versions[CallStream(k.company, id)]}
+	c := p.st.lookup(k.company)
+	for _, u := range k.Participants {
+		if !c.activeUser(u) {
+			snap.removed = u
+			break
+		}
+	}
 	if rm := p.st.lookup(k.company).rooms[k.RoomID]; rm != nil && k.Link {
 		snap.duration, snap.used = time.Duration(rm.Duration)*time.Second, rm.used
 	}
