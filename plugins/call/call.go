@@ -42,6 +42,7 @@ const (
 	CodeJoinURLMTM            plugins.Code = "join_url_mtm"                // join: the room has more than two participants
 	CodeCallNotFound          plugins.Code = "call_not_found"              // the plugin's own: no such call of the actor's (media, call.get)
 	CodeRoomNotFound          plugins.Code = "room_not_found"              // the plugin's own: no such room (REST)
+	CodeNegotiationGlare      plugins.Code = "negotiation_glare"           // the plugin's own: call.media.offer crossed the media plane's offer to the device, which it must answer first
 	CodePermissionDenied                   = plugins.CodePermissionDenied  // a user calling a REST-only command
 )
 

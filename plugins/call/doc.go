@@ -131,13 +131,16 @@
 //	dial_stop_error             end: no such call of the user's (an outsider cannot tell it exists), or a cancel from
 //	                            another device of the caller's than the one calling
 //	dial_decline_error          end: the callee declining a link's call that never rang (live false): they join instead
-//	invalid_token               join: the room is disabled, deleted or unknown
+//	invalid_token               join: the room is disabled, deleted or unknown, or has used up its duration
 //	user_not_associated_to_link join: the user is not a participant of the room
 //	join_url_mtm                join: the room has more than two participants (many-to-many is not supported)
 //
 // and the plugin's own: call_not_found (signaling or call.get for a call
 // that is not the actor's), room_not_found (REST), permission_denied (a
-// user calling a REST-only command or query). end() picks the outcome by
+// user calling a REST-only command or query), negotiation_glare
+// (call.media.offer while the media plane's own offer to the device waits
+// for its answer: the device rolls its offer back, answers, and offers
+// again). end() picks the outcome by
 // the state: dialing and the caller → canceled; dialing and the callee →
 // declined (from any of their ringing devices); connecting or connected →
 // hang_up (from the user's bound device).

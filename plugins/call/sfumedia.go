@@ -261,6 +261,8 @@ func sfuError(err error) error {
 		return nil
 	case errors.Is(err, sfu.ErrClosed):
 		return err
+	case errors.Is(err, sfu.ErrGlare):
+		return plugins.Errorf(CodeNegotiationGlare, "%v", err)
 	default:
 		return plugins.Errorf(CodeValidation, "%v", err)
 	}

@@ -30,9 +30,11 @@
 // on a device (a screen share, video after an upgrade) gets an m-line of
 // its own: the SFU offers it through OnOffer and the device answers
 // through Answer. On glare (the device offers while an offer of the SFU's
-// is out) the SFU rolls its offer back and offers again after answering.
-// Signalling for one device must be delivered in order: the answer Offer
-// returns before any later OnOffer for that device.
+// is out) Offer returns ErrGlare and changes nothing: pion cannot roll an
+// offer of its own back, so the device is the polite side. It rolls its
+// offer back, answers the SFU's, and offers again. Signalling for one
+// device must be delivered in order: the answer Offer returns before any
+// later OnOffer for that device.
 //
 // Limits. A device may give at most MaxRemoteCandidates ICE candidates (each has
 // the SFU send connectivity checks to the address it names), have at most

@@ -222,12 +222,11 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 		return "", fmt.Errorf("%w: %d with the ones negotiated before, at most %d", ErrTooManyMLines, n, MaxMLines)
 	}
 	if p.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
-		// Glare: the SFU gives way, and offers again after this answer.
-		if err := p.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-			p.sig.Unlock()
-			return "", fmt.Errorf("roll back our offer: %w", err)
-		}
-		p.needOffer = true
+		// Glare. Pion cannot roll an offer of its own back, so the device
+		// gives way: it rolls its offer back, answers ours, and offers
+		// again.
+		p.sig.Unlock()
+		return "", ErrGlare
 	}
 	// From here a failure may leave pion holding the offer, waiting for an
 	// answer it cannot give (it cannot roll a remote offer back); failed

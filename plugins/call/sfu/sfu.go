@@ -76,6 +76,10 @@ var (
 	// leaves a peer connection that cannot negotiate again; the SFU closed
 	// it, and the device's next offer (from a new peer connection of its
 	// own) starts afresh.
+	// ErrGlare: the device offered while an offer of the SFU's to it was
+	// waiting for its answer. The device rolls its offer back, answers
+	// the SFU's (OnOffer), then offers again.
+	ErrGlare         = errors.New("sfu: an offer of ours to this device is waiting for its answer: answer it, then offer again")
 	ErrPeerAbandoned = errors.New("sfu: the device's peer connection failed to negotiate and was closed")
 )
 

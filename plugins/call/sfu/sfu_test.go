@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -594,4 +595,54 @@ func TestOfferFailingHalfwayAbandonsThePeer(t *testing.T) {
 	if p, err := h.s.peer("r", "eve-1"); err != nil || p == first {
 		t.Fatalf("the next offer was taken by %p (%v), want a new peer connection", p, err)
 	}
+}
+
+// Glare: the device offers while an offer of the SFU's to it waits for
+// its answer. Pion cannot roll the SFU's offer back, so the SFU refuses
+// the device's (ErrGlare) and changes nothing; the device gives way (here
+// it never applied its offer, as one rolled back), answers the SFU's
+// offer, and offers again. Both cameras then reach the other side.
+func TestGlareTheDeviceGivesWay(t *testing.T) {
+	h := newHarness(t, Config{})
+	caller, callee := h.call(sfutest.Options{Video: true}, false) // audio so far
+	forward := h.s.OnOffer
+	held := make(chan string, 4)
+	var holding atomic.Bool
+	holding.Store(true)
+	h.s.OnOffer = func(room, device, sdp string) {
+		if device == callee.Device && holding.Load() {
+			held <- sdp // not answered yet
+			return
+		}
+		forward(room, device, sdp)
+	}
+	must(t, caller.PublishVideo("camera"))
+	must(t, caller.Negotiate())
+	var pending string
+	select {
+	case pending = <-held: // the caller's camera, on an m-line the SFU adds for the callee
+	case <-time.After(10 * time.Second):
+		t.Fatal("the SFU made the callee no offer")
+	}
+	// The device's crossing offer: its last one again (a new one made here
+	// would have pion give the camera's transceiver a mid, which a browser
+	// rolling back undoes).
+	crossing := callee.PC().CurrentLocalDescription()
+	if crossing == nil || crossing.Type != webrtc.SDPTypeOffer {
+		t.Fatalf("the callee's last local description is %v, want its offer", crossing)
+	}
+	if _, err := h.s.Offer(t.Context(), "r", callee.User, callee.Device, crossing.SDP, true); !errors.Is(err, ErrGlare) {
+		t.Fatalf("an offer crossing the SFU's: %v, want ErrGlare", err)
+	}
+	p, err := h.s.peer("r", callee.Device)
+	must(t, err)
+	if st := p.pc.SignalingState(); st != webrtc.SignalingStateHaveLocalOffer {
+		t.Fatalf("after the refused offer the SFU's side is %v, want its offer still out", st)
+	}
+	holding.Store(false)
+	must(t, callee.ServerOffer(pending))
+	must(t, callee.PublishVideo("camera"))
+	must(t, callee.Negotiate())
+	waitFrames(t, callee, video, 1, 10) // the caller's camera
+	waitFrames(t, caller, video, 1, 10) // the callee's
 }
