@@ -121,6 +121,8 @@ export class Media {
   private pc: RTCPeerConnection | null = null;
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** reoffer: our offer gave way to the SFU's (glare); offer again once it is answered. */
+  private reoffer = false;
   onChange: () => void = () => {};
 
   constructor(
@@ -185,7 +187,20 @@ export class Media {
       if (!pc || this.closed) return;
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
-      const ans = await this.host.command('call.media.offer', { callId: this.call.callId, sdp: pc.localDescription?.sdp || offer.sdp });
+      let ans: CommandAnswer;
+      try {
+        ans = await this.host.command('call.media.offer', { callId: this.call.callId, sdp: pc.localDescription?.sdp || offer.sdp });
+      } catch (e) {
+        if (e instanceof SDKError && e.code === 'negotiation_glare' && pc.signalingState === 'have-local-offer') {
+          // The SFU's offer crossed ours, and it cannot take its own back:
+          // ours gives way. Its offer (pushed) is answered next, then we
+          // offer again.
+          await pc.setLocalDescription({ type: 'rollback' });
+          this.reoffer = true;
+          return;
+        }
+        throw e;
+      }
       for (const ev of ans.events) {
         const d = (ev.data || {}) as { type?: string; sdp?: string };
         if (ev.event === 'call.media.sdp' && d.type === 'answer' && d.sdp && pc.signalingState === 'have-local-offer') {
@@ -277,8 +292,11 @@ export class Media {
       const pc = this.pc;
       if (!pc || this.closed) return;
       if (type === 'offer' && pc.signalingState === 'have-local-offer') {
-        // Glare: the SFU rolls its offer back, answers ours, and offers again.
-        return;
+        // Glare: an offer of ours still out (its command failed). The SFU
+        // cannot roll its offer back, so ours gives way; we offer again
+        // once this one is answered.
+        await pc.setLocalDescription({ type: 'rollback' });
+        this.reoffer = true;
       }
       if (type === 'answer') {
         // The answer may come twice (in the command's answer and pushed).
@@ -290,6 +308,10 @@ export class Media {
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
       await this.host.command('call.media.answer', { callId: this.call.callId, sdp: pc.localDescription?.sdp || answer.sdp });
+      if (this.reoffer) {
+        this.reoffer = false;
+        void this.offer(); // queued behind this step
+      }
     });
   }
 
