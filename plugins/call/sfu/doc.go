@@ -58,9 +58,10 @@
 //
 // Video. Offer's video flag false refuses video (audio_only, or
 // audio_upgradable before the upgrade): the device's video m-lines are
-// answered inactive, and video it sends anyway is not forwarded. Video
-// allowed once in a room (an Offer with video true, or AllowVideo) stays
-// allowed; the device then offers again with video.
+// answered inactive, and video it sends anyway is not forwarded until
+// video is allowed (then it is). Video allowed once in a room (an Offer
+// with video true, or AllowVideo) stays allowed; the device then offers
+// again with video.
 //
 // # Media
 //

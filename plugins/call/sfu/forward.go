@@ -356,6 +356,12 @@ func (s *SFU) publish(p *peer, t *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 	if t.Kind() == webrtc.RTPCodecTypeVideo && !s.videoAllowed(p.room) {
 		s.log.Debug("sfu: video refused", "room", p.room.id, "device", p.device)
 		s.m.refusedVideo.Inc()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !p.closed && !s.closed {
+			s.wg.Add(1)
+			go s.holdRefused(p, t, rc)
+		}
 		return
 	}
 	pub := &publication{p: p, track: t, rc: rc, kind: t.Kind()}
@@ -387,6 +393,34 @@ func (s *SFU) publish(p *peer, t *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 		q.subscribe()
 	}
 }
+
+// holdRefused keeps a video track that came while video was not allowed
+// in its room (a device sending on an m-line answered inactive, or that
+// the SFU's next offer showed it recvonly), unread, and publishes it once
+// video is allowed (AllowVideo): pion tells of a track once, so a refusal
+// must not be for good. Pion drops what no one reads; the subscribers
+// start at the next keyframe.
+func (s *SFU) holdRefused(p *peer, t *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
+	defer s.wg.Done()
+	tick := time.NewTicker(refusedCheck)
+	defer tick.Stop()
+	for range tick.C {
+		s.mu.Lock()
+		gone := p.closed || s.closed
+		s.mu.Unlock()
+		if gone {
+			return
+		}
+		if s.videoAllowed(p.room) {
+			s.publish(p, t, rc)
+			return
+		}
+	}
+}
+
+// refusedCheck is how often a refused video track looks whether video is
+// allowed now.
+const refusedCheck = 250 * time.Millisecond
 
 // unpublish forgets a publication whose track ended.
 func (s *SFU) unpublish(pub *publication) {

@@ -646,3 +646,30 @@ func TestGlareTheDeviceGivesWay(t *testing.T) {
 	waitFrames(t, callee, video, 1, 10) // the caller's camera
 	waitFrames(t, caller, video, 1, 10) // the callee's
 }
+
+// Video a device sends before video is allowed (audio_upgradable) is not
+// forwarded, and not refused for good: pion tells of a track once, so the
+// SFU keeps it and forwards it once the call is upgraded.
+func TestVideoRefusedBeforeTheUpgradeFlowsAfter(t *testing.T) {
+	h := newHarness(t, Config{})
+	caller, callee := h.call(sfutest.Options{Video: false}, true) // cameras on, video not allowed
+	waitFrames(t, callee, audio, 1, 10)
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(h.s.m.refusedVideo) < 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("pion's clients sent no video on the m-lines answered inactive: the test's premise (a refused track) did not happen")
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := len(callee.Tracks(video)); n != 0 {
+		for _, tr := range callee.Tracks(video) {
+			if tr.Packets > 0 {
+				t.Fatalf("video reached the callee before the upgrade: %+v", tr)
+			}
+		}
+	}
+	must(t, h.s.AllowVideo("r"))
+	must(t, caller.Negotiate())
+	must(t, callee.Negotiate())
+	waitFrames(t, callee, video, 1, 10)
+	waitFrames(t, caller, video, 1, 10)
+}
