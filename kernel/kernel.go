@@ -306,8 +306,11 @@ func (k *Kernel) attempt(ctx context.Context, h Handler, cmd Command) ([]eventlo
 			plain[len(drafts)] = ne.Payload // the kernel's, as is everything a handler returns
 		}
 		d := eventlog.Draft{Type: ne.Type, Stream: stream, Company: cmd.Company, Actor: cmd.Actor, Audience: ne.Audience, Payload: payload}
-		if stream == cmd.Stream && !expectSet {
+		switch {
+		case stream == cmd.Stream && !expectSet:
 			d.Expect, expectSet = eventlog.ExpectVersion(v), true
+		case stream != cmd.Stream && ne.Expect != nil: // decided on that stream's state too: a conflict decides again
+			d.Expect = eventlog.ExpectVersion(*ne.Expect)
 		}
 		drafts = append(drafts, d)
 	}

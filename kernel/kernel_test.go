@@ -387,3 +387,45 @@ func TestDurableTypesAreDocumented(t *testing.T) {
 		}
 	}
 }
+
+// A command's event on another stream than the command's, carrying
+// Expect, holds to the state of that stream it was decided on: if the
+// stream moved meanwhile nothing is appended and the command is decided
+// again, as a conflict on its own stream does.
+func TestExpectOnAnotherStreamDecidesAgain(t *testing.T) {
+	var calls atomic.Int32
+	var k *kernel.Kernel
+	k = start(t, t.TempDir(), func(k2 *kernel.Kernel) {
+		k = k2
+		k2.EventTypes().Declare(noteTypes...)
+		k2.Handle("note.add", kernel.HandlerFunc(func(ctx context.Context, cmd kernel.Command) ([]kernel.NewEvent, error) {
+			v, err := k.Log().StreamVersion("notes/shared")
+			if err != nil {
+				return nil, err
+			}
+			if calls.Add(1) == 1 { // another writer gets there between the decision and the append
+				if _, err := k.Log().Append(ctx, eventlog.Draft{Type: "note.added", Stream: "notes/shared", Company: "acme", Actor: "bob", Payload: json.RawMessage(`{"after":0}`)}); err != nil {
+					return nil, err
+				}
+			}
+			p, _ := json.Marshal(map[string]any{"after": v})
+			return []kernel.NewEvent{{Type: "note.added", Stream: "notes/shared", Payload: p, Expect: &v}}, nil
+		}))
+	})
+	if _, err := k.Execute(context.Background(), noteCmd("notes/alice", "x")); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("decided %d times, want 2 (once more after the conflict)", n)
+	}
+	var afters []uint64
+	k.Log().ReadStream(context.Background(), "notes/shared", 1, func(e eventlog.Event) error {
+		var p struct{ After uint64 }
+		json.Unmarshal(e.Payload, &p)
+		afters = append(afters, p.After)
+		return nil
+	})
+	if len(afters) != 2 || afters[1] != 1 {
+		t.Fatalf("notes/shared holds events decided after versions %v, want [0 1]: the stale decision appended nothing", afters)
+	}
+}

@@ -356,12 +356,15 @@ type NewEvent struct {
 	// manifest bounds what it does (types, streams, keys, permissions),
 	// not for which company.
 	Company string
-	// Expect, for Kernel.Append, is the version the event's stream must be
-	// at (the number of events it holds): if another event got there
-	// first, the append fails with code conflict and appends nothing, so a
-	// plugin deciding on its own (a timer) never overrides a command
-	// decided meanwhile. Commands' events ignore it (the kernel expects
-	// the command stream's version itself).
+	// Expect is the version the event's stream must be at (the number of
+	// events it holds): if another event got there first, nothing is
+	// appended. Through Kernel.Append the append fails with code conflict,
+	// so a plugin deciding on its own (a timer) never overrides a command
+	// decided meanwhile. A command's events on its own stream ignore it
+	// (the kernel expects the version the command was decided at); on
+	// another stream it holds them to the state they were decided on too,
+	// and a conflict has the command decided again, as one on its own
+	// stream does.
 	Expect *uint64
 }
 

@@ -99,6 +99,18 @@ func (k *Kernel) Execute(ctx context.Context, cmd plugins.Command) ([]plugins.Ev
 	if plugins.HasSealedKey(cmd.Payload) {
 		return nil, plugins.Errorf(plugins.CodeInvalidCommand, "command payload has a top-level %q key: only the kernel seals payloads", plugins.SealedKey)
 	}
+	var err error
+	for range 3 { // a conflict has the command decided again, as the kernel does
+		var evs []plugins.Event
+		evs, err = k.execute(ctx, h, cmd)
+		if c := plugins.AsCoded(err); c == nil || c.Code != plugins.CodeConflict {
+			return evs, err
+		}
+	}
+	return nil, err
+}
+
+func (k *Kernel) execute(ctx context.Context, h plugins.CommandHandler, cmd plugins.Command) ([]plugins.Event, error) {
 	k.mu.Lock()
 	cmd.Version = k.versions[cmd.Stream]
 	k.mu.Unlock()
@@ -113,6 +125,9 @@ func (k *Kernel) Execute(ctx context.Context, cmd plugins.Command) ([]plugins.Ev
 	for _, e := range decided {
 		if e.Stream == "" {
 			e.Stream = cmd.Stream
+		}
+		if e.Stream == cmd.Stream {
+			e.Expect = nil // the kernel expects the command's own stream at cmd.Version (not checked here)
 		}
 		if t, _ := k.manifest.EmitsType(e.Type); t.Durable {
 			durable = append(durable, e)
@@ -161,7 +176,7 @@ func (k *Kernel) append(ctx context.Context, company, actor string, evs []plugin
 		if !ok {
 			v = k.versions[e.Stream]
 		}
-		if e.Expect != nil && company == "" && *e.Expect != v {
+		if e.Expect != nil && *e.Expect != v {
 			k.mu.Unlock()
 			return nil, plugins.Errorf(plugins.CodeConflict, "stream %s is at version %d, not %d", e.Stream, v, *e.Expect)
 		}
