@@ -221,12 +221,16 @@ func (p *Plugin) decideJoin(s *state, cmd plugins.Command, in JoinRequest) ([]pl
 		if a := c.active[me]; a != nil && a != k { // the room's call rang nobody, and the user took another
 			return nil, busy(a, me, cmd.Device)
 		}
+		// Decided on the call's state, appended to its stream, not the
+		// command's (the rooms'): only if the call is still where it was
+		// (not ended or answered meanwhile); else the join is decided again.
+		at := s.versions[stream]
 		if k.status == StatusDialing && me == k.Callee {
 			a := CallAnswered{CallID: k.CallID, RoomID: k.RoomID, Status: StatusConnecting, UserID: me, Device: cmd.Device}
-			return []plugins.NewEvent{{Type: EvAnswered, Stream: stream, Audience: slices.Clone(k.Participants), Payload: marshal(a)}}, nil
+			return []plugins.NewEvent{{Type: EvAnswered, Stream: stream, Audience: slices.Clone(k.Participants), Payload: marshal(a), Expect: &at}}, nil
 		}
 		r := CallRejoined{CallID: k.CallID, RoomID: k.RoomID, Status: k.status, UserID: me, Device: cmd.Device}
-		return []plugins.NewEvent{{Type: EvRejoined, Stream: stream, Audience: slices.Clone(k.Participants), Payload: marshal(r)}}, nil
+		return []plugins.NewEvent{{Type: EvRejoined, Stream: stream, Audience: slices.Clone(k.Participants), Payload: marshal(r), Expect: &at}}, nil
 	}
 	if k := c.active[me]; k != nil {
 		return nil, busy(k, me, cmd.Device)
@@ -382,7 +386,9 @@ func (p *Plugin) decideRoomClose(s *state, cmd plugins.Command, in RoomQuery) ([
 	evs := []plugins.NewEvent{{Type: typ, Stream: cmd.Stream, Payload: marshal(RoomRef{RoomID: rm.RoomID})}}
 	if k := c.calls[rm.call]; k != nil && !k.ended() {
 		x := CallEnded{CallID: k.CallID, RoomID: k.RoomID, Status: StatusEnded, EndReason: ReasonRoomClosed}
-		evs = append(evs, plugins.NewEvent{Type: EvEnded, Stream: CallStream(cmd.Company, k.CallID), Audience: slices.Clone(k.Participants), Payload: marshal(x)})
+		stream := CallStream(cmd.Company, k.CallID)
+		at := s.versions[stream] // an end() at the same instant wins; this is decided again
+		evs = append(evs, plugins.NewEvent{Type: EvEnded, Stream: stream, Audience: slices.Clone(k.Participants), Payload: marshal(x), Expect: &at})
 	}
 	return evs, nil
 }

@@ -236,7 +236,4 @@
 //     one participant may offer video, the SFU forwards any participant's,
 //     so can_video false is only enforced in the flag passed with that
 //     user's own offers.
-//   - A room command ending a call (room_closed) appends to the call's
-//     stream without its expected version: an end() at the same instant
-//     makes a second call.ended, which is ignored (first wins).
 package call

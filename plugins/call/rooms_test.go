@@ -396,3 +396,43 @@ func TestRoomDurationIsBounded(t *testing.T) {
 		t.Fatalf("a room of a year ended after an hour: %s", *v.EndReason)
 	}
 }
+
+// A join decides on the room's call (answer it, or move the user's media)
+// but is a command on the rooms' stream: its event on the call's stream
+// carries the call stream's version it was decided on, so a join that an
+// end or an answer overtook appends nothing and is decided again (the
+// kernel's rule for Expect on another stream).
+func TestJoinHoldsToTheCallItDecidedOn(t *testing.T) {
+	e := newEnv(t, call.Config{ConnectTimeout: time.Hour, MediaGrace: time.Hour})
+	room := e.room(withKV(pair("alice", "bob"), "live", true))
+	id := decode[call.CallCreated](t, e.ok("alice", "la1", call.CmdRoomJoin, obj{"roomId": room})[0].Payload).CallID
+	var at uint64
+	for _, ev := range e.k.Events() {
+		if ev.Stream == call.CallStream(acme, id) {
+			at = ev.Version
+		}
+	}
+	p := mustJSON(obj{"roomId": room})
+	decided, err := e.p.HandleCommand(context.Background(), plugins.Command{Name: call.CmdRoomJoin, Stream: call.RoomsStream(acme), Company: acme, Actor: "bob", Device: "lb1", Payload: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(decided) != 1 || decided[0].Type != call.EvAnswered || decided[0].Expect == nil || *decided[0].Expect != at {
+		t.Fatalf("bob's join decided %+v, want call.answered expecting the call's stream at %d", decided, at)
+	}
+	// Closing the room ends its call the same way: an end() at the same
+	// instant wins, and the close is decided again (ending nothing).
+	decided, err = e.p.HandleCommand(context.Background(), plugins.Command{Name: call.CmdRoomDisable, Stream: call.RoomsStream(acme), Company: acme, Actor: api, Payload: mustJSON(obj{"room_id": room})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ended *plugins.NewEvent
+	for i := range decided {
+		if decided[i].Type == call.EvEnded {
+			ended = &decided[i]
+		}
+	}
+	if ended == nil || ended.Expect == nil || *ended.Expect != at {
+		t.Fatalf("closing the room decided %+v, want call.ended expecting the call's stream at %d", decided, at)
+	}
+}
