@@ -36,6 +36,7 @@ type peer struct {
 	early     []webrtc.ICECandidateInit
 	cands     map[string]bool // the device's distinct candidates, up to MaxRemoteCandidates
 	needOffer bool            // the device has not been offered every track we send it
+	abandoned bool            // an offer wedged it (abandon): it takes no more
 	answered  atomic.Bool     // our first answer is out: later candidates go through OnCandidate (not under sig: pion's gatherer calls OnICECandidate while handleOffer waits for it)
 	slots     int             // slot tracks made, for their ids
 
@@ -206,6 +207,10 @@ func (p *peer) takeCandidates(cs ...string) error {
 // own, offered to the device right after this answer.
 func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 	p.sig.Lock()
+	if p.abandoned { // an offer that waited for the one that wedged it
+		p.sig.Unlock()
+		return "", fmt.Errorf("%w: offer again", ErrPeerAbandoned)
+	}
 	lines, cands, err := parseOffer(offer)
 	if err == nil {
 		err = p.takeCandidates(cands...) // an offer's candidates count as trickled ones do
@@ -225,20 +230,22 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 		// Glare. Pion cannot roll an offer of its own back, so the device
 		// gives way: it rolls its offer back, answers ours, and offers
 		// again.
+		g := &GlareError{}
+		if d := p.pc.LocalDescription(); d != nil {
+			g.Offer = d.SDP
+		}
 		p.sig.Unlock()
-		return "", ErrGlare
+		return "", g
 	}
 	// From here a failure may leave pion holding the offer, waiting for an
 	// answer it cannot give (it cannot roll a remote offer back); failed
 	// then abandons the peer connection.
 	failed := func(err error) (string, error) {
-		wedged := p.pc.SignalingState() == webrtc.SignalingStateHaveRemoteOffer
-		p.sig.Unlock()
-		if wedged {
-			p.s.abandon(p)
-			return "", fmt.Errorf("%w: %w", ErrPeerAbandoned, err)
+		if p.pc.SignalingState() != webrtc.SignalingStateHaveRemoteOffer {
+			p.sig.Unlock()
+			return "", err
 		}
-		return "", err
+		return "", p.abandon(err)
 	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return failed(fmt.Errorf("apply offer: %w", err))
@@ -305,9 +312,7 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 	sdpAnswer := p.pc.LocalDescription().SDP
 	if len(refused) > 0 {
 		if sdpAnswer, err = inactivate(sdpAnswer, refused); err != nil {
-			p.sig.Unlock() // the answer is set: pion is not waiting, but the device gets none
-			p.s.abandon(p)
-			return "", fmt.Errorf("%w: %w", ErrPeerAbandoned, err)
+			return "", p.abandon(err) // the answer is set: pion is not waiting, but the device gets none
 		}
 	}
 	p.answered.Store(true)
@@ -484,11 +489,13 @@ func (p *peer) addCandidate(candidate string) error {
 	return nil
 }
 
-// close stops forwarding to and from p and closes its peer connection.
-// abandon takes p out of its room and closes it, if it is still its
-// device's peer connection there: the device's next offer starts a new
-// one.
-func (s *SFU) abandon(p *peer) {
+// abandon takes p, whose negotiation err wedged, out of its room and
+// closes it: the device's next offer starts a new peer connection. It is
+// called with p.sig held and releases it; an offer waiting for p.sig
+// then finds p abandoned.
+func (p *peer) abandon(err error) error {
+	s := p.s
+	p.abandoned = true
 	s.mu.Lock()
 	if r := s.rooms[p.room.id]; r != nil && r.peers[p.device] == p {
 		delete(r.peers, p.device)
@@ -497,9 +504,12 @@ func (s *SFU) abandon(p *peer) {
 		}
 	}
 	s.mu.Unlock()
+	p.sig.Unlock()
 	p.close()
+	return fmt.Errorf("%w: %w", ErrPeerAbandoned, err)
 }
 
+// close stops forwarding to and from p and closes its peer connection.
 func (p *peer) close() {
 	s := p.s
 	s.mu.Lock()

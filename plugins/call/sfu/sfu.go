@@ -72,16 +72,26 @@ var (
 	// ErrInvalidOffer: an offer that is not SDP, or whose m-lines lack a
 	// mid or repeat one.
 	ErrInvalidOffer = errors.New("sfu: invalid offer")
+	// ErrGlare: the device offered while an offer of the SFU's to it was
+	// waiting for its answer (a *GlareError carries that offer). The
+	// device rolls its offer back, answers the SFU's, then offers again.
+	ErrGlare = errors.New("sfu: an offer of ours to this device is waiting for its answer: answer it, then offer again")
 	// ErrPeerAbandoned: an offer failed after pion had taken it in, which
 	// leaves a peer connection that cannot negotiate again; the SFU closed
 	// it, and the device's next offer (from a new peer connection of its
 	// own) starts afresh.
-	// ErrGlare: the device offered while an offer of the SFU's to it was
-	// waiting for its answer. The device rolls its offer back, answers
-	// the SFU's (OnOffer), then offers again.
-	ErrGlare         = errors.New("sfu: an offer of ours to this device is waiting for its answer: answer it, then offer again")
 	ErrPeerAbandoned = errors.New("sfu: the device's peer connection failed to negotiate and was closed")
 )
+
+// GlareError is Offer's ErrGlare, with the SFU's offer that waits for the
+// device's answer: the same OnOffer gave, which the device may not have
+// had (signalling pushed to a device can be lost with its connection).
+type GlareError struct {
+	Offer string // SDP
+}
+
+func (e *GlareError) Error() string        { return ErrGlare.Error() }
+func (e *GlareError) Is(target error) bool { return target == ErrGlare }
 
 // MaxMLines is how many m-lines a device's peer connection may have, with
 // those of all its offers so far and those the SFU added. Every m-line
