@@ -42,7 +42,7 @@ const (
 	CodeJoinURLMTM            plugins.Code = "join_url_mtm"                // join: the room has more than two participants
 	CodeCallNotFound          plugins.Code = "call_not_found"              // the plugin's own: no such call of the actor's (media, call.get)
 	CodeRoomNotFound          plugins.Code = "room_not_found"              // the plugin's own: no such room (REST)
-	CodeNegotiationGlare      plugins.Code = "negotiation_glare"           // the plugin's own: call.media.offer crossed the media plane's offer to the device, which it must answer first
+	CodeMediaReset            plugins.Code = "media_reset"                 // the plugin's own: the media plane closed the device's peer connection (a negotiation it could not finish): make a new one
 	CodePermissionDenied                   = plugins.CodePermissionDenied  // a user calling a REST-only command
 )
 
@@ -403,6 +403,8 @@ func (p *Plugin) applyLocked(evs []plugins.Event) {
 		}
 		p.mu.Lock()
 		id := p.st.apply(e)
+		touched = append(touched, p.st.touched...)
+		p.st.touched = p.st.touched[:0]
 		p.caught.Moved()
 		p.mu.Unlock()
 		if id != "" {

@@ -198,10 +198,10 @@ func (p *Plugin) decideJoin(s *state, cmd plugins.Command, in JoinRequest) ([]pl
 	if rm == nil || rm.disabled {
 		return nil, plugins.Errorf(CodeInvalidToken, "room %s is disabled or deleted", in.RoomID)
 	}
-	if rm.Duration > 0 && c.calls[rm.call] == nil && rm.used >= time.Duration(rm.Duration)*time.Second {
+	if left := time.Duration(rm.Duration)*time.Second - rm.used; rm.Duration > 0 && c.calls[rm.call] == nil && left < expiringLead {
 		// A new call would ring the other participant, and end with
-		// duration_expired as soon as both connected.
-		return nil, plugins.Errorf(CodeInvalidToken, "room %s has used up its duration (%d s)", in.RoomID, rm.Duration)
+		// duration_expired (warned at once) as soon as both connected.
+		return nil, plugins.Errorf(CodeInvalidToken, "room %s has %v of its %d s left, less than a call's %v warning", in.RoomID, max(left, 0), rm.Duration, expiringLead)
 	}
 	if !slices.ContainsFunc(rm.Participants, func(pt Participant) bool { return pt.UserID == me }) {
 		return nil, plugins.Errorf(CodeUserNotAssociatedLink, "%q is not a participant of room %s", me, rm.RoomID)

@@ -101,7 +101,10 @@
 // joining device, and a join again rebinds it. The SDP answer comes back
 // as call.media.sdp to the offering device alone (NewEvent.Device =
 // Command.Device); the plane's own candidates and renegotiation offers
-// are published the same way. Video is allowed unless the call is
+// are published the same way. An offer that crossed one of the plane's
+// to the device (glare) is not taken: the command's call.media.sdp is
+// then that offer of the plane's (type offer), which the device answers
+// after rolling its own back, and then offers again. Video is allowed unless the call is
 // audio_only or the user has can_video false; audio_upgradable allows it
 // from the start, so that video added later is a renegotiation.
 //
@@ -131,16 +134,16 @@
 //	dial_stop_error             end: no such call of the user's (an outsider cannot tell it exists), or a cancel from
 //	                            another device of the caller's than the one calling
 //	dial_decline_error          end: the callee declining a link's call that never rang (live false): they join instead
-//	invalid_token               join: the room is disabled, deleted or unknown, or has used up its duration
+//	invalid_token               join: the room is disabled, deleted or unknown, or has less than 30 s of its
+//	                            duration left
 //	user_not_associated_to_link join: the user is not a participant of the room
 //	join_url_mtm                join: the room has more than two participants (many-to-many is not supported)
 //
 // and the plugin's own: call_not_found (signaling or call.get for a call
 // that is not the actor's), room_not_found (REST), permission_denied (a
-// user calling a REST-only command or query), negotiation_glare
-// (call.media.offer while the media plane's own offer to the device waits
-// for its answer: the device rolls its offer back, answers, and offers
-// again). end() picks the outcome by
+// user calling a REST-only command or query), media_reset (the media
+// plane closed the device's peer connection after an offer it took in and
+// could not answer: the device makes a new one and offers again). end() picks the outcome by
 // the state: dialing and the caller → canceled; dialing and the callee →
 // declined (from any of their ringing devices); connecting or connected →
 // hang_up (from the user's bound device).

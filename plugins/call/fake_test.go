@@ -25,6 +25,7 @@ type fakeMedia struct {
 	calls  []string                    // what the plugin asked, in order: "offer call user device video"
 	peers  map[string]call.MediaDevice // by call/device
 	failOn string                      // an SDP Offer refuses with validation_error
+	glare  string                      // an offer of the plane's waiting for the device's answer: Offer answers a *call.Glare with it
 	// afterDevices runs once Devices took its snapshot
 	afterDevices func()
 	// Notify calls: with callbacks (a Start), without (an abort)
@@ -52,6 +53,12 @@ func (m *fakeMedia) record(s string) {
 func (m *fakeMedia) Offer(_ context.Context, callID, user, device, sdp string, video bool) (string, error) {
 	if sdp == m.failOn {
 		return "", plugins.Errorf(call.CodeValidation, "unparsable SDP")
+	}
+	m.mu.Lock()
+	glare := m.glare
+	m.mu.Unlock()
+	if glare != "" {
+		return "", &call.Glare{Offer: glare}
 	}
 	m.record(fmt.Sprintf("offer %s %s %s %v", callID, user, device, video))
 	m.mu.Lock()

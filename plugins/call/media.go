@@ -25,6 +25,10 @@ type Media interface {
 	// renegotiates it (an audio_upgradable call adding video). allowVideo
 	// false refuses video tracks (audio_only calls, users without
 	// can_video).
+	//
+	// An offer that crossed one of the plane's own to the device (glare)
+	// returns a *Glare with that offer: the device rolls its own back,
+	// answers the plane's, and offers again.
 	Offer(ctx context.Context, callID, user, device, sdp string, allowVideo bool) (answer string, err error)
 	// Answer applies a device's SDP answer to an offer the plane made
 	// (MediaEvents.Offer).
@@ -171,6 +175,15 @@ func (p *Plugin) handleMedia(ctx context.Context, cmd plugins.Command) ([]plugin
 	switch cmd.Name {
 	case CmdMediaOffer:
 		answer, err := p.media.Offer(ctx, in.CallID, cmd.Actor, cmd.Device, in.SDP, allowVideo)
+		var glare *Glare
+		if errors.As(err, &glare) {
+			// Not taken: the plane's own offer, which the device answers
+			// first, comes back in its place (its push may have been lost).
+			return []plugins.NewEvent{{
+				Type: EvMediaSDP, Audience: []string{cmd.Actor}, Device: cmd.Device,
+				Payload: marshal(SDPPayload{CallID: in.CallID, Type: "offer", SDP: glare.Offer}),
+			}}, nil
+		}
 		if err != nil {
 			return nil, mediaError(err)
 		}
@@ -213,6 +226,14 @@ func mediaError(err error) error {
 	default:
 		return plugins.Errorf(CodeInternalServer, "media: %v", err)
 	}
+}
+
+// Glare is Media.Offer's answer to an offer that crossed one of the
+// plane's own to the device: Offer is that offer (SDP).
+type Glare struct{ Offer string }
+
+func (g *Glare) Error() string {
+	return "the media plane's offer to this device is waiting for its answer: answer it, then offer again"
 }
 
 // endMedia closes the media of a call that ended, under the call's lock.

@@ -1,12 +1,15 @@
 package call_test
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/parleyhq/parley/plugins"
 	"github.com/parleyhq/parley/plugins/call"
+	"github.com/parleyhq/parley/plugins/call/sfu"
 )
 
 // TestSignalingRouting: a device's offer, answer, candidates and leave
@@ -219,5 +222,45 @@ func TestMediaLeaveIsAnnounced(t *testing.T) {
 	e.media.state(id, "bob", "b1", "closed") // the plane's report of the closed peer connection
 	if n := len(e.published(call.EvMediaState)); n != before+1 {
 		t.Fatalf("the plane's closed report after the leave published %d more", n-before-1)
+	}
+}
+
+// An offer crossing one of the plane's to the device (glare) is not
+// taken: call.media.offer answers with the plane's offer instead, for the
+// device to answer first (the push that carried it may have been lost).
+func TestMediaOfferOnGlareAnswersThePlanesOffer(t *testing.T) {
+	e := newEnv(t, call.Config{ConnectTimeout: time.Hour, MediaGrace: time.Hour})
+	id := e.answeredWithMedia()
+	e.media.mu.Lock()
+	e.media.glare = "the plane's offer"
+	e.media.mu.Unlock()
+	evs := e.ok("bob", "b1", call.CmdMediaOffer, obj{"callId": id, "sdp": "bob's crossing offer"})
+	var got []call.SDPPayload
+	for _, ev := range e.k.Published() {
+		if ev.Type == call.EvMediaSDP && ev.Device == "b1" {
+			got = append(got, decode[call.SDPPayload](t, ev.Payload))
+		}
+	}
+	if len(evs) != 0 || len(got) == 0 || got[len(got)-1].Type != "offer" || got[len(got)-1].SDP != "the plane's offer" {
+		t.Fatalf("call.media.offer on glare: durable %v, published to b1 %+v; want the plane's offer, type offer", evs, got)
+	}
+}
+
+// The SFU's errors a device must act on reach it as such: glare as the
+// SFU's waiting offer (answered in call.media.offer's place), an abandoned
+// peer connection as media_reset (the SDK makes a new one), the rest as
+// the client's mistakes.
+func TestSFUErrorsReachTheDevice(t *testing.T) {
+	var g *call.Glare
+	if err := call.SFUError(fmt.Errorf("offer: %w", &sfu.GlareError{Offer: "the SFU's offer"})); !errors.As(err, &g) || g.Offer != "the SFU's offer" {
+		t.Errorf("glare: %v, want a *call.Glare carrying the SFU's offer", err)
+	}
+	for err, want := range map[error]plugins.Code{
+		fmt.Errorf("%w: apply offer: no ice-ufrag", sfu.ErrPeerAbandoned): call.CodeMediaReset,
+		fmt.Errorf("%w: two m-lines of mid 0", sfu.ErrInvalidOffer):       call.CodeValidation,
+	} {
+		if c := plugins.AsCoded(call.SFUError(err)); c == nil || c.Code != want {
+			t.Errorf("%v: %v, want %s", err, c, want)
+		}
 	}
 }

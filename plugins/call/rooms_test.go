@@ -377,6 +377,30 @@ func TestExhaustedRoomRefusesJoins(t *testing.T) {
 	if c := plugins.AsCoded(err); c == nil || c.Code != call.CodeInvalidToken {
 		t.Fatalf("joining a room whose duration is used up: %v, want %s", err, call.CodeInvalidToken)
 	}
+
+	// Nearly used up: a call hung up at 45 s of 60 leaves 15 s, less than
+	// the 30 s warning a call gets; one at 20 s leaves enough.
+	for _, c := range []struct {
+		after time.Duration
+		ok    bool
+	}{{20 * time.Second, true}, {45 * time.Second, false}} {
+		room := e.room(withKV(pair("alice", "bob"), "duration", 60))
+		id := decode[call.CallCreated](t, e.ok("alice", "la1", call.CmdRoomJoin, obj{"roomId": room})[0].Payload).CallID
+		e.ok("bob", "lb1", call.CmdRoomJoin, obj{"roomId": room})
+		e.connect(id, map[string]string{"alice": "la1", "bob": "lb1"})
+		e.clock.advance(c.after)
+		e.ok("alice", "la1", call.CmdEnd, obj{"callId": id})
+		e.status(id, call.StatusEnded)
+		evs, err := e.run(acme, "alice", "la3", call.CmdRoomJoin, obj{"roomId": room})
+		if coded := plugins.AsCoded(err); c.ok != (err == nil) || (!c.ok && (coded == nil || coded.Code != call.CodeInvalidToken)) {
+			t.Fatalf("joining again after %v of 60 s: %v, want ok %v", c.after, err, c.ok)
+		}
+		if err == nil { // the room's next call: end it, alice is free again
+			again := decode[call.CallCreated](t, evs[0].Payload).CallID
+			e.ok("alice", "la3", call.CmdEnd, obj{"callId": again})
+			e.status(again, call.StatusEnded)
+		}
+	}
 }
 
 // duration is bounded: a value the timers' arithmetic overflowed (584
@@ -385,15 +409,21 @@ func TestRoomDurationIsBounded(t *testing.T) {
 	e := newEnv(t, call.Config{ConnectTimeout: time.Hour, MediaGrace: time.Hour})
 	e.fails(call.CodeValidation, api, "", call.CmdRoomCreate, withKV(pair("alice", "bob"), "duration", 18446744074)) // 584 years
 	e.fails(call.CodeValidation, api, "", call.CmdRoomCreate, withKV(pair("alice", "bob"), "duration", call.MaxDuration+1))
-	room := e.room(withKV(pair("alice", "bob"), "duration", call.MaxDuration))
-	id := decode[call.CallCreated](t, e.ok("alice", "la1", call.CmdRoomJoin, obj{"roomId": room})[0].Payload).CallID
-	e.ok("bob", "lb1", call.CmdRoomJoin, obj{"roomId": room})
+	// A room logged before the limit, with the 584 years, is read as a
+	// year: its call does not end within a second of connecting.
+	r := call.RoomCreated{RoomID: "room_old", Participants: []call.Participant{{UserID: "alice"}, {UserID: "bob"}},
+		Recording: call.RecordingNone, Duration: 18446744074, CallType: call.TypeAudioVideo}
+	if _, err := e.k.Inject(context.Background(), plugins.NewEvent{Type: call.EvRoomCreated, Stream: call.RoomsStream(acme), Company: acme, Payload: mustJSON(r)}); err != nil {
+		t.Fatal(err)
+	}
+	id := decode[call.CallCreated](t, e.ok("alice", "la1", call.CmdRoomJoin, obj{"roomId": "room_old"})[0].Payload).CallID
+	e.ok("bob", "lb1", call.CmdRoomJoin, obj{"roomId": "room_old"})
 	e.connect(id, map[string]string{"alice": "la1", "bob": "lb1"})
-	e.clock.advance(time.Hour)
+	e.clock.advance(time.Second)
 	e.p.Kick(id)
 	time.Sleep(200 * time.Millisecond)
 	if v := e.view(acme, "alice", id); v.Status == call.StatusEnded {
-		t.Fatalf("a room of a year ended after an hour: %s", *v.EndReason)
+		t.Fatalf("a room logged with 584 years ended a second after its call connected: %s", *v.EndReason)
 	}
 }
 
@@ -434,5 +464,20 @@ func TestJoinHoldsToTheCallItDecidedOn(t *testing.T) {
 	}
 	if ended == nil || ended.Expect == nil || *ended.Expect != at {
 		t.Fatalf("closing the room decided %+v, want call.ended expecting the call's stream at %d", decided, at)
+	}
+}
+
+// A call link's call waiting for its other participant (who is in no call
+// yet) ends when that participant is deleted: user_removed, naming them.
+func TestRemovedUserEndsTheLinkCallWaitingForThem(t *testing.T) {
+	e := newEnv(t, call.Config{ConnectTimeout: time.Hour, MediaGrace: time.Hour})
+	room := e.room(pair("alice", "bob")) // not live: bob's devices do not ring
+	id := decode[call.CallCreated](t, e.ok("alice", "la1", call.CmdRoomJoin, obj{"roomId": room})[0].Payload).CallID
+	e.user("user.deleted", acme, obj{"user_id": "bob"})
+	if v := e.status(id, call.StatusEnded); *v.EndReason != call.ReasonUserRemoved {
+		t.Fatalf("ended %s, want %s", *v.EndReason, call.ReasonUserRemoved)
+	}
+	if ended := decode[call.CallEnded](t, e.last(call.EvEnded).Payload); ended.UserID != "bob" {
+		t.Fatalf("call.ended names %q, want bob", ended.UserID)
 	}
 }

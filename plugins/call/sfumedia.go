@@ -261,8 +261,12 @@ func sfuError(err error) error {
 		return nil
 	case errors.Is(err, sfu.ErrClosed):
 		return err
+	case errors.Is(err, sfu.ErrPeerAbandoned):
+		return plugins.Errorf(CodeMediaReset, "%v", err)
 	case errors.Is(err, sfu.ErrGlare):
-		return plugins.Errorf(CodeNegotiationGlare, "%v", err)
+		var g *sfu.GlareError
+		errors.As(err, &g)
+		return &Glare{Offer: g.Offer}
 	default:
 		return plugins.Errorf(CodeValidation, "%v", err)
 	}

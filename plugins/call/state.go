@@ -120,6 +120,7 @@ type userEvent struct {
 type state struct {
 	applied   uint64            // every event up to this seq is applied
 	versions  map[string]uint64 // stream -> version applied, for call/ streams
+	touched   []string          // calls an event concerns beside the one apply returns; the applier drains it
 	companies map[string]*company
 	byID      map[string]*call // every call of every company, by id (ids are random)
 
@@ -224,6 +225,7 @@ func (s *state) apply(e plugins.Event) string {
 			return ""
 		}
 		c := s.company(e.Company)
+		r.Duration = min(r.Duration, MaxDuration) // rooms logged before the limit: longer ones overflowed the timers
 		if c.rooms[r.RoomID] == nil {
 			c.rooms[r.RoomID] = &room{RoomCreated: r}
 		}
@@ -338,17 +340,24 @@ func (s *state) setStatus(k *call, status string) {
 	}
 }
 
-// applyUser folds a user event in; it returns the user's call if the user
-// is no longer active (deactivated or deleted), for the scheduler to end.
-func (s *state) applyUser(e plugins.Event) (id string) {
+// applyUser folds a user event in. A user no longer active (deactivated
+// or deleted) has every call of theirs that has not ended looked at again
+// (touched), for the scheduler to end: the one they are in, and a call
+// link's call waiting for them.
+func (s *state) applyUser(e plugins.Event) string {
 	var u userEvent
 	if json.Unmarshal(e.Payload, &u) != nil || u.UserID == "" || e.Stream != "user/"+e.Company+"/"+u.UserID {
 		return "" // only the kernel's own user events, on the user's stream, count
 	}
 	c := s.company(e.Company)
 	defer func() {
-		if k := c.active[u.UserID]; k != nil && !c.activeUser(u.UserID) {
-			id = k.CallID
+		if c.activeUser(u.UserID) {
+			return
+		}
+		for id, k := range c.calls {
+			if !k.ended() && k.participant(u.UserID) {
+				s.touched = append(s.touched, id)
+			}
 		}
 	}()
 	users := c.users
