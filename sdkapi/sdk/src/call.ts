@@ -121,8 +121,10 @@ export class Media {
   private pc: RTCPeerConnection | null = null;
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
-  /** reoffer: our offer gave way to the SFU's (glare); offer again once it is answered. */
-  private reoffer = false;
+  /** crossings counts our offers in a row that gave way to the SFU's (glare). */
+  private crossings = 0;
+  /** resets counts the peer connections made again after media_reset. */
+  private resets = 0;
   onChange: () => void = () => {};
 
   constructor(
@@ -143,11 +145,21 @@ export class Media {
       this.stopLocal();
       return;
     }
+    await this.connect();
+  }
+
+  /**
+   * connect makes the peer connection with the local tracks (and the
+   * screen being shared) and offers it to the SFU: at the start, and again
+   * if the SFU closed its side of the first (media_reset).
+   */
+  private connect(): Promise<unknown> {
+    const local = this.local || new MediaStream();
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     this.pc = pc;
-    for (const t of this.local.getTracks()) pc.addTrack(t, this.local);
-    if (this.local.getAudioTracks().length === 0) pc.addTransceiver('audio', { direction: 'recvonly' });
-    if (this.local.getVideoTracks().length === 0 && this.call.options.callType !== 'audio_only') {
+    for (const t of local.getTracks()) pc.addTrack(t, local);
+    if (local.getAudioTracks().length === 0) pc.addTransceiver('audio', { direction: 'recvonly' });
+    if (local.getVideoTracks().length === 0 && this.call.options.callType !== 'audio_only') {
       pc.addTransceiver('video', { direction: 'recvonly' });
     }
     pc.ontrack = (ev) => {
@@ -173,13 +185,18 @@ export class Media {
         .command('call.media.candidate', { callId: this.call.callId, candidate: ev.candidate.toJSON() })
         .catch((e) => console.warn('BandyerSDK: sending an ICE candidate failed', e));
     };
+    const screen = this.screen?.getVideoTracks()[0];
+    if (this.screen && screen) this.screenSender = pc.addTransceiver(screen, { direction: 'sendonly', streams: [this.screen] }).sender;
     this.onChange();
-    await this.offer();
+    return this.offer();
   }
 
   /**
    * offer sends the SFU an offer (the first, or a renegotiation) and
-   * applies its answer, which the command's answer carries.
+   * applies its answer, which the command's answer carries. If the SFU's
+   * own offer crossed ours (glare), the command's answer carries that offer
+   * instead: the SFU cannot roll its offer back, so ours gives way; we
+   * answer theirs, then offer again.
    */
   private offer(): Promise<unknown> {
     return this.serial(async () => {
@@ -191,23 +208,56 @@ export class Media {
       try {
         ans = await this.host.command('call.media.offer', { callId: this.call.callId, sdp: pc.localDescription?.sdp || offer.sdp });
       } catch (e) {
-        if (e instanceof SDKError && e.code === 'negotiation_glare' && pc.signalingState === 'have-local-offer') {
-          // The SFU's offer crossed ours, and it cannot take its own back:
-          // ours gives way. Its offer (pushed) is answered next, then we
-          // offer again.
-          await pc.setLocalDescription({ type: 'rollback' });
-          this.reoffer = true;
+        if (e instanceof SDKError && e.code === 'media_reset' && this.pc === pc && !this.closed && this.resets++ < maxResets) {
+          // The SFU closed its side of this peer connection (it could not
+          // finish a negotiation): start a new one. Closing ours ends its
+          // remote tracks without an ended event.
+          pc.close();
+          for (const t of this.remote.getTracks()) this.remote.removeTrack(t);
+          this.extras = [];
+          this.flowing.clear();
+          void this.connect();
           return;
         }
         throw e;
       }
       for (const ev of ans.events) {
         const d = (ev.data || {}) as { type?: string; sdp?: string };
-        if (ev.event === 'call.media.sdp' && d.type === 'answer' && d.sdp && pc.signalingState === 'have-local-offer') {
+        if (ev.event !== 'call.media.sdp' || !d.sdp) continue;
+        if (d.type === 'answer' && pc.signalingState === 'have-local-offer') {
           await pc.setRemoteDescription({ type: 'answer', sdp: d.sdp });
+          this.crossings = 0;
+        } else if (d.type === 'offer') {
+          await this.answerOffer(pc, d.sdp);
         }
       }
     });
+  }
+
+  /**
+   * answerOffer answers an offer of the SFU's; an offer of ours still out
+   * gives way to it (rolled back), and goes again once this one is
+   * answered. It runs inside a serial step.
+   */
+  private async answerOffer(pc: RTCPeerConnection, sdp: string): Promise<void> {
+    if (pc.signalingState === 'stable' && pc.remoteDescription?.type === 'offer' && pc.remoteDescription.sdp === sdp) {
+      return; // answered already (it came with a glare answer, and pushed)
+    }
+    let again = false;
+    if (pc.signalingState === 'have-local-offer') {
+      await pc.setLocalDescription({ type: 'rollback' });
+      again = true;
+    }
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      await this.host.command('call.media.answer', { callId: this.call.callId, sdp: pc.localDescription?.sdp || answer.sdp });
+    } finally {
+      // Queued behind this step, whether this answer went or not; a few
+      // times in a row at most (each crossing gives way again).
+      if (again && this.crossings++ < maxCrossings) void this.offer();
+    }
   }
 
   /**
@@ -291,27 +341,13 @@ export class Media {
     this.serial(async () => {
       const pc = this.pc;
       if (!pc || this.closed) return;
-      if (type === 'offer' && pc.signalingState === 'have-local-offer') {
-        // Glare: an offer of ours still out (its command failed). The SFU
-        // cannot roll its offer back, so ours gives way; we offer again
-        // once this one is answered.
-        await pc.setLocalDescription({ type: 'rollback' });
-        this.reoffer = true;
-      }
       if (type === 'answer') {
         // The answer may come twice (in the command's answer and pushed).
         if (pc.signalingState !== 'have-local-offer') return;
         await pc.setRemoteDescription({ type: 'answer', sdp });
         return;
       }
-      await pc.setRemoteDescription({ type: 'offer', sdp });
-      const answer = await pc.createAnswer();
-      await pc.setLocalDescription(answer);
-      await this.host.command('call.media.answer', { callId: this.call.callId, sdp: pc.localDescription?.sdp || answer.sdp });
-      if (this.reoffer) {
-        this.reoffer = false;
-        void this.offer(); // queued behind this step
-      }
+      await this.answerOffer(pc, sdp);
     });
   }
 
@@ -357,6 +393,12 @@ export class Media {
     return this.chain;
   }
 }
+
+/** maxCrossings bounds how often in a row an offer of ours goes again after giving way. */
+const maxCrossings = 3;
+
+/** maxResets bounds how often a call's peer connection is made again after media_reset. */
+const maxResets = 2;
 
 const answerCodes = ['invalid_call_status', 'callee_not_available', 'dial_answer_error'];
 const endCodes = ['invalid_call_status', 'user_not_in_dialing', 'dial_stop_error', 'dial_decline_error'];
