@@ -264,9 +264,10 @@ func sfuError(err error) error {
 	case errors.Is(err, sfu.ErrPeerAbandoned):
 		return plugins.Errorf(CodeMediaReset, "%v", err)
 	case errors.Is(err, sfu.ErrGlare):
-		var g *sfu.GlareError
-		errors.As(err, &g)
-		return &Glare{Offer: g.Offer}
+		if g := (*sfu.GlareError)(nil); errors.As(err, &g) {
+			return &Glare{Offer: g.Offer}
+		}
+		return plugins.Errorf(CodeValidation, "%v", err)
 	default:
 		return plugins.Errorf(CodeValidation, "%v", err)
 	}

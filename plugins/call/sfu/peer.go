@@ -330,6 +330,30 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 	return sdpAnswer, nil
 }
 
+// missingMid returns a mid of offer's m-lines that answer does not have
+// (and false), or true if it has them all.
+func missingMid(offer *webrtc.SessionDescription, answer *sdp.SessionDescription) (string, bool) {
+	if offer == nil {
+		return "", true
+	}
+	var o sdp.SessionDescription
+	if o.Unmarshal([]byte(offer.SDP)) != nil {
+		return "", true
+	}
+	have := map[string]bool{}
+	for _, md := range answer.MediaDescriptions {
+		if mid, ok := md.Attribute(sdp.AttrKeyMID); ok {
+			have[mid] = true
+		}
+	}
+	for _, md := range o.MediaDescriptions {
+		if mid, ok := md.Attribute(sdp.AttrKeyMID); ok && !have[mid] {
+			return mid, false
+		}
+	}
+	return "", true
+}
+
 // mlinesAfter is how many transceivers pc would have with the m-lines of
 // an offer: those it has, and one for each mid it does not know.
 func mlinesAfter(pc *webrtc.PeerConnection, lines map[string]mline) int {
@@ -418,7 +442,7 @@ func (p *peer) negotiateOwned() {
 // and no negotiation is under way; handleAnswer calls it again.
 func (p *peer) negotiate() {
 	p.sig.Lock()
-	if !p.needOffer || p.pc.SignalingState() != webrtc.SignalingStateStable || p.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
+	if p.abandoned || !p.needOffer || p.pc.SignalingState() != webrtc.SignalingStateStable || p.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
 		p.sig.Unlock()
 		return
 	}
@@ -441,20 +465,32 @@ func (p *peer) negotiate() {
 
 func (p *peer) handleAnswer(answer string) error {
 	p.sig.Lock()
-	if p.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+	if p.abandoned || p.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
 		p.sig.Unlock()
 		return ErrNoOffer
 	}
 	var d sdp.SessionDescription
 	if err := d.Unmarshal([]byte(answer)); err != nil {
 		p.sig.Unlock()
-		return fmt.Errorf("parse answer: %w", err)
+		return fmt.Errorf("%w: parse answer: %w", ErrInvalidAnswer, err)
+	}
+	// An answer to an earlier offer of ours (a device answering one offer
+	// twice) lacks the m-lines the waiting one added; pion would take it
+	// as the answer to this one.
+	if mid, ok := missingMid(p.pc.LocalDescription(), &d); !ok {
+		p.sig.Unlock()
+		return fmt.Errorf("%w: no m-line of mid %q: not the answer to our latest offer", ErrInvalidAnswer, mid)
 	}
 	if err := p.takeCandidates(candidates(&d)...); err != nil {
 		p.sig.Unlock()
 		return err
 	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		if p.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+			// Refused, and our offer still waits: every offer of the
+			// device's would meet it (glare) and its answer fail again.
+			return p.abandon(fmt.Errorf("apply answer: %w", err))
+		}
 		p.sig.Unlock()
 		return fmt.Errorf("apply answer: %w", err)
 	}

@@ -72,6 +72,9 @@ var (
 	// ErrInvalidOffer: an offer that is not SDP, or whose m-lines lack a
 	// mid or repeat one.
 	ErrInvalidOffer = errors.New("sfu: invalid offer")
+	// ErrInvalidAnswer: an answer that is not SDP, or not the answer to
+	// the SFU's latest offer (it lacks m-lines that offer has).
+	ErrInvalidAnswer = errors.New("sfu: invalid answer")
 	// ErrGlare: the device offered while an offer of the SFU's to it was
 	// waiting for its answer (a *GlareError carries that offer). The
 	// device rolls its offer back, answers the SFU's, then offers again.

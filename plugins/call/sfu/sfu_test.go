@@ -680,3 +680,49 @@ func TestVideoRefusedBeforeTheUpgradeFlowsAfter(t *testing.T) {
 	waitFrames(t, callee, video, 1, 10)
 	waitFrames(t, caller, video, 1, 10)
 }
+
+// A device answering an offer of the SFU's twice (its answer to an earlier
+// offer arriving while a newer one waits) is refused: pion would take it
+// as the answer to the newer offer, whose new m-lines it lacks, and then
+// refuse the real one. The newer offer still gets its answer.
+func TestAnswerToAnEarlierOfferIsRefused(t *testing.T) {
+	h := newHarness(t, Config{})
+	caller, callee := h.call(sfutest.Options{Video: true}, false) // audio so far
+	forward := h.s.OnOffer
+	held := make(chan string, 4)
+	var holding atomic.Bool
+	h.s.OnOffer = func(room, device, sdp string) {
+		if device == callee.Device && holding.Load() {
+			held <- sdp
+			return
+		}
+		forward(room, device, sdp)
+	}
+	next := func() string {
+		t.Helper()
+		select {
+		case o := <-held:
+			return o
+		case <-time.After(10 * time.Second):
+			t.Fatal("the SFU made the callee no offer")
+			return ""
+		}
+	}
+	holding.Store(true)
+	must(t, caller.PublishVideo("camera"))
+	must(t, caller.Negotiate())
+	must(t, callee.ServerOffer(next())) // offer X, answered
+	stale := callee.PC().CurrentLocalDescription()
+	if stale == nil || stale.Type != webrtc.SDPTypeAnswer {
+		t.Fatalf("the callee's answer to X: %v", stale)
+	}
+	must(t, caller.PublishVideo("screen"))
+	must(t, caller.Negotiate())
+	y := next() // offer Y: an m-line more for the screen
+	if err := h.s.Answer("r", callee.Device, stale.SDP); !errors.Is(err, ErrInvalidAnswer) {
+		t.Fatalf("the answer to X again, while Y waits: %v, want ErrInvalidAnswer", err)
+	}
+	holding.Store(false)
+	must(t, callee.ServerOffer(y))
+	waitFrames(t, callee, video, 2, 10) // the caller's camera and screen
+}
