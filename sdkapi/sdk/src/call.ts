@@ -123,8 +123,10 @@ export class Media {
   private closed = false;
   /** crossings counts our offers in a row that gave way to the SFU's (glare). */
   private crossings = 0;
-  /** resets counts the peer connections made again after media_reset. */
+  /** resets counts the peer connections made again after media_reset, since the last one connected. */
   private resets = 0;
+  /** answered is the session (id, version) of the SFU's last offer answered. */
+  private answered: SessionVersion | null = null;
   onChange: () => void = () => {};
 
   constructor(
@@ -179,6 +181,9 @@ export class Media {
       });
       this.onChange();
     };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'connected' && this.pc === pc) this.resets = 0;
+    };
     pc.onicecandidate = (ev) => {
       if (!ev.candidate || this.closed) return;
       this.host
@@ -198,7 +203,8 @@ export class Media {
    * instead: the SFU cannot roll its offer back, so ours gives way; we
    * answer theirs, then offer again.
    */
-  private offer(): Promise<unknown> {
+  private offer(again = false): Promise<unknown> {
+    if (!again) this.crossings = 0; // an offer of the app's own, not one going again after glare
     return this.serial(async () => {
       const pc = this.pc;
       if (!pc || this.closed) return;
@@ -208,17 +214,7 @@ export class Media {
       try {
         ans = await this.host.command('call.media.offer', { callId: this.call.callId, sdp: pc.localDescription?.sdp || offer.sdp });
       } catch (e) {
-        if (e instanceof SDKError && e.code === 'media_reset' && this.pc === pc && !this.closed && this.resets++ < maxResets) {
-          // The SFU closed its side of this peer connection (it could not
-          // finish a negotiation): start a new one. Closing ours ends its
-          // remote tracks without an ended event.
-          pc.close();
-          for (const t of this.remote.getTracks()) this.remote.removeTrack(t);
-          this.extras = [];
-          this.flowing.clear();
-          void this.connect();
-          return;
-        }
+        if (this.resetOn(e, pc)) return;
         throw e;
       }
       for (const ev of ans.events) {
@@ -226,7 +222,6 @@ export class Media {
         if (ev.event !== 'call.media.sdp' || !d.sdp) continue;
         if (d.type === 'answer' && pc.signalingState === 'have-local-offer') {
           await pc.setRemoteDescription({ type: 'answer', sdp: d.sdp });
-          this.crossings = 0;
         } else if (d.type === 'offer') {
           await this.answerOffer(pc, d.sdp);
         }
@@ -237,12 +232,13 @@ export class Media {
   /**
    * answerOffer answers an offer of the SFU's; an offer of ours still out
    * gives way to it (rolled back), and goes again once this one is
-   * answered. It runs inside a serial step.
+   * answered. An offer already answered (one comes both in a glare answer
+   * and pushed) is not answered again: the SFU would take the second
+   * answer for one to a newer offer. It runs inside a serial step.
    */
   private async answerOffer(pc: RTCPeerConnection, sdp: string): Promise<void> {
-    if (pc.signalingState === 'stable' && pc.remoteDescription?.type === 'offer' && pc.remoteDescription.sdp === sdp) {
-      return; // answered already (it came with a glare answer, and pushed)
-    }
+    const v = sessionVersion(sdp);
+    if (v && this.answered && v.id === this.answered.id && !newer(v.version, this.answered.version)) return;
     let again = false;
     if (pc.signalingState === 'have-local-offer') {
       await pc.setLocalDescription({ type: 'rollback' });
@@ -252,12 +248,38 @@ export class Media {
       await pc.setRemoteDescription({ type: 'offer', sdp });
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
-      await this.host.command('call.media.answer', { callId: this.call.callId, sdp: pc.localDescription?.sdp || answer.sdp });
+      try {
+        await this.host.command('call.media.answer', { callId: this.call.callId, sdp: pc.localDescription?.sdp || answer.sdp });
+      } catch (e) {
+        if (this.resetOn(e, pc)) {
+          again = false; // the new peer connection offers what this one had
+          return;
+        }
+        throw e;
+      }
+      if (v) this.answered = v;
     } finally {
       // Queued behind this step, whether this answer went or not; a few
       // times in a row at most (each crossing gives way again).
-      if (again && this.crossings++ < maxCrossings) void this.offer();
+      if (again && this.crossings++ < maxCrossings) void this.offer(true);
     }
+  }
+
+  /**
+   * resetOn starts a new peer connection if e is media_reset for pc: the
+   * SFU closed its side of pc (a negotiation it could not finish). Closing
+   * ours ends its remote tracks without an ended event.
+   */
+  private resetOn(e: unknown, pc: RTCPeerConnection): boolean {
+    if (!(e instanceof SDKError) || e.code !== 'media_reset' || this.pc !== pc || this.closed || this.resets >= maxResets) return false;
+    this.resets++;
+    pc.close();
+    for (const t of this.remote.getTracks()) this.remote.removeTrack(t);
+    this.extras = [];
+    this.flowing.clear();
+    this.answered = null;
+    void this.connect();
+    return true;
   }
 
   /**
@@ -397,8 +419,26 @@ export class Media {
 /** maxCrossings bounds how often in a row an offer of ours goes again after giving way. */
 const maxCrossings = 3;
 
-/** maxResets bounds how often a call's peer connection is made again after media_reset. */
+/** maxResets bounds how often in a row a call's peer connection is made again after media_reset. */
 const maxResets = 2;
+
+/** SessionVersion is an SDP's session id and version (its o= line), decimal digits. */
+interface SessionVersion {
+  id: string;
+  version: string;
+}
+
+/** sessionVersion reads an SDP's o= line: "o=<user> <id> <version> ...". */
+function sessionVersion(sdp: string): SessionVersion | null {
+  const m = /^o=\S+ (\d+) (\d+) /m.exec(sdp);
+  return m ? { id: m[1], version: m[2] } : null;
+}
+
+/** newer compares two decimal versions of any length: is a greater than b? */
+function newer(a: string, b: string): boolean {
+  const x = a.replace(/^0+/, ''), y = b.replace(/^0+/, '');
+  return x.length !== y.length ? x.length > y.length : x > y;
+}
 
 const answerCodes = ['invalid_call_status', 'callee_not_available', 'dial_answer_error'];
 const endCodes = ['invalid_call_status', 'user_not_in_dialing', 'dial_stop_error', 'dial_decline_error'];
