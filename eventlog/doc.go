@@ -34,10 +34,13 @@
 // Each stored record is its binary encoding (FormatVersion first) followed
 // by Hash = SHA-256(encoding), and the encoding includes the previous
 // record's hash: changing, removing or reordering any record breaks the
-// chain from there on. Verify walks the log and returns a *ChainError
-// naming the first bad seq; Export renders events as JSON Lines. Verify
-// proves the file is self-consistent; to detect a rewrite of the whole
-// chain, keep the head hash Verify reports somewhere else.
+// chain from there on. Verify walks the log, and the stream index with
+// it, and returns a *ChainError naming the first bad seq; Export renders
+// events as JSON Lines. Verify proves the file is self-consistent. An
+// unkeyed chain cannot show a rewrite of the records from some point on
+// with their hashes recomputed, nor the last records cut off with the head
+// moved back: keep the head Verify reports somewhere else, and check it
+// later with Anchor.
 //
 // # Caveats
 //
@@ -46,7 +49,8 @@
 //   - Append fails fast with ErrQueueFull rather than blocking when
 //     Options.QueueSize requests are waiting; callers decide to retry.
 //   - If ctx ends while Append waits, the outcome is unknown: the events may
-//     have been written. Use Draft.ID or ExpectVersion to make retries safe.
+//     have been written. Use ExpectVersion to make retries safe (Draft.ID
+//     is not deduplicated: two appends with one ID both land).
 //   - After a failed commit (disk full, I/O error) the log refuses writes
 //     with ErrFailed until it is reopened; nothing acknowledged is lost.
 //   - Events handed out by readers share memory: treat them as read-only.

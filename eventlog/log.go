@@ -111,6 +111,7 @@ type Log struct {
 	db   *bolt.DB
 	path string
 	opts Options
+	ours bool // the file carries our format tag (load): a panic reading it is damage, not a foreign file
 
 	mu     sync.RWMutex // guards closed against the queue send
 	closed bool
@@ -158,10 +159,15 @@ func Open(dir string, opts Options) (l *Log, err error) {
 	} else if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("eventlog: create data directory %s: %w", dir, err)
 	}
-	// bbolt can panic on a mangled file; turn that into an error.
+	// bbolt can panic on a mangled file; turn that into an error: a file
+	// that carries our format tag is a damaged event log, not another file.
 	defer func() {
 		if p := recover(); p != nil {
-			l, err = nil, fmt.Errorf("eventlog: open %s: %w (bbolt: %v)", path, ErrNotEventLog, p)
+			kind := ErrNotEventLog
+			if l != nil && l.ours {
+				kind = ErrCorrupt
+			}
+			l, err = nil, fmt.Errorf("eventlog: open %s: %w (bbolt: %v)", path, kind, p)
 		}
 	}()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
@@ -221,6 +227,7 @@ func (l *Log) load() error {
 		if tag := meta.Get(keyFormat); !bytes.Equal(tag, []byte(formatTag)) && !bytes.Equal(tag, []byte(formatTagBefore)) {
 			return fmt.Errorf("eventlog: %s: %w (format %q, want %q)", l.path, ErrNotEventLog, tag, formatTag)
 		}
+		l.ours = true
 		for _, b := range [][]byte{bucketEvents, bucketStreams, bucketCursors} {
 			if tx.Bucket(b) == nil {
 				return fmt.Errorf("eventlog: %s: %w (bucket %s missing)", l.path, ErrCorrupt, b)

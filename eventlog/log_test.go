@@ -3,6 +3,7 @@ package eventlog_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -617,4 +618,56 @@ func TestFormat1IsUpgraded(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// The stream index is part of what Verify checks: an entry redirected to
+// another stream's record, one deleted, or one added are each named, and
+// ReadStream refuses a redirected entry instead of handing out another
+// stream's event.
+func TestVerifyChecksTheStreamIndex(t *testing.T) {
+	ctx := context.Background()
+	key := func(stream string, version uint64) []byte {
+		return binary.BigEndian.AppendUint64(append([]byte(stream), 0), version)
+	}
+	seq := func(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+	for _, c := range []struct {
+		name   string
+		edit   func(b *bolt.Bucket) error
+		stream bool // ReadStream("a") must fail too
+	}{
+		{"redirected", func(b *bolt.Bucket) error { return b.Put(key("a", 1), seq(2)) }, true}, // a/1 -> b's record
+		{"deleted", func(b *bolt.Bucket) error { return b.Delete(key("a", 3)) }, false},
+		{"added", func(b *bolt.Bucket) error { return b.Put(key("c", 1), seq(1)) }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := open(t, dir, eventlog.Options{})
+			for i := 1; i <= 6; i++ { // a, b, a, b, a, b: seqs 1 – 6
+				if _, err := l.Append(ctx, draft([]string{"a", "b"}[(i-1)%2], i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l.Close()
+			db, err := bolt.Open(filepath.Join(dir, eventlog.FileName), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Update(func(tx *bolt.Tx) error { return c.edit(tx.Bucket([]byte("streams"))) }); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			l = open(t, dir, eventlog.Options{ReadOnly: true})
+			_, err = l.Verify(ctx)
+			var ce *eventlog.ChainError
+			if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "stream index") {
+				t.Fatalf("Verify after the index was %s: %v, want a chain error about the stream index", c.name, err)
+			}
+			if c.stream {
+				err := l.ReadStream(ctx, "a", 1, func(eventlog.Event) error { return nil })
+				if !errors.Is(err, eventlog.ErrCorrupt) {
+					t.Fatalf("ReadStream through the redirected entry: %v, want ErrCorrupt", err)
+				}
+			}
+		})
+	}
 }

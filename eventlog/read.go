@@ -174,6 +174,9 @@ func (l *Log) ReadStream(ctx context.Context, stream string, from uint64, fn fun
 				if err := decodeRecord(rec, &e); err != nil {
 					return fmt.Errorf("%w: seq %d: %v", ErrCorrupt, binary.BigEndian.Uint64(v), err)
 				}
+				if version := binary.BigEndian.Uint64(k[len(prefix):]); e.Stream != stream || e.Version != version {
+					return fmt.Errorf("%w: stream %s version %d index points at seq %d, which is stream %s version %d", ErrCorrupt, stream, version, e.Seq, e.Stream, e.Version)
+				}
 				batch = append(batch, e)
 			}
 			return nil

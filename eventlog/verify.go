@@ -24,9 +24,16 @@ type VerifyReport struct {
 // Verify walks the whole log and checks, for every record: the stored hash
 // matches the record bytes, the record decodes, its seq matches its key and
 // follows the previous one with no gap, its prev_hash is the previous
-// record's hash, and its stream version follows the stream's previous
-// event. Finally the head in the meta bucket must name the last record.
-// The first failure is returned as a *ChainError naming the seq.
+// record's hash, its stream version follows the stream's previous event,
+// and the stream index maps that stream and version to it. Finally the
+// index must hold no other entry, and the head in the meta bucket must
+// name the last record. The first failure is returned as a *ChainError
+// naming the seq.
+//
+// What no unkeyed chain can show: a rewrite of the records from any point
+// on, hashes recomputed, or the last records cut off with the head moved
+// back, verifies. Compare the head against one recorded elsewhere (the
+// head an earlier Verify reported, say) with Anchor.
 func (l *Log) Verify(ctx context.Context) (VerifyReport, error) {
 	var (
 		rep      VerifyReport
@@ -42,6 +49,7 @@ func (l *Log) Verify(ctx context.Context) (VerifyReport, error) {
 		var done bool
 		err := l.view(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bucketEvents).Cursor()
+			index := tx.Bucket(bucketStreams)
 			k, v := c.Seek(u64(expect))
 			for n := 0; n < 4*readChunk; n, expect = n+1, expect+1 {
 				if k == nil {
@@ -70,6 +78,9 @@ func (l *Log) Verify(ctx context.Context) (VerifyReport, error) {
 				if want := versions[e.Stream] + 1; e.Version != want {
 					return &ChainError{Seq: key, Reason: fmt.Sprintf("stream %s version %d, want %d", e.Stream, e.Version, want)}
 				}
+				if at := index.Get(streamKey(e.Stream, e.Version)); len(at) != 8 || binary.BigEndian.Uint64(at) != key {
+					return &ChainError{Seq: key, Reason: fmt.Sprintf("the stream index does not map stream %s version %d to it", e.Stream, e.Version)}
+				}
 				versions[e.Stream] = e.Version
 				prev = e.Hash
 				rep.Events++
@@ -88,19 +99,46 @@ func (l *Log) Verify(ctx context.Context) (VerifyReport, error) {
 	rep.Streams = len(versions)
 	var headSeq uint64
 	var headHash Hash
+	var entries int
 	if err := l.view(func(tx *bolt.Tx) error {
 		if h := tx.Bucket(bucketMeta).Get(keyHead); len(h) == 8+HashSize {
 			headSeq = binary.BigEndian.Uint64(h)
 			copy(headHash[:], h[8:])
 		}
+		entries = tx.Bucket(bucketStreams).Stats().KeyN
 		return nil
 	}); err != nil {
 		return rep, err
+	}
+	if uint64(entries) != rep.Events { // every event has its entry (checked above): the rest point nowhere true
+		return rep, &ChainError{Seq: rep.Head, Reason: fmt.Sprintf("the stream index has %d entries for %d events", entries, rep.Events)}
 	}
 	if headSeq != rep.Head || headHash != rep.HeadHash {
 		return rep, &ChainError{Seq: rep.Head, Reason: fmt.Sprintf("the recorded head (seq %d) is not the last record (seq %d)", headSeq, rep.Head)}
 	}
 	return rep, nil
+}
+
+// Anchor checks that the verified log still reaches seq and that the
+// record there has the hash recorded elsewhere (an earlier Verify's head):
+// the log has not been cut back or rewritten from that point on since.
+// Run it after Verify.
+func (l *Log) Anchor(seq uint64, hash Hash) error {
+	var e Event
+	err := l.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEvents).Get(u64(seq))
+		if v == nil {
+			return &ChainError{Seq: seq, Reason: "the anchor's seq is not in the log (cut back?)"}
+		}
+		return decodeRecord(v, &e)
+	})
+	if err != nil {
+		return err
+	}
+	if e.Hash != hash {
+		return &ChainError{Seq: seq, Reason: "the record's hash is not the anchor's (rewritten from here on?)"}
+	}
+	return nil
 }
 
 // Filter selects events for Export. Zero fields match everything.
