@@ -968,6 +968,21 @@ func browserCallLinks(t *testing.T, w *world) {
 	for user, p := range pages {
 		p.Wait(user+" in the link's call, with video", "client.callView.call.status === 'connected' && document.querySelector('bandyer-widget') && $w('.bw-remote').videoWidth > 0", 20*time.Second)
 	}
+	// A blip: the link sessions reconnect and open their links again, as
+	// new devices. Each page's media starts again on a new peer connection
+	// (call.rejoined names this device), so the call goes on; the old
+	// connections would end it with connection_lost once the new devices
+	// failed to connect.
+	for _, p := range pages {
+		p.Eval("window.mediaBefore = client.callView.call.media", nil)
+	}
+	w.proxy.setDown(true)
+	time.Sleep(500 * time.Millisecond)
+	w.proxy.setDown(false)
+	for user, p := range pages {
+		p.Wait(user+"'s media on a new peer connection after the blip", "client.callView.call.status === 'connected' && client.callView.call.media && client.callView.call.media !== window.mediaBefore && client.callView.call.media.pc && client.callView.call.media.pc.connectionState === 'connected'", 20*time.Second)
+		advancing(t, p, user+"'s remote video after the blip", "$w('.bw-remote')")
+	}
 	wantPrefix(t, "joining a link while connected", pages["bob"].String("err(client.joinCallURL("+browsertest.Quote(urls["bob"])+"))"), "validation_error")
 	pages["bob"].Eval("client.callView.call.end()", nil)
 	for user, p := range pages {

@@ -209,7 +209,22 @@ export interface ChannelView {
 }
 
 export type CallStatus = 'dialing' | 'connecting' | 'connected' | 'ended';
-export type CallEndReason = 'declined' | 'canceled' | 'answered_of_another_device' | 'hang_up' | 'timeout';
+/**
+ * Why a call ended: the reference's five, and Parley's own: connection_lost (a participant's
+ * media did not come up, or dropped for too long), duration_expired (a call link's room used
+ * its duration up), room_closed (the room was disabled or deleted), user_removed (a
+ * participant's account was deactivated or deleted).
+ */
+export type CallEndReason =
+  | 'declined'
+  | 'canceled'
+  | 'answered_of_another_device'
+  | 'hang_up'
+  | 'timeout'
+  | 'connection_lost'
+  | 'duration_expired'
+  | 'room_closed'
+  | 'user_removed';
 
 export interface CallOptions {
   callType: CallType;

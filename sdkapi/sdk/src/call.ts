@@ -521,6 +521,13 @@ export class Call implements CallAPI {
     this.calls.statusChanged(this);
   }
 
+  /** restartMedia closes this device's media, if any, and starts it again. */
+  restartMedia(): void {
+    this.media?.close();
+    this.media = null;
+    this.startMedia();
+  }
+
   startMedia(): void {
     if (this.media || this.status === 'ended') return;
     this.media = new Media(this, this.calls.host);
@@ -658,6 +665,17 @@ export class Calls {
         if (d.userId === this.host.me()) cur.startMedia(); // this device answered
         return true;
       case 'call.rejoined':
+        if (!mine || !cur || d.userId !== this.host.me()) return true;
+        if (d.device === this.host.device()) {
+          // This device carries the user's media again (a call link opened
+          // again, after a reconnect): a new peer connection.
+          cur.restartMedia();
+        } else {
+          // The user's media moved to another device: it goes on there.
+          cur.media?.close();
+          this.view.tone.ring.stop();
+          cur.setStatus('ended', 'answered_of_another_device');
+        }
         return true;
       case 'call.connected':
         if (mine && cur) cur.setStatus('connected');

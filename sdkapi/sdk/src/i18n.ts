@@ -75,6 +75,7 @@ const en: Texts = {
   endReasons: {
     declined: 'Declined', canceled: 'Canceled', answered_of_another_device: 'Answered on another device',
     hang_up: 'Hung up', timeout: 'No answer', connection_lost: 'Connection lost',
+    duration_expired: 'Time is up', room_closed: 'The room was closed', user_removed: 'A participant left the service',
   },
   feedbackQuestion: 'How was the call?',
   thanks: 'Thank you!',
@@ -116,6 +117,7 @@ const it: Texts = {
   endReasons: {
     declined: 'Rifiutata', canceled: 'Annullata', answered_of_another_device: 'Risposta su un altro dispositivo',
     hang_up: 'Conclusa', timeout: 'Nessuna risposta', connection_lost: 'Connessione persa',
+    duration_expired: 'Tempo scaduto', room_closed: 'La stanza è stata chiusa', user_removed: 'Un partecipante ha lasciato il servizio',
   },
   feedbackQuestion: 'Com’è andata la chiamata?',
   thanks: 'Grazie!',
@@ -157,6 +159,7 @@ const es: Texts = {
   endReasons: {
     declined: 'Rechazada', canceled: 'Cancelada', answered_of_another_device: 'Contestada en otro dispositivo',
     hang_up: 'Colgada', timeout: 'Sin respuesta', connection_lost: 'Conexión perdida',
+    duration_expired: 'Se acabó el tiempo', room_closed: 'La sala se cerró', user_removed: 'Un participante dejó el servicio',
   },
   feedbackQuestion: '¿Qué tal fue la llamada?',
   thanks: '¡Gracias!',
@@ -198,6 +201,7 @@ const pt: Texts = {
   endReasons: {
     declined: 'Recusada', canceled: 'Cancelada', answered_of_another_device: 'Atendida em outro dispositivo',
     hang_up: 'Encerrada', timeout: 'Sem resposta', connection_lost: 'Conexão perdida',
+    duration_expired: 'O tempo acabou', room_closed: 'A sala foi fechada', user_removed: 'Um participante saiu do serviço',
   },
   feedbackQuestion: 'Como foi a chamada?',
   thanks: 'Obrigado!',
