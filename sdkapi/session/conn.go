@@ -300,6 +300,9 @@ func (s *session) run() {
 		"userId": s.user, "device": s.device, "expiresAt": claims.ExpiresAt.UTC().Format(time.RFC3339), "seq": pos,
 		"onlineUsers": s.m.OnlineUsers(s.app), "resync": resync,
 	}
+	if s.link == nil {
+		result["deviceKey"] = s.m.deviceKey(s.app, s.user, s.device)
+	}
 	if s.link != nil { // no token to expire; only the room's participants are anyone's business
 		delete(result, "expiresAt")
 		result["onlineUsers"] = s.link.onlinePeers(result["onlineUsers"].([]string))
@@ -349,6 +352,9 @@ func (s *session) connect() (token.Claims, Request, bool) {
 		return token.Claims{}, req, false
 	}
 	s.app, s.user = p.AppID, p.UserID
+	if s.m.deviceKeyOK(s.app, s.user, p.Device, p.DeviceKey) {
+		s.device = p.Device
+	}
 	return claims, req, true
 }
 

@@ -13,7 +13,11 @@
 // ConnectsPerSecond past a burst). The answer carries the user's expiresAt, the log
 // position and the online users. With lastSeq, the events since then whose
 // audience includes the user are pushed before live ones, each once, in
-// seq order; too far back, the answer says resync: true instead.
+// seq order; too far back, the answer says resync: true instead. The
+// answer also names the session's device, with a deviceKey: a connect that
+// gives both back (device, deviceKey; the SDK does when it resumes) keeps
+// that device, and with it the calls bound to it. A key this kernel did
+// not give for the user (or given before a restart) gets a new device.
 //
 // joinCallURL {url, sdkVersion, ...} instead of connect opens a session
 // restricted to one call link's call (see link.go). A link's sessions
@@ -63,7 +67,9 @@ package session
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
@@ -147,12 +153,13 @@ type userKey struct{ app, user string }
 
 // Manager accepts sessions and keeps presence.
 type Manager struct {
-	k      *kernel.Kernel
-	dir    *directory.Directory
-	tokens *token.Issuer
-	hub    *hub.Hub
-	cfg    Config
-	logger *slog.Logger
+	deviceSecret [32]byte // keys the device keys connect hands out (deviceKey); new at every start
+	k            *kernel.Kernel
+	dir          *directory.Directory
+	tokens       *token.Issuer
+	hub          *hub.Hub
+	cfg          Config
+	logger       *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[string]map[string]map[*session]struct{} // app -> user -> the user's sessions
@@ -183,8 +190,24 @@ func New(k *kernel.Kernel, dir *directory.Directory, tokens *token.Issuer, h *hu
 		links: map[userKey]map[*session]struct{}{}, connects: map[connectKey]*rate.Limiter{},
 		base: base, stop: stop, changes: map[string]map[string]string{}, flushed: make(chan struct{}),
 	}
+	rand.Read(m.deviceSecret[:])
 	go m.flushPresence() // owned by the Manager: Close stops it
 	return m, nil
+}
+
+// deviceKey proves that this kernel named device for user of app: a
+// session that gives it back with its device when it connects again
+// (after a network drop) keeps that device, so the calls bound to it stay
+// its own.
+func (m *Manager) deviceKey(app, user, device string) string {
+	mac := hmac.New(sha256.New, m.deviceSecret[:])
+	mac.Write([]byte(app + "\x00" + user + "\x00" + device))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// deviceKeyOK reports whether key is deviceKey's for app, user and device.
+func (m *Manager) deviceKeyOK(app, user, device, key string) bool {
+	return device != "" && hmac.Equal([]byte(key), []byte(m.deviceKey(app, user, device)))
 }
 
 // Close ends every session (code 1001, server_shutdown; each records its
@@ -240,6 +263,12 @@ type ConnectParams struct {
 	AccessToken string  `json:"accessToken"`
 	SDKVersion  string  `json:"sdkVersion"`
 	LastSeq     *uint64 `json:"lastSeq"`
+	// Device and DeviceKey, from an earlier connect's answer, keep that
+	// device (a session back after a network drop); a key this kernel did
+	// not give for them (another user's, a kernel restarted since) gets a
+	// new device, as without them.
+	Device    string `json:"device,omitempty"`
+	DeviceKey string `json:"deviceKey,omitempty"`
 }
 
 // authenticate checks connect's params in the reference's order.

@@ -645,3 +645,39 @@ func TestEphemeralEventsReachDevices(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+// A session back after a drop keeps its device when it gives back the
+// device and deviceKey of its first connect's answer, so the calls bound
+// to that device stay its own; a key for another user's device, a made-up
+// key, or none gets a new device.
+func TestResumeKeepsTheDevice(t *testing.T) {
+	e := newEnv(t, sdkapi.Options{})
+	first := e.dial()
+	res := first.answer(first.send("connect", connectParams(e.app, "alice", e.token(e.app, "alice"))))["result"].(map[string]any)
+	device, key := res["device"].(string), res["deviceKey"].(string)
+	if device == "" || key == "" {
+		t.Fatalf("connect's answer names no device or deviceKey: %v", res)
+	}
+	first.c.Close(websocket.StatusNormalClosure, "")
+	bob := e.dial()
+	bobRes := bob.answer(bob.send("connect", connectParams(e.app, "bob", e.token(e.app, "bob"))))["result"].(map[string]any)
+	for _, c := range []struct {
+		name        string
+		device, key string
+		keep        bool
+	}{
+		{"its own device and key", device, key, true},
+		{"a made-up key", device, strings.Repeat("0", len(key)), false},
+		{"bob's device and key", bobRes["device"].(string), bobRes["deviceKey"].(string), false},
+		{"no key", device, "", false},
+	} {
+		cl := e.dial()
+		p := connectParams(e.app, "alice", e.token(e.app, "alice"))
+		p["device"], p["deviceKey"] = c.device, c.key
+		got := cl.answer(cl.send("connect", p))["result"].(map[string]any)["device"]
+		if (got == c.device) != c.keep {
+			t.Errorf("%s: device %v, want it kept: %v", c.name, got, c.keep)
+		}
+		cl.c.Close(websocket.StatusNormalClosure, "")
+	}
+}
