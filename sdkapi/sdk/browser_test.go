@@ -928,6 +928,18 @@ func browserCalls(t *testing.T, w *world, alice, bob *browsertest.Page) {
 	bob.Wait("bob's last incoming call", "count('call:incoming') === 1 && !$w('.bw-answer').hidden", 5*time.Second)
 	bob.Eval("client.callView.call.answer()", nil)
 	bob.Wait("connected again", "client.callView.call.status === 'connected' && "+playing, 20*time.Second)
+	// A drop: bob's session comes back with the same device (its deviceKey),
+	// so the call is still his to control, and his media still plays.
+	device := bob.String("client.device")
+	w.proxy.setDown(true)
+	bob.Wait("bob notices the drop", "!$w('.bw-banner').hidden", 5*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	w.proxy.setDown(false)
+	bob.Wait("bob back", "$w('.bw-banner').hidden", 15*time.Second)
+	if got := bob.String("client.device"); got != device {
+		t.Fatalf("bob's device after the drop is %s, was %s", got, device)
+	}
+	advancing(t, bob, "alice's video at bob's after the drop", "$w('.bw-remote')")
 	bob.Eval("$w('.bw-hangup').click()", nil)
 	bob.Wait("bob hung up", ended("hang_up"), 5*time.Second)
 	alice.Wait("alice's call hung up by bob", ended("hang_up"), 5*time.Second)

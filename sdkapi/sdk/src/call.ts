@@ -229,6 +229,11 @@ export class Media {
     });
   }
 
+  /** renegotiate offers again what this side has (after a resume). */
+  renegotiate(): void {
+    void this.offer();
+  }
+
   /**
    * answerOffer answers an offer of the SFU's; an offer of ours still out
    * gives way to it (rolled back), and goes again once this one is
@@ -723,6 +728,16 @@ export class Calls {
     // joined again): its media starts here.
     if (call.status !== 'dialing' && call.status !== 'ended' && w.devices?.[this.host.me()] === this.host.device()) call.startMedia();
     this.host.show(call);
+  }
+
+  /**
+   * resumed: the session is back after a drop, with its device. Signalling
+   * pushed meanwhile is lost (it is not logged): offer again, and an offer
+   * of the SFU's still waiting comes back in the answer (glare).
+   */
+  resumed(): void {
+    const cur = this.current;
+    if (cur && cur.status !== 'ended' && cur.media) cur.media.renegotiate();
   }
 
   statusChanged(_: Call): void {

@@ -340,6 +340,7 @@ export class Client implements ClientAPI {
     try {
       const ans = (await req('call.list', resumed ? { minSeq: a.seq } : {})) as { calls?: WireCall[] };
       this.calls.load(ans?.calls || []);
+      if (resumed) this.calls.resumed();
     } catch {
       // A kernel without the call plugin: no calls.
     }

@@ -21,6 +21,8 @@ export interface Push {
 export interface ConnectAnswer {
   userId: string;
   device: string;
+  /** deviceKey, given back with device when the session resumes, keeps the device (and the calls bound to it). */
+  deviceKey?: string;
   expiresAt?: string;
   seq: number;
   onlineUsers: string[];
@@ -190,6 +192,8 @@ export class Session {
   private link = ''; // a call link's URL: the session is joinCallURL's
   /** The resume position: the newest pushed seq, or connect's seq once replay is done. */
   private cursor = 0;
+  private device = ''; // the session's device and its key, kept across resumes
+  private deviceKey = '';
   private seen = new Set<number>();
   private ready: Promise<void> = Promise.resolve();
   private retry = 0;
@@ -340,7 +344,13 @@ export class Session {
     const params: Record<string, unknown> = this.link
       ? { url: this.link, appId: this.appId, sdkVersion: this.sdkVersion }
       : { appId: this.appId, userId: this.userId, accessToken: this.token, sdkVersion: this.sdkVersion };
-    if (resumed) params.lastSeq = this.cursor;
+    if (resumed) {
+      params.lastSeq = this.cursor;
+      if (!this.link && this.deviceKey) {
+        params.device = this.device;
+        params.deviceKey = this.deviceKey;
+      }
+    }
     try {
       answer = (await s.request(this.link ? 'joinCallURL' : 'connect', params, connectTimeout)) as ConnectAnswer;
     } catch (e) {
@@ -354,6 +364,8 @@ export class Session {
     this.socket = s;
     s.onClose = (code, reason) => this.dropped(s, code, reason);
     if (!resumed) this.cursor = answer.seq;
+    this.device = answer.device;
+    this.deviceKey = answer.deviceKey || '';
     if (this.link) this.userId = answer.userId;
     this.retry = 0;
     // Requests wait for the hook (state reloaded); the kernel answers them
