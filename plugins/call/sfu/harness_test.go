@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,6 +107,45 @@ func (h *harness) call(o sfutest.Options, withVideo bool) (caller, callee *sfute
 	}
 	return caller, callee
 }
+
+// offerHold keeps the SFU's offers to one device from it (unanswered)
+// until released; offers to the others go on as usual.
+type offerHold struct {
+	t       *testing.T
+	held    chan string
+	holding atomic.Bool
+}
+
+// holdOffers starts holding the SFU's offers to device. Set it up before
+// the clients' signalling runs: it replaces OnOffer.
+func (h *harness) holdOffers(device string) *offerHold {
+	o := &offerHold{t: h.t, held: make(chan string, 4)}
+	o.holding.Store(true)
+	forward := h.s.OnOffer
+	h.s.OnOffer = func(room, dev, sdp string) {
+		if dev == device && o.holding.Load() {
+			o.held <- sdp
+			return
+		}
+		forward(room, dev, sdp)
+	}
+	return o
+}
+
+// next is the next offer held.
+func (o *offerHold) next() string {
+	o.t.Helper()
+	select {
+	case sdp := <-o.held:
+		return sdp
+	case <-time.After(10 * time.Second):
+		o.t.Fatal("the SFU made the device no offer")
+		return ""
+	}
+}
+
+// release lets the offers to come through; those held stay held.
+func (o *offerHold) release() { o.holding.Store(false) }
 
 // waitState waits for device to report state.
 func (h *harness) waitState(device, state string, d time.Duration) {

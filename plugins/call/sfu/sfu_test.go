@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -605,25 +604,10 @@ func TestOfferFailingHalfwayAbandonsThePeer(t *testing.T) {
 func TestGlareTheDeviceGivesWay(t *testing.T) {
 	h := newHarness(t, Config{})
 	caller, callee := h.call(sfutest.Options{Video: true}, false) // audio so far
-	forward := h.s.OnOffer
-	held := make(chan string, 4)
-	var holding atomic.Bool
-	holding.Store(true)
-	h.s.OnOffer = func(room, device, sdp string) {
-		if device == callee.Device && holding.Load() {
-			held <- sdp // not answered yet
-			return
-		}
-		forward(room, device, sdp)
-	}
+	hold := h.holdOffers(callee.Device)
 	must(t, caller.PublishVideo("camera"))
 	must(t, caller.Negotiate())
-	var pending string
-	select {
-	case pending = <-held: // the caller's camera, on an m-line the SFU adds for the callee
-	case <-time.After(10 * time.Second):
-		t.Fatal("the SFU made the callee no offer")
-	}
+	pending := hold.next() // the caller's camera, on an m-line the SFU adds for the callee
 	// The device's crossing offer: its last one again (a new one made here
 	// would have pion give the camera's transceiver a mid, which a browser
 	// rolling back undoes).
@@ -644,7 +628,7 @@ func TestGlareTheDeviceGivesWay(t *testing.T) {
 	if st := p.pc.SignalingState(); st != webrtc.SignalingStateHaveLocalOffer {
 		t.Fatalf("after the refused offer the SFU's side is %v, want its offer still out", st)
 	}
-	holding.Store(false)
+	hold.release()
 	must(t, callee.ServerOffer(pending))
 	must(t, callee.PublishVideo("camera"))
 	must(t, callee.Negotiate())
@@ -688,41 +672,21 @@ func TestVideoRefusedBeforeTheUpgradeFlowsAfter(t *testing.T) {
 func TestAnswerToAnEarlierOfferIsRefused(t *testing.T) {
 	h := newHarness(t, Config{})
 	caller, callee := h.call(sfutest.Options{Video: true}, false) // audio so far
-	forward := h.s.OnOffer
-	held := make(chan string, 4)
-	var holding atomic.Bool
-	h.s.OnOffer = func(room, device, sdp string) {
-		if device == callee.Device && holding.Load() {
-			held <- sdp
-			return
-		}
-		forward(room, device, sdp)
-	}
-	next := func() string {
-		t.Helper()
-		select {
-		case o := <-held:
-			return o
-		case <-time.After(10 * time.Second):
-			t.Fatal("the SFU made the callee no offer")
-			return ""
-		}
-	}
-	holding.Store(true)
+	hold := h.holdOffers(callee.Device)
 	must(t, caller.PublishVideo("camera"))
 	must(t, caller.Negotiate())
-	must(t, callee.ServerOffer(next())) // offer X, answered
+	must(t, callee.ServerOffer(hold.next())) // offer X, answered
 	stale := callee.PC().CurrentLocalDescription()
 	if stale == nil || stale.Type != webrtc.SDPTypeAnswer {
 		t.Fatalf("the callee's answer to X: %v", stale)
 	}
 	must(t, caller.PublishVideo("screen"))
 	must(t, caller.Negotiate())
-	y := next() // offer Y: an m-line more for the screen
+	y := hold.next() // offer Y: an m-line more for the screen
 	if err := h.s.Answer("r", callee.Device, stale.SDP); !errors.Is(err, ErrInvalidAnswer) {
 		t.Fatalf("the answer to X again, while Y waits: %v, want ErrInvalidAnswer", err)
 	}
-	holding.Store(false)
+	hold.release()
 	must(t, callee.ServerOffer(y))
 	waitFrames(t, callee, video, 2, 10) // the caller's camera and screen
 }

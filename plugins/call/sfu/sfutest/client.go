@@ -247,27 +247,39 @@ func (c *Client) addTrack(tr webrtc.TrackLocal, keyReq *atomic.Bool) error {
 	if err != nil {
 		return err
 	}
+	// The NACK responder needs the RTCP read; keyframe requests are counted.
+	c.readRTCP(sender.ReadRTCP, func(pkts []rtcp.Packet) {
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				c.plis.Add(1)
+				if keyReq != nil {
+					keyReq.Store(true)
+				}
+			}
+		}
+	})
+	return nil
+}
+
+// readRTCP reads a sender's or receiver's RTCP on a goroutine of the
+// client's until it ends, noting what the SFU sent (RTCPSeen) and handing
+// each compound packet to see, if set.
+func (c *Client) readRTCP(read func() ([]rtcp.Packet, interceptor.Attributes, error), see func([]rtcp.Packet)) {
 	c.wg.Add(1)
-	go func() { // the NACK responder needs the RTCP read; keyframe requests are counted
+	go func() {
 		defer c.wg.Done()
 		for {
-			pkts, _, err := sender.ReadRTCP()
+			pkts, _, err := read()
 			if err != nil {
 				return
 			}
 			c.rtcpSeen.note(pkts)
-			for _, p := range pkts {
-				switch p.(type) {
-				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-					c.plis.Add(1)
-					if keyReq != nil {
-						keyReq.Store(true)
-					}
-				}
+			if see != nil {
+				see(pkts)
 			}
 		}
 	}()
-	return nil
 }
 
 func (c *Client) run(every time.Duration, send func(n int) error) {
@@ -310,17 +322,8 @@ func (c *Client) onTrack(tr *webrtc.TrackRemote, rc *webrtc.RTPReceiver) {
 	c.remote = append(c.remote, rt)
 	start := c.start
 	c.mu.Unlock()
-	c.wg.Add(2)
-	go func() { // the SFU's sender reports on the track
-		defer c.wg.Done()
-		for {
-			pkts, _, err := rc.ReadRTCP()
-			if err != nil {
-				return
-			}
-			c.rtcpSeen.note(pkts)
-		}
-	}()
+	c.readRTCP(rc.ReadRTCP, nil) // the SFU's sender reports on the track
+	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		if !c.opts.Verify {
