@@ -256,6 +256,7 @@ func (m *sfuMedia) Devices(callID string) []MediaDevice {
 // server's: only a closed SFU is the server's; an SDP or a candidate the
 // SFU cannot apply, or signaling out of order, is the client's.
 func sfuError(err error) error {
+	var glare *sfu.GlareError
 	switch {
 	case err == nil:
 		return nil
@@ -263,11 +264,8 @@ func sfuError(err error) error {
 		return err
 	case errors.Is(err, sfu.ErrPeerAbandoned):
 		return plugins.Errorf(CodeMediaReset, "%v", err)
-	case errors.Is(err, sfu.ErrGlare):
-		if g := (*sfu.GlareError)(nil); errors.As(err, &g) {
-			return &Glare{Offer: g.Offer}
-		}
-		return plugins.Errorf(CodeValidation, "%v", err)
+	case errors.As(err, &glare):
+		return &Glare{Offer: glare.Offer}
 	default:
 		return plugins.Errorf(CodeValidation, "%v", err)
 	}

@@ -412,7 +412,7 @@ func (s *scheduler) snapshot(id string) (snapshot, bool) {
 			break
 		}
 	}
-	if rm := p.st.lookup(k.company).rooms[k.RoomID]; rm != nil && k.Link {
+	if rm := c.rooms[k.RoomID]; rm != nil && k.Link {
 		snap.duration, snap.used = time.Duration(rm.Duration)*time.Second, rm.used
 	}
 	return snap, true

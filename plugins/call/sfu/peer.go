@@ -533,12 +533,7 @@ func (p *peer) abandon(err error) error {
 	s := p.s
 	p.abandoned = true
 	s.mu.Lock()
-	if r := s.rooms[p.room.id]; r != nil && r.peers[p.device] == p {
-		delete(r.peers, p.device)
-		if len(r.peers) == 0 {
-			delete(s.rooms, r.id)
-		}
-	}
+	s.unroom(p.room.id, p.device, p)
 	s.mu.Unlock()
 	p.sig.Unlock()
 	p.close()

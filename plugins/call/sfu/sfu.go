@@ -432,19 +432,30 @@ func (s *SFU) AllowVideo(roomID string) error {
 // room never joined, does nothing.
 func (s *SFU) Leave(roomID, device string) {
 	s.mu.Lock()
-	r := s.rooms[roomID]
-	var p *peer
-	if r != nil {
-		p = r.peers[device]
-		delete(r.peers, device)
-		if len(r.peers) == 0 {
-			delete(s.rooms, roomID)
-		}
-	}
+	p := s.unroom(roomID, device, nil)
 	s.mu.Unlock()
 	if p != nil {
 		p.close()
 	}
+}
+
+// unroom takes device's peer out of room (only if it is only, when set)
+// and forgets the room once it is empty; it returns the peer taken out.
+// s.mu is held.
+func (s *SFU) unroom(roomID, device string, only *peer) *peer {
+	r := s.rooms[roomID]
+	if r == nil {
+		return nil
+	}
+	p := r.peers[device]
+	if p == nil || (only != nil && p != only) {
+		return nil
+	}
+	delete(r.peers, device)
+	if len(r.peers) == 0 {
+		delete(s.rooms, roomID)
+	}
+	return p
 }
 
 func (s *SFU) peer(roomID, device string) (*peer, error) {
