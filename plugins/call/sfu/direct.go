@@ -85,15 +85,45 @@ func (p *peer) startDirect() {
 	p.tx.start(tx)
 }
 
-// stopDirect turns p's direct paths off when its connection failed or
-// closed: nothing more is sent to it (pion would not either) and nothing
-// taken from its address.
+// stopDirect turns p's direct paths off for good when its DTLS transport
+// failed or closed, or its connection closed: nothing more is sent to it
+// (pion would not either) and nothing taken from its address.
 func (p *peer) stopDirect() {
 	p.rx.ctx.Store(nil)
 	p.tx.stop()
 	p.s.mu.Lock()
 	p.s.unrouteDirect(p)
 	p.s.mu.Unlock()
+}
+
+// pauseDirect stops sending to p while its connection is failed (ICE
+// found no path to it: its consent to receive is gone) and forgets its
+// address. An ICE restart that connects it again resumes them
+// (resumeDirect), at the address it has then.
+func (p *peer) pauseDirect() {
+	p.tx.pause(true)
+	p.s.mu.Lock()
+	p.s.unrouteDirect(p)
+	p.s.mu.Unlock()
+}
+
+// resumeDirect undoes pauseDirect once p's connection is connected again;
+// it does nothing to direct paths stopped, or not started.
+func (p *peer) resumeDirect() {
+	if pair := p.selectedPair(); pair != nil {
+		p.s.routeDirect(p, pair) // the new address first: nothing goes to the old one
+	}
+	p.tx.pause(false)
+}
+
+// selectedPair is p's selected ICE candidate pair, nil if it has none
+// (not connected yet, failed, or restarting).
+func (p *peer) selectedPair() *webrtc.ICECandidatePair {
+	pair, err := p.ice.GetSelectedCandidatePair()
+	if err != nil {
+		return nil
+	}
+	return pair
 }
 
 // txPath is a peer's direct send path: the SFU's RTP and RTCP packets to
@@ -109,8 +139,10 @@ func (p *peer) stopDirect() {
 // send is dropped.
 type txPath struct {
 	mu      sync.Mutex
-	on      bool           // started with a socket; pion sends nothing to the device any more
-	stopped bool           // the connection failed or closed: drop everything
+	on      bool // started with a socket; pion sends nothing to the device any more
+	stopped bool // DTLS or the connection closed, or DTLS failed: drop everything
+	paused  bool // the connection is failed: drop everything until it connects again
+	m       *metrics
 	ctx     *srtp.Context  // the SFU's
 	conn    addrPortWriter // the socket of the selected candidate pair
 	addr    netip.AddrPort // the device's address on that pair
@@ -140,6 +172,12 @@ func (tx *txPath) start(ctx *srtp.Context) {
 func (tx *txPath) stop() {
 	tx.mu.Lock()
 	tx.stopped = true
+	tx.mu.Unlock()
+}
+
+func (tx *txPath) pause(on bool) {
+	tx.mu.Lock()
+	tx.paused = on
 	tx.mu.Unlock()
 }
 
@@ -188,7 +226,8 @@ func (tx *txPath) seal(encrypt func() ([]byte, error)) (bool, error) {
 	switch {
 	case !tx.on:
 		return false, nil
-	case tx.stopped:
+	case tx.stopped, tx.paused:
+		tx.m.sendDropped.Inc()
 		return true, nil
 	}
 	pkt, err := encrypt()

@@ -42,7 +42,18 @@
 // tracks at once: beyond them AddCandidate returns ErrTooManyCandidates,
 // Offer (and Answer, for candidates) ErrTooManyMLines or
 // ErrTooManyCandidates, and a track is not forwarded. Candidates count
-// once, whether trickled or in the device's offers and answers.
+// once, whether trickled or in the device's offers and answers, and per ICE
+// generation: an ICE restart starts the count again.
+//
+// ICE restarts. A device whose network changed or dropped offers again
+// with new ICE credentials; the SFU answers with its own and both direct
+// paths follow the pair selected then, at the device's new address. A
+// device may restart 4 times in a row, then once every 4 s
+// (ErrTooManyRestarts); an answer may not change its credentials
+// (ErrInvalidAnswer). A connection that failed (nothing heard for
+// ICEDisconnectedTimeout and ICEFailedTimeout) is sent nothing until a
+// restart connects it again (parley_sfu_send_dropped_total counts what it
+// was not sent).
 //
 // Bad offers. An offer that is not SDP, or whose m-lines lack a mid or
 // repeat one, is refused before anything is applied (ErrInvalidOffer).

@@ -18,6 +18,7 @@ type metrics struct {
 	plisIn, plisOut       prometheus.Counter
 	viaPion, viaDirect    prometheus.Counter // packetsIn by the path that read them
 	directDropped         prometheus.Counter
+	sendDropped           prometheus.Counter // the direct send path's packets to a device it may not send to
 	refusedVideo          prometheus.Counter // tracks not forwarded: video where it is refused
 	refusedLimit          prometheus.Counter // tracks not forwarded: beyond MaxPublished
 	all                   []prometheus.Collector
@@ -51,6 +52,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		directDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "parley_sfu_srtp_rejected_total", Help: "RTP packets the direct path dropped because they did not decrypt (replayed or forged) under keys that had worked.",
 		}),
+		sendDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_sfu_send_dropped_total", Help: "RTP and RTCP packets not sent to a device because its connection had failed (until an ICE restart connects it again) or closed.",
+		}),
 		viaPion: received.WithLabelValues("pion"), viaDirect: received.WithLabelValues("direct"),
 		peers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "parley_sfu_peer_connections", Help: "Peer connections open (one per participant device in a call).",
@@ -63,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		nacksIn: nacks.WithLabelValues("in"), nacksOut: nacks.WithLabelValues("out"),
 		plisIn: plis.WithLabelValues("in"), plisOut: plis.WithLabelValues("out"),
 	}
-	m.all = []prometheus.Collector{m.peers, m.retransmits, rtpPackets, rtpBytes, nacks, plis, received, m.directDropped, refused}
+	m.all = []prometheus.Collector{m.peers, m.retransmits, rtpPackets, rtpBytes, nacks, plis, received, m.directDropped, m.sendDropped, refused}
 	if reg != nil {
 		for _, c := range m.all {
 			if err := reg.Register(c); err != nil {

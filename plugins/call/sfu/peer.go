@@ -13,11 +13,13 @@ import (
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 )
 
 // peer is one device's peer connection in a room.
 //
-// Lock order: peer.sig before SFU.mu. Callbacks (OnOffer, OnCandidate,
+// Lock order: peer.sig before SFU.mu; peer.reportMu before txPath.mu and
+// SFU.mu. Callbacks (OnOffer, OnCandidate,
 // OnState) are called with neither held.
 type peer struct {
 	s            *SFU
@@ -34,7 +36,9 @@ type peer struct {
 	sig       sync.Mutex // one negotiation step at a time; guards the fields below
 	remoteSet bool       // a remote description was applied: candidates go straight in
 	early     []webrtc.ICECandidateInit
-	cands     map[string]bool // the device's distinct candidates, up to MaxRemoteCandidates
+	cands     map[string]bool // the device's distinct candidates of this ICE generation, up to MaxRemoteCandidates
+	creds     iceCreds        // the device's ICE credentials, of its last offer applied
+	restarts  *rate.Limiter   // ICE restarts the device may make
 	needOffer bool            // the device has not been offered every track we send it
 	abandoned bool            // an offer wedged it (abandon): it takes no more
 	answered  atomic.Bool     // our first answer is out: later candidates go through OnCandidate (not under sig: pion's gatherer calls OnICECandidate while handleOffer waits for it)
@@ -49,7 +53,8 @@ type peer struct {
 
 // newPeer makes the peer connection; s.mu is held.
 func (s *SFU) newPeer(r *room, user, device string) (*peer, error) {
-	p := &peer{s: s, room: r, user: user, device: device}
+	p := &peer{s: s, room: r, user: user, device: device, restarts: rate.NewLimiter(rate.Every(restartEvery), restartBurst)}
+	p.tx.m = s.m
 	p.rx.streams.Store(&map[uint32]*rxStream{})
 	api, err := s.peerAPI(p) // p's own: the DTLS key hooks and interceptors are p's
 	if err != nil {
@@ -89,27 +94,37 @@ func (s *SFU) newPeer(r *room, user, device string) (*peer, error) {
 			p.stopDirect()
 		}
 	})
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+	pc.OnConnectionStateChange(func(webrtc.PeerConnectionState) {
+		// Pion calls this on a goroutine of its own for each change, so
+		// two changes may come in either order: they are handled one at a
+		// time, each as of the state the connection is in then, so the
+		// last is of the last state.
+		p.reportMu.Lock()
+		defer p.reportMu.Unlock()
+		st := pc.ConnectionState()
+		switch {
+		case st == webrtc.PeerConnectionStateClosed:
 			p.stopDirect()
+		case st == webrtc.PeerConnectionStateConnected:
+			p.resumeDirect()
+		case st == webrtc.PeerConnectionStateFailed || p.selectedPair() == nil:
+			// Failed; or, if this callback comes late, a restart after
+			// the failure under way (pion has let the pair go): nothing
+			// is sent until it connects again.
+			p.pauseDirect()
 		}
 		if s.OnState == nil {
 			return
 		}
-		// Pion calls this on a goroutine of its own for each change, so
-		// two changes may come in either order: reports are made one at a
-		// time, each of the state the connection is in then, so the last
-		// is of the last state. A peer connection the device replaced (it
-		// left and offered again, in the same room or a new one of the
-		// same id) reports nothing more, nor does any once the SFU closed.
-		p.reportMu.Lock()
-		defer p.reportMu.Unlock()
+		// A peer connection the device replaced (it left and offered
+		// again, in the same room or a new one of the same id) reports
+		// nothing more, nor does any once the SFU closed.
 		s.mu.Lock()
 		now := s.rooms[r.id]
 		stale := s.closed || (now != nil && now.peers[device] != nil && now.peers[device] != p)
 		s.mu.Unlock()
 		if !stale {
-			s.OnState(r.id, user, device, pc.ConnectionState().String())
+			s.OnState(r.id, user, device, st.String())
 		}
 	})
 	pc.OnTrack(func(t *webrtc.TrackRemote, rc *webrtc.RTPReceiver) { s.publish(p, t, rc) })
@@ -130,22 +145,22 @@ type mline struct {
 // m-lines of one mid, each of which pion would give a transceiver while
 // the SFU's count of m-lines (by mid) saw one, and more m-lines than
 // MaxMLines before looking further.
-func parseOffer(s string) (map[string]mline, []string, error) {
+func parseOffer(s string) (map[string]mline, offerICE, error) {
 	var d sdp.SessionDescription
 	if err := d.Unmarshal([]byte(s)); err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidOffer, err)
+		return nil, offerICE{}, fmt.Errorf("%w: %w", ErrInvalidOffer, err)
 	}
 	if n := len(d.MediaDescriptions); n > MaxMLines {
-		return nil, nil, fmt.Errorf("%w: %d in the offer, at most %d", ErrTooManyMLines, n, MaxMLines)
+		return nil, offerICE{}, fmt.Errorf("%w: %d in the offer, at most %d", ErrTooManyMLines, n, MaxMLines)
 	}
 	out := map[string]mline{}
 	for i, md := range d.MediaDescriptions {
 		mid, ok := md.Attribute(sdp.AttrKeyMID)
 		if !ok || mid == "" {
-			return nil, nil, fmt.Errorf("%w: m-line %d has no mid", ErrInvalidOffer, i)
+			return nil, offerICE{}, fmt.Errorf("%w: m-line %d has no mid", ErrInvalidOffer, i)
 		}
 		if _, dup := out[mid]; dup {
-			return nil, nil, fmt.Errorf("%w: two m-lines of mid %q", ErrInvalidOffer, mid)
+			return nil, offerICE{}, fmt.Errorf("%w: two m-lines of mid %q", ErrInvalidOffer, mid)
 		}
 		l := mline{kind: webrtc.NewRTPCodecType(md.MediaName.Media), dir: "sendrecv", off: md.MediaName.Port.Value == 0}
 		for _, a := range md.Attributes {
@@ -156,7 +171,47 @@ func parseOffer(s string) (map[string]mline, []string, error) {
 		}
 		out[mid] = l
 	}
-	return out, candidates(&d), nil
+	return out, offerICE{creds: credentials(&d), cands: candidates(&d)}, nil
+}
+
+// offerICE is what an offer says of the device's ICE: its credentials
+// (new ones are an ICE restart) and its candidates.
+type offerICE struct {
+	creds iceCreds
+	cands []string
+}
+
+// iceCreds are a device's ICE username fragment and password.
+type iceCreds struct{ ufrag, pwd string }
+
+// credentials are the ICE credentials pion takes from a session
+// description (its extractICEDetails): the session's, or else those of the
+// m-line its candidates are taken from, the first of the BUNDLE group (the
+// first m-line without one). Other m-lines' are not looked at.
+func credentials(d *sdp.SessionDescription) iceCreds {
+	var c iceCreds
+	c.ufrag, _ = d.Attribute("ice-ufrag")
+	c.pwd, _ = d.Attribute("ice-pwd")
+	if c.ufrag != "" {
+		return c
+	}
+	bundle := ""
+	if g, _ := d.Attribute(sdp.AttrKeyGroup); strings.Contains(g, "BUNDLE") {
+		if f := strings.Split(g, " "); len(f) > 1 {
+			bundle = f[1]
+		}
+	}
+	for _, md := range d.MediaDescriptions {
+		if mid, _ := md.Attribute(sdp.AttrKeyMID); bundle != "" && mid != bundle {
+			continue
+		}
+		if u, _ := md.Attribute("ice-ufrag"); u != "" {
+			c.ufrag = u
+			c.pwd, _ = md.Attribute("ice-pwd")
+		}
+		break
+	}
+	return c
 }
 
 // candidates are the ICE candidates a session description carries (the
@@ -179,26 +234,41 @@ func candidates(d *sdp.SessionDescription) []string {
 }
 
 // takeCandidates counts the device's candidates cs (trickled, or in its
-// offers and answers, which repeat those known) against
-// MaxRemoteCandidates: all are taken, or none; p.sig is held.
+// answers, which repeat those known) against MaxRemoteCandidates: all are
+// taken, or none; p.sig is held.
 func (p *peer) takeCandidates(cs ...string) error {
+	next, err := withCandidates(p.cands, cs)
+	if err == nil {
+		p.cands = next
+	}
+	return err
+}
+
+// withCandidates is known with the candidates cs added (known itself if
+// none is new), or ErrTooManyCandidates if that makes more than
+// MaxRemoteCandidates. known is not changed.
+func withCandidates(known map[string]bool, cs []string) (map[string]bool, error) {
 	var fresh []string
 	for _, c := range cs {
 		c = strings.TrimSpace(c)
-		if !p.cands[c] && !slices.Contains(fresh, c) {
+		if !known[c] && !slices.Contains(fresh, c) {
 			fresh = append(fresh, c)
 		}
 	}
-	if len(p.cands)+len(fresh) > MaxRemoteCandidates {
-		return fmt.Errorf("%w: more than %d", ErrTooManyCandidates, MaxRemoteCandidates)
+	if len(fresh) == 0 {
+		return known, nil
 	}
-	if p.cands == nil {
-		p.cands = map[string]bool{}
+	if len(known)+len(fresh) > MaxRemoteCandidates {
+		return nil, fmt.Errorf("%w: more than %d", ErrTooManyCandidates, MaxRemoteCandidates)
+	}
+	next := make(map[string]bool, len(known)+len(fresh))
+	for c := range known {
+		next[c] = true
 	}
 	for _, c := range fresh {
-		p.cands[c] = true
+		next[c] = true
 	}
-	return nil
+	return next, nil
 }
 
 // handleOffer applies an offer of the device's and answers it. Each m-line
@@ -211,9 +281,22 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 		p.sig.Unlock()
 		return "", fmt.Errorf("%w: offer again", ErrPeerAbandoned)
 	}
-	lines, cands, err := parseOffer(offer)
+	lines, ice, err := parseOffer(offer)
+	var cands map[string]bool // the device's candidates once the offer is applied
 	if err == nil {
-		err = p.takeCandidates(cands...) // an offer's candidates count as trickled ones do
+		// An offer's candidates count as trickled ones do. An ICE restart
+		// (a new username fragment) starts a new generation: pion drops
+		// the candidates of the one before, and so does the count.
+		known := p.cands
+		if p.creds != (iceCreds{}) && ice.creds != p.creds {
+			known = nil
+			if !p.restarts.Allow() {
+				err = fmt.Errorf("%w: more than %d in %v", ErrTooManyRestarts, restartBurst, restartBurst*restartEvery)
+			}
+		}
+		if err == nil {
+			cands, err = withCandidates(known, ice.cands)
+		}
 	}
 	if err != nil {
 		p.sig.Unlock()
@@ -250,6 +333,7 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return failed(fmt.Errorf("apply offer: %w", err))
 	}
+	p.cands, p.creds = cands, ice.creds
 	if !p.remoteSet {
 		p.remoteSet = true
 		for _, c := range p.early {
@@ -480,6 +564,13 @@ func (p *peer) handleAnswer(answer string) error {
 	if mid, ok := missingMid(p.pc.LocalDescription(), &d); !ok {
 		p.sig.Unlock()
 		return fmt.Errorf("%w: no m-line of mid %q: not the answer to our latest offer", ErrInvalidAnswer, mid)
+	}
+	// Pion would take new credentials in an answer without restarting
+	// ICE, and keep the candidates it has: an ICE restart is the device's
+	// offer's to make (where the candidates are counted again).
+	if credentials(&d) != p.creds {
+		p.sig.Unlock()
+		return fmt.Errorf("%w: its ICE credentials are not those of the device's last offer (restart ICE with an offer)", ErrInvalidAnswer)
 	}
 	if err := p.takeCandidates(candidates(&d)...); err != nil {
 		p.sig.Unlock()

@@ -66,6 +66,9 @@ var (
 	ErrUserMismatch = errors.New("sfu: device already in the room as another user")
 	// ErrTooManyCandidates: a device sent more than MaxRemoteCandidates.
 	ErrTooManyCandidates = errors.New("sfu: too many ICE candidates from one device")
+	// ErrTooManyRestarts: a device restarted ICE more often than
+	// restartBurst times in a row, one every restartEvery.
+	ErrTooManyRestarts = errors.New("sfu: ICE restarted too often")
 	// ErrTooManyMLines: an offer that would give the device's peer
 	// connection more than MaxMLines m-lines.
 	ErrTooManyMLines = errors.New("sfu: too many m-lines")
@@ -112,11 +115,21 @@ const MaxMLines = 200
 const MaxPublished = 6
 
 // MaxRemoteCandidates is how many ICE candidates one device may give its
-// peer connection. A browser gives a handful (host, server-reflexive and
-// relay candidates of each network interface); every candidate makes the
-// SFU send connectivity checks to its address, so a device sending
-// thousands would have the SFU send STUN requests wherever it pointed.
+// peer connection in one ICE generation (an ICE restart starts the next).
+// A browser gives a handful (host, server-reflexive and relay candidates of
+// each network interface); every candidate makes the SFU send connectivity
+// checks to its address, so a device sending thousands would have the SFU
+// send STUN requests wherever it pointed. Restarts are limited too: at
+// most restartBurst in a row, then one every restartEvery.
 const MaxRemoteCandidates = 64
+
+// A device may restart ICE restartBurst times in a row, then once every
+// restartEvery: the SDK restarts 2 s after its ICE went down, then every
+// 4 s while it stays down.
+const (
+	restartBurst = 4
+	restartEvery = 4 * time.Second
+)
 
 // SFU forwards the media of calls. See the package doc.
 type SFU struct {

@@ -146,6 +146,15 @@ func (c *Client) Pause(on bool) {
 	}
 }
 
+// LostWhilePaused counts the datagrams that arrived at the client's socket
+// while it was paused (Options.Pausable).
+func (c *Client) LostWhilePaused() int64 {
+	if c.sock == nil {
+		return 0
+	}
+	return c.sock.lost.Load()
+}
+
 // KeyframeRequests is how many PLIs and FIRs the client received for the
 // tracks it sends.
 func (c *Client) KeyframeRequests() int64 { return c.plis.Load() }
@@ -161,7 +170,18 @@ func (c *Client) DroppedIn() int64 { return c.droppedIn.Load() }
 
 // Negotiate sends the client's offer (all its candidates in it) to the SFU
 // and applies the answer.
-func (c *Client) Negotiate() error {
+func (c *Client) Negotiate() error { return c.negotiate(nil, "") }
+
+// RestartICE negotiates again with new ICE credentials, as a browser does
+// when its network changed: pion gathers its candidates again, on new
+// sockets (a client without Options.Pausable), so the SFU finds the device
+// at a new address. The offer the SFU gets carries extra too (candidate
+// lines, "a=candidate:..." each ending in CRLF) after its own.
+func (c *Client) RestartICE(extra string) error {
+	return c.negotiate(&webrtc.OfferOptions{ICERestart: true}, extra)
+}
+
+func (c *Client) negotiate(opts *webrtc.OfferOptions, extra string) error {
 	c.neg.Lock()
 	defer c.neg.Unlock()
 	c.mu.Lock()
@@ -169,7 +189,7 @@ func (c *Client) Negotiate() error {
 		c.start = time.Now()
 	}
 	c.mu.Unlock()
-	offer, err := c.pc.CreateOffer(nil)
+	offer, err := c.pc.CreateOffer(opts)
 	if err != nil {
 		return err
 	}
@@ -180,7 +200,7 @@ func (c *Client) Negotiate() error {
 	<-gathered
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	answer, err := c.sig.Offer(ctx, c.Room, c.User, c.Device, c.pc.LocalDescription().SDP, c.opts.Video)
+	answer, err := c.sig.Offer(ctx, c.Room, c.User, c.Device, c.pc.LocalDescription().SDP+extra, c.opts.Video)
 	if err != nil {
 		return fmt.Errorf("%s: offer: %w", c.Device, err)
 	}
@@ -602,6 +622,7 @@ type clientConn struct {
 	*net.UDPConn
 	c      *Client
 	paused atomic.Bool
+	lost   atomic.Int64 // datagrams that arrived while paused
 
 	dropEvery int
 	mu        sync.Mutex
@@ -612,7 +633,11 @@ type clientConn struct {
 func (p *clientConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, a, err := p.UDPConn.ReadFrom(b)
-		if err != nil || (!p.paused.Load() && !p.drop(b[:n])) {
+		if err == nil && p.paused.Load() {
+			p.lost.Add(1)
+			continue
+		}
+		if err != nil || !p.drop(b[:n]) {
 			return n, a, err
 		}
 	}
