@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -89,9 +90,10 @@ type world struct {
 	srv    *sdkapitest.Server
 	app    string
 	key    string
-	direct string // the kernel's own address
-	proxy  *proxy // the address the pages load the script from
-	site   string // the integrator's pages
+	direct string    // the kernel's own address
+	proxy  *proxy    // the address the pages load the script from
+	nat    *natRelay // between the browsers and the SFU
+	site   string    // the integrator's pages
 	clock  *clock
 	b      *browsertest.Browser
 	shots  string
@@ -132,13 +134,17 @@ func startWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	// The call plugin's media plane on an SFU bound to loopback: the
-	// browsers' media stays on this machine.
-	s, err := sfu.New(sfu.Config{ListenIP: "127.0.0.1"}, nil)
+	// browsers' media stays on this machine. They reach it through a
+	// relay, as from behind a NAT (nat_test.go): the SFU advertises the
+	// relay's address, 127.0.0.2 on the SFU's port.
+	s, err := sfu.New(sfu.Config{ListenIP: "127.0.0.1", PublicIPs: []string{"127.0.0.2"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() }) // after the host stops (cleanups run last first)
-	media := call.SFUMedia(s)
+	port := s.Addrs()[0].(*net.UDPAddr).AddrPort().Port()
+	w.nat = startNATRelay(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), port), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port))
+	media := natMedia{call.SFUMedia(s)}
 	calls := func() plugins.Plugin { return call.NewWith(call.Config{}, media) }
 	if err := h.Add(pluginhost.Spec{ID: call.ID, Transport: pluginhost.InProcess, New: calls}); err != nil {
 		t.Fatal(err)
@@ -940,6 +946,38 @@ func browserCalls(t *testing.T, w *world, alice, bob *browsertest.Page) {
 		t.Fatalf("bob's device after the drop is %s, was %s", got, device)
 	}
 	advancing(t, bob, "alice's video at bob's after the drop", "$w('.bw-remote')")
+
+	// A media outage: nothing passes between the browsers and the SFU, and
+	// when it comes back the SFU sees both at new addresses (a change of
+	// network). ICE goes down in both browsers; each restarts it (new ICE
+	// credentials both ways), and the call goes on.
+	const pc = "client.callView.call.media.pc"
+	ufrag := func(desc string) string { return "(/a=ice-ufrag:(\\S+)/.exec(" + pc + "." + desc + ".sdp) || [])[1]" }
+	pages := map[string]*browsertest.Page{"alice": alice, "bob": bob}
+	local, remote := map[string]string{}, map[string]string{}
+	for name, p := range pages {
+		local[name], remote[name] = p.String(ufrag("localDescription")), p.String(ufrag("remoteDescription"))
+	}
+	w.nat.setDown(true)
+	for name, p := range pages {
+		p.Wait(name+"'s ICE down", "['disconnected', 'failed'].includes("+pc+".iceConnectionState)", 30*time.Second)
+	}
+	// Back once both offered a restart, so that it is the restart, and not
+	// the old credentials on the new addresses, that connects.
+	for name, p := range pages {
+		p.Wait(name+"'s ICE restart offered", ufrag("localDescription")+" !== "+browsertest.Quote(local[name]), 10*time.Second)
+	}
+	w.nat.rebind()
+	w.nat.setDown(false)
+	for name, p := range pages {
+		p.Wait(name+"'s ICE restarted", ufrag("remoteDescription")+" !== "+browsertest.Quote(remote[name])+" && ['connected', 'completed'].includes("+pc+".iceConnectionState)", 20*time.Second)
+		if st := p.String("client.callView.call.status"); st != "connected" {
+			t.Fatalf("%s's call after the outage: %s", name, st)
+		}
+	}
+	for name, p := range pages {
+		advancing(t, p, "the other's video at "+name+"'s after the outage", "$w('.bw-remote')")
+	}
 	bob.Eval("$w('.bw-hangup').click()", nil)
 	bob.Wait("bob hung up", ended("hang_up"), 5*time.Second)
 	alice.Wait("alice's call hung up by bob", ended("hang_up"), 5*time.Second)

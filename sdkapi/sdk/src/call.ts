@@ -127,6 +127,10 @@ export class Media {
   private resets = 0;
   /** answered is the session (id, version) of the SFU's last offer answered. */
   private answered: SessionVersion | null = null;
+  /** iceRestarts counts the ICE restarts since ICE was last connected. */
+  iceRestarts = 0;
+  /** iceTimer restarts ICE again if the connection is still down. */
+  private iceTimer = 0;
   onChange: () => void = () => {};
 
   constructor(
@@ -159,6 +163,9 @@ export class Media {
     const local = this.local || new MediaStream();
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     this.pc = pc;
+    window.clearTimeout(this.iceTimer);
+    this.iceTimer = 0;
+    this.iceRestarts = 0;
     for (const t of local.getTracks()) pc.addTrack(t, local);
     if (local.getAudioTracks().length === 0) pc.addTransceiver('audio', { direction: 'recvonly' });
     if (local.getVideoTracks().length === 0 && this.call.options.callType !== 'audio_only') {
@@ -184,6 +191,7 @@ export class Media {
     pc.onconnectionstatechange = () => {
       if (pc.connectionState === 'connected' && this.pc === pc) this.resets = 0;
     };
+    pc.oniceconnectionstatechange = () => this.iceChanged(pc);
     pc.onicecandidate = (ev) => {
       if (!ev.candidate || this.closed) return;
       this.host
@@ -203,12 +211,14 @@ export class Media {
    * instead: the SFU cannot roll its offer back, so ours gives way; we
    * answer theirs, then offer again.
    */
-  private offer(again = false): Promise<unknown> {
+  private offer(again = false, restartICE = false): Promise<unknown> {
     if (!again) this.crossings = 0; // an offer of the app's own, not one going again after glare
     return this.serial(async () => {
       const pc = this.pc;
       if (!pc || this.closed) return;
-      const offer = await pc.createOffer();
+      // While ICE is down (the device's network changed or dropped), the
+      // offer restarts it: new credentials, candidates gathered again.
+      const offer = await pc.createOffer({ iceRestart: restartICE || iceDown(pc) });
       await pc.setLocalDescription(offer);
       let ans: CommandAnswer;
       try {
@@ -232,6 +242,42 @@ export class Media {
   /** renegotiate offers again what this side has (after a resume). */
   renegotiate(): void {
     void this.offer();
+  }
+
+  /**
+   * iceChanged follows pc's ICE connection. ICE down (the network changed
+   * or dropped) for iceRestartAfter, or failed, is restarted: an offer with
+   * new ICE credentials, which the SFU answers with its own. Until ICE is
+   * connected again the restart goes again every iceRestartEvery,
+   * maxICERestarts times at most; the call plugin ends the call if the
+   * media stays down past its grace period.
+   */
+  private iceChanged(pc: RTCPeerConnection): void {
+    if (this.pc !== pc || this.closed) return;
+    const st = pc.iceConnectionState;
+    if (st === 'connected' || st === 'completed' || st === 'closed') {
+      window.clearTimeout(this.iceTimer);
+      this.iceTimer = 0;
+      if (st !== 'closed') this.iceRestarts = 0;
+      return;
+    }
+    if (st === 'failed') {
+      window.clearTimeout(this.iceTimer);
+      this.iceTimer = window.setTimeout(() => this.restartICE(pc), 0);
+    } else if (st === 'disconnected' && !this.iceTimer) {
+      this.iceTimer = window.setTimeout(() => this.restartICE(pc), iceRestartAfter);
+    }
+    // checking (a restart under way): its retry timer stands.
+  }
+
+  private restartICE(pc: RTCPeerConnection): void {
+    this.iceTimer = 0;
+    const st = pc.iceConnectionState;
+    if (this.pc !== pc || this.closed || st === 'connected' || st === 'completed' || st === 'closed') return;
+    if (this.iceRestarts >= maxICERestarts) return;
+    this.iceRestarts++;
+    void this.offer(false, true);
+    this.iceTimer = window.setTimeout(() => this.restartICE(pc), iceRestartEvery);
   }
 
   /**
@@ -401,6 +447,7 @@ export class Media {
     if (this.closed) return;
     this.closed = true;
     window.clearInterval(this.statsTimer);
+    window.clearTimeout(this.iceTimer);
     for (const t of this.screen?.getTracks() || []) t.stop();
     this.screen = null;
     this.flowing.clear();
@@ -420,6 +467,22 @@ export class Media {
     return this.chain;
   }
 }
+
+/** iceDown reports whether pc's ICE has lost its path: disconnected or failed. */
+function iceDown(pc: RTCPeerConnection): boolean {
+  return pc.iceConnectionState === 'disconnected' || pc.iceConnectionState === 'failed';
+}
+
+/**
+ * ICE disconnected this long is restarted (failed, at once); a restart
+ * that has not connected goes again after iceRestartEvery, maxICERestarts
+ * times in a row at most. The call plugin ends a call whose media stays
+ * down past its grace (10 s by default, from the SFU's "disconnected", 5 s
+ * after it last heard the device).
+ */
+const iceRestartAfter = 2000;
+const iceRestartEvery = 4000;
+const maxICERestarts = 4;
 
 /** maxCrossings bounds how often in a row an offer of ours goes again after giving way. */
 const maxCrossings = 3;
