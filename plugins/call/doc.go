@@ -166,8 +166,11 @@
 //     30 s) of the call needing it (from the answer; from the start in a
 //     link's room waiting without live), or down for longer than
 //     MediaGrace (default 10 s) once it was up → call.ended connection_lost.
-//     After a restart media states are unknown: every device gets
-//     ConnectTimeout to (re)connect.
+//     Down counts from the SFU's "disconnected" (nothing heard for 5 s); a
+//     device that restarts ICE within the grace (the SDK does, 2 s after
+//     its own ICE went down) keeps the call. After the plugin restarts,
+//     media states are unknown: every device gets ConnectTimeout to
+//     (re)connect.
 //   - a link room's duration used up (time with the call connected, over
 //     the room's calls) → call.ended duration_expired, with
 //     call.room.expiring 30 s before.
