@@ -108,6 +108,18 @@ func (h *harness) call(o sfutest.Options, withVideo bool) (caller, callee *sfute
 	return caller, callee
 }
 
+// cameraHeld starts an audio call in room "r" whose caller then adds its
+// camera: the SFU's offer of it to the callee is held (hold.next gives it),
+// for a test of what the callee does meanwhile.
+func (h *harness) cameraHeld() (caller, callee *sfutest.Client, hold *offerHold) {
+	h.t.Helper()
+	caller, callee = h.call(sfutest.Options{Video: true}, false) // audio so far
+	hold = h.holdOffers(callee.Device)
+	must(h.t, caller.PublishVideo("camera"))
+	must(h.t, caller.Negotiate())
+	return caller, callee, hold
+}
+
 // offerHold keeps the SFU's offers to one device from it (unanswered)
 // until released; offers to the others go on as usual.
 type offerHold struct {

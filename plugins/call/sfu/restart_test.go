@@ -169,10 +169,7 @@ func TestICERestartsAreLimited(t *testing.T) {
 // old ones.
 func TestAnswerChangingICECredentialsIsRefused(t *testing.T) {
 	h := newHarness(t, Config{})
-	caller, callee := h.call(sfutest.Options{Video: true}, false)
-	hold := h.holdOffers(callee.Device)
-	must(t, caller.PublishVideo("camera"))
-	must(t, caller.Negotiate())
+	_, callee, hold := h.cameraHeld()
 	offer := hold.next()
 	must(t, callee.PC().SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}))
 	answer, err := callee.PC().CreateAnswer(nil)

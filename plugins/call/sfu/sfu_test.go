@@ -603,10 +603,7 @@ func TestOfferFailingHalfwayAbandonsThePeer(t *testing.T) {
 // offer, and offers again. Both cameras then reach the other side.
 func TestGlareTheDeviceGivesWay(t *testing.T) {
 	h := newHarness(t, Config{})
-	caller, callee := h.call(sfutest.Options{Video: true}, false) // audio so far
-	hold := h.holdOffers(callee.Device)
-	must(t, caller.PublishVideo("camera"))
-	must(t, caller.Negotiate())
+	caller, callee, hold := h.cameraHeld()
 	pending := hold.next() // the caller's camera, on an m-line the SFU adds for the callee
 	// The device's crossing offer: its last one again (a new one made here
 	// would have pion give the camera's transceiver a mid, which a browser
@@ -671,10 +668,7 @@ func TestVideoRefusedBeforeTheUpgradeFlowsAfter(t *testing.T) {
 // refuse the real one. The newer offer still gets its answer.
 func TestAnswerToAnEarlierOfferIsRefused(t *testing.T) {
 	h := newHarness(t, Config{})
-	caller, callee := h.call(sfutest.Options{Video: true}, false) // audio so far
-	hold := h.holdOffers(callee.Device)
-	must(t, caller.PublishVideo("camera"))
-	must(t, caller.Negotiate())
+	caller, callee, hold := h.cameraHeld()
 	must(t, callee.ServerOffer(hold.next())) // offer X, answered
 	stale := callee.PC().CurrentLocalDescription()
 	if stale == nil || stale.Type != webrtc.SDPTypeAnswer {
