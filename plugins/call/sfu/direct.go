@@ -228,7 +228,7 @@ func (tx *txPath) seal(encrypt func() ([]byte, error)) (bool, error) {
 		return false, nil
 	case tx.stopped, tx.paused:
 		tx.m.sendDropped.Inc()
-		return true, nil
+		return true, errNotSent
 	}
 	pkt, err := encrypt()
 	if err != nil {
@@ -249,6 +249,10 @@ func (tx *txPath) send(pkt []byte) error {
 }
 
 var errTooLarge = errors.New("sfu: packet too large for the direct send path")
+
+// errNotSent: the device's connection is failed or closed; the packet is
+// dropped (and not counted as forwarded).
+var errNotSent = errors.New("sfu: the device's connection is failed or closed: not sent")
 
 // tapChain keeps the interceptor chain pion bound to an incoming stream
 // (tapInterceptor, registered last, sees it whole).

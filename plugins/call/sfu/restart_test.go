@@ -94,12 +94,19 @@ func TestICERestartAfterFailure(t *testing.T) {
 	// the callee's media to it.
 	time.Sleep(200 * time.Millisecond) // what was on its way
 	lost, dropped := caller.LostWhilePaused(), testutil.ToFloat64(h.s.m.sendDropped)
+	in, out := testutil.ToFloat64(h.s.m.packetsIn), testutil.ToFloat64(h.s.m.packetsOut)
 	time.Sleep(time.Second)
 	if n := caller.LostWhilePaused() - lost; n > 0 {
 		t.Errorf("%d datagrams sent to the caller in a second of its connection failed", n)
 	}
 	if n := testutil.ToFloat64(h.s.m.sendDropped) - dropped; n < 20 {
 		t.Errorf("%v packets for the caller dropped in a second of its connection failed, want the callee's media", n)
+	}
+	// Dropped is not forwarded: of the callee's packets read meanwhile,
+	// none counts as written (the counters of its two tracks are added
+	// every flushEvery packets, so up to that many each from before).
+	if dIn, dOut := testutil.ToFloat64(h.s.m.packetsIn)-in, testutil.ToFloat64(h.s.m.packetsOut)-out; dIn < 50 || dOut > 2*flushEvery {
+		t.Errorf("in a second of the caller's connection failed: %v packets read, %v counted as written", dIn, dOut)
 	}
 	caller.Pause(false)
 	if err := caller.RestartICE(""); err != nil {
