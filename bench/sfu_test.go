@@ -23,6 +23,7 @@ import (
 
 	"github.com/parleyhq/parley/plugins/call/sfu"
 	"github.com/parleyhq/parley/plugins/call/sfu/sfutest"
+	"github.com/parleyhq/parley/plugins/call/sfu/udpbatch"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
@@ -440,12 +441,12 @@ func selfCPU() int64 {
 
 // readBatch is the datagrams a recvmmsg may read, for the SFU and the
 // floor alike: BENCH_SFU_READBATCH (1: no batching), else the SFU's
-// default, 32.
+// default.
 func readBatch() int {
 	if n, err := strconv.Atoi(os.Getenv("BENCH_SFU_READBATCH")); err == nil && n > 0 {
 		return n
 	}
-	return 32
+	return udpbatch.DefaultBatch
 }
 
 // sfuServer of plugins/call/sfu, counting what it forwards from its

@@ -49,7 +49,8 @@ type Config struct {
 	ICEKeepaliveInterval   time.Duration
 
 	// ReadBatch is how many datagrams one system call may read from the
-	// media socket (recvmmsg, Linux). Default 32; 1 reads one at a time.
+	// media socket (recvmmsg, Linux). Default udpbatch.DefaultBatch (32);
+	// 1 reads one at a time.
 	ReadBatch int
 
 	// Registerer receives the SFU's Prometheus collectors; nil registers
@@ -170,7 +171,7 @@ func New(cfg Config, logger *slog.Logger) (*SFU, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.ReadBatch == 0 {
-		cfg.ReadBatch = 32
+		cfg.ReadBatch = udpbatch.DefaultBatch
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {

@@ -6,6 +6,10 @@ import "net/netip"
 // dropped (no media packet is longer).
 const MaxDatagram = 1500
 
+// DefaultBatch is the batch the SFU reads its media socket with unless
+// configured otherwise.
+const DefaultBatch = 32
+
 // Options are how a socket is read.
 type Options struct {
 	// Batch is how many datagrams one system call may read; 0 or 1 reads
