@@ -283,20 +283,16 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 	}
 	lines, ice, err := parseOffer(offer)
 	var cands map[string]bool // the device's candidates once the offer is applied
+	restart := err == nil && p.creds != (iceCreds{}) && ice.creds != p.creds
 	if err == nil {
 		// An offer's candidates count as trickled ones do. An ICE restart
-		// (a new username fragment) starts a new generation: pion drops
-		// the candidates of the one before, and so does the count.
+		// (new credentials) starts a new generation: pion drops the
+		// candidates of the one before, and so does the count.
 		known := p.cands
-		if p.creds != (iceCreds{}) && ice.creds != p.creds {
+		if restart {
 			known = nil
-			if !p.restarts.Allow() {
-				err = fmt.Errorf("%w: more than %d in %v", ErrTooManyRestarts, restartBurst, restartBurst*restartEvery)
-			}
 		}
-		if err == nil {
-			cands, err = withCandidates(known, ice.cands)
-		}
+		cands, err = withCandidates(known, ice.cands)
 	}
 	if err != nil {
 		p.sig.Unlock()
@@ -319,6 +315,12 @@ func (p *peer) handleOffer(ctx context.Context, offer string) (string, error) {
 		}
 		p.sig.Unlock()
 		return "", g
+	}
+	// Counted last, so that an offer refused above (glare, which the
+	// device meets with the same offer again) costs no restart.
+	if restart && !p.restarts.Allow() {
+		p.sig.Unlock()
+		return "", fmt.Errorf("%w: more than %d in %v", ErrTooManyRestarts, restartBurst, restartBurst*restartEvery)
 	}
 	// From here a failure may leave pion holding the offer, waiting for an
 	// answer it cannot give (it cannot roll a remote offer back); failed

@@ -151,15 +151,7 @@ func TestICERestartsAreLimited(t *testing.T) {
 	h := newHarness(t, Config{})
 	caller, callee := h.call(sfutest.Options{}, false)
 	waitFrames(t, callee, audio, 1, 5)
-	c := credentialsOf(t, caller.PC().LocalDescription().SDP)
-	restart := func(i int) error {
-		sdp := strings.ReplaceAll(caller.PC().LocalDescription().SDP, "a=ice-ufrag:"+c.ufrag, fmt.Sprintf("a=ice-ufrag:restart%d", i))
-		sdp = strings.ReplaceAll(sdp, "a=ice-pwd:"+c.pwd, fmt.Sprintf("a=ice-pwd:restartpassword%010d", i))
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err := h.s.Offer(ctx, "r", caller.User, caller.Device, sdp, false)
-		return err
-	}
+	restart := func(i int) error { return h.restartOffer(caller, i) }
 	start := time.Now()
 	for i := 1; i <= restartBurst; i++ {
 		must(t, restart(i))
@@ -218,4 +210,30 @@ func credentialsOf(t *testing.T, s string) iceCreds {
 	var d sdp.SessionDescription
 	must(t, d.Unmarshal([]byte(s)))
 	return credentials(&d)
+}
+
+// An offer refused for glare costs no restart: the device meets it with
+// the same offer again, once it answered the SFU's.
+func TestGlareCostsNoRestart(t *testing.T) {
+	h := newHarness(t, Config{})
+	_, callee, hold := h.cameraHeld()
+	hold.next() // the SFU's offer is out
+	for i := 1; i <= restartBurst+2; i++ {
+		if err := h.restartOffer(callee, 1); !errors.Is(err, ErrGlare) {
+			t.Fatalf("restart offer %d while the SFU's waits: %v, want ErrGlare", i, err)
+		}
+	}
+}
+
+// restartOffer sends the SFU c's last offer with the credentials of ICE
+// generation i: an ICE restart, to the SFU (c's own ICE stays as it is).
+func (h *harness) restartOffer(c *sfutest.Client, i int) error {
+	sdp := c.PC().LocalDescription().SDP
+	cur := credentialsOf(h.t, sdp)
+	sdp = strings.ReplaceAll(sdp, "a=ice-ufrag:"+cur.ufrag, fmt.Sprintf("a=ice-ufrag:restart%d", i))
+	sdp = strings.ReplaceAll(sdp, "a=ice-pwd:"+cur.pwd, fmt.Sprintf("a=ice-pwd:restartpassword%010d", i))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := h.s.Offer(ctx, "r", c.User, c.Device, sdp, false)
+	return err
 }
