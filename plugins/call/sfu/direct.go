@@ -424,6 +424,9 @@ func (s *SFU) routeDirect(p *peer, pair *webrtc.ICECandidatePair) {
 	if p.closed || s.closed {
 		return
 	}
+	if m := s.direct.Load(); m != nil && p.addr == addr && (*m)[addr] == p {
+		return // routed already (every connected state comes here)
+	}
 	s.replaceDirect(func(m map[netip.AddrPort]*peer) {
 		if p.addr.IsValid() && m[p.addr] == p {
 			delete(m, p.addr)
