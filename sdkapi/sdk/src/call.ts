@@ -128,7 +128,7 @@ export class Media {
   /** answered is the session (id, version) of the SFU's last offer answered. */
   private answered: SessionVersion | null = null;
   /** iceRestarts counts the ICE restarts since ICE was last connected. */
-  iceRestarts = 0;
+  private iceRestarts = 0;
   /** iceTimer restarts ICE again if the connection is still down. */
   private iceTimer = 0;
   onChange: () => void = () => {};
@@ -211,14 +211,15 @@ export class Media {
    * instead: the SFU cannot roll its offer back, so ours gives way; we
    * answer theirs, then offer again.
    */
-  private offer(again = false, restartICE = false): Promise<unknown> {
+  private offer(again = false): Promise<unknown> {
     if (!again) this.crossings = 0; // an offer of the app's own, not one going again after glare
     return this.serial(async () => {
       const pc = this.pc;
       if (!pc || this.closed) return;
       // While ICE is down (the device's network changed or dropped), the
-      // offer restarts it: new credentials, candidates gathered again.
-      const offer = await pc.createOffer({ iceRestart: restartICE || iceDown(pc) });
+      // offer restarts it: new credentials, candidates gathered again
+      // (after restartIce, the browser's offers do until one is answered).
+      const offer = await pc.createOffer({ iceRestart: iceDown(pc) });
       await pc.setLocalDescription(offer);
       let ans: CommandAnswer;
       try {
@@ -229,14 +230,22 @@ export class Media {
       }
       for (const ev of ans.events) {
         const d = (ev.data || {}) as { type?: string; sdp?: string };
-        if (ev.event !== 'call.media.sdp' || !d.sdp) continue;
-        if (d.type === 'answer' && pc.signalingState === 'have-local-offer') {
-          await pc.setRemoteDescription({ type: 'answer', sdp: d.sdp });
-        } else if (d.type === 'offer') {
-          await this.answerOffer(pc, d.sdp);
-        }
+        if (ev.event === 'call.media.sdp' && d.type && d.sdp) await this.applySDP(pc, d.type, d.sdp);
       }
     });
+  }
+
+  /**
+   * applySDP applies the SFU's answer to our offer (it may come twice: in
+   * the command's answer and pushed), or answers its offer. It runs inside
+   * a serial step.
+   */
+  private async applySDP(pc: RTCPeerConnection, type: string, sdp: string): Promise<void> {
+    if (type === 'answer') {
+      if (pc.signalingState === 'have-local-offer') await pc.setRemoteDescription({ type: 'answer', sdp });
+    } else if (type === 'offer') {
+      await this.answerOffer(pc, sdp);
+    }
   }
 
   /** renegotiate offers again what this side has (after a resume). */
@@ -255,15 +264,15 @@ export class Media {
   private iceChanged(pc: RTCPeerConnection): void {
     if (this.pc !== pc || this.closed) return;
     const st = pc.iceConnectionState;
-    if (st === 'connected' || st === 'completed' || st === 'closed') {
+    if (st === 'connected' || st === 'completed') {
       window.clearTimeout(this.iceTimer);
       this.iceTimer = 0;
-      if (st !== 'closed') this.iceRestarts = 0;
+      this.iceRestarts = 0;
       return;
     }
     if (st === 'failed') {
       window.clearTimeout(this.iceTimer);
-      this.iceTimer = window.setTimeout(() => this.restartICE(pc), 0);
+      this.restartICE(pc);
     } else if (st === 'disconnected' && !this.iceTimer) {
       this.iceTimer = window.setTimeout(() => this.restartICE(pc), iceRestartAfter);
     }
@@ -273,10 +282,11 @@ export class Media {
   private restartICE(pc: RTCPeerConnection): void {
     this.iceTimer = 0;
     const st = pc.iceConnectionState;
-    if (this.pc !== pc || this.closed || st === 'connected' || st === 'completed' || st === 'closed') return;
+    if (this.pc !== pc || this.closed || st === 'connected' || st === 'completed') return;
     if (this.iceRestarts >= maxICERestarts) return;
     this.iceRestarts++;
-    void this.offer(false, true);
+    pc.restartIce();
+    void this.offer();
     this.iceTimer = window.setTimeout(() => this.restartICE(pc), iceRestartEvery);
   }
 
@@ -414,13 +424,7 @@ export class Media {
     this.serial(async () => {
       const pc = this.pc;
       if (!pc || this.closed) return;
-      if (type === 'answer') {
-        // The answer may come twice (in the command's answer and pushed).
-        if (pc.signalingState !== 'have-local-offer') return;
-        await pc.setRemoteDescription({ type: 'answer', sdp });
-        return;
-      }
-      await this.answerOffer(pc, sdp);
+      await this.applySDP(pc, type, sdp);
     });
   }
 
