@@ -111,7 +111,6 @@ type Log struct {
 	db   *bolt.DB
 	path string
 	opts Options
-	ours bool // the file carries our format tag (load): a panic reading it is damage, not a foreign file
 
 	mu     sync.RWMutex // guards closed against the queue send
 	closed bool
@@ -160,11 +159,13 @@ func Open(dir string, opts Options) (l *Log, err error) {
 		return nil, fmt.Errorf("eventlog: create data directory %s: %w", dir, err)
 	}
 	// bbolt can panic on a mangled file; turn that into an error: a file
-	// that carries our format tag is a damaged event log, not another file.
+	// that carries our format tag (load sets ours) is a damaged event log,
+	// not another file.
+	var ours bool
 	defer func() {
 		if p := recover(); p != nil {
 			kind := ErrNotEventLog
-			if l != nil && l.ours {
+			if ours {
 				kind = ErrCorrupt
 			}
 			l, err = nil, fmt.Errorf("eventlog: open %s: %w (bbolt: %v)", path, kind, p)
@@ -202,7 +203,7 @@ func Open(dir string, opts Options) (l *Log, err error) {
 	l.recent.init(recentSize)
 	wake := make(chan struct{})
 	l.wake.Store(&wake)
-	if err := l.load(); err != nil {
+	if err := l.load(&ours); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -217,8 +218,8 @@ func Open(dir string, opts Options) (l *Log, err error) {
 }
 
 // load creates the buckets of a new file, or checks an existing one is
-// ours, and reads the head.
-func (l *Log) load() error {
+// ours (and sets *ours once its format tag says so), and reads the head.
+func (l *Log) load(ours *bool) error {
 	check := func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -227,7 +228,7 @@ func (l *Log) load() error {
 		if tag := meta.Get(keyFormat); !bytes.Equal(tag, []byte(formatTag)) && !bytes.Equal(tag, []byte(formatTagBefore)) {
 			return fmt.Errorf("eventlog: %s: %w (format %q, want %q)", l.path, ErrNotEventLog, tag, formatTag)
 		}
-		l.ours = true
+		*ours = true
 		for _, b := range [][]byte{bucketEvents, bucketStreams, bucketCursors} {
 			if tx.Bucket(b) == nil {
 				return fmt.Errorf("eventlog: %s: %w (bucket %s missing)", l.path, ErrCorrupt, b)

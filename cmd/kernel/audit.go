@@ -85,7 +85,7 @@ func audit(args []string, stdout, stderr io.Writer) (code int) {
 		if err == nil && *anchor != "" {
 			err = l.Anchor(anchorSeq, anchorHash)
 		}
-		if code := reportBroken(err, stdout, stderr); code != 0 {
+		if code := reportBroken(err, stdout); code != 0 {
 			return code
 		}
 		fmt.Fprintf(stdout, "ok: %d events in %d streams verified in %s\nhead: seq %d hash %s\n",
@@ -128,7 +128,7 @@ func audit(args []string, stdout, stderr io.Writer) (code int) {
 		}
 		defer l.Close()
 		if _, err := l.Verify(context.Background()); err != nil { // nothing exported from a log that does not verify
-			return reportBroken(err, stdout, stderr)
+			return reportBroken(err, stdout)
 		}
 		w := stdout
 		if out != "" {
@@ -171,7 +171,7 @@ func openForAudit(dir string, stdout, stderr io.Writer) (*eventlog.Log, int) {
 
 // reportBroken prints what Verify (or Anchor) found wrong and returns the
 // exit code for it; 0 for nil.
-func reportBroken(err error, stdout, stderr io.Writer) int {
+func reportBroken(err error, stdout io.Writer) int {
 	var ce *eventlog.ChainError
 	switch {
 	case err == nil:
