@@ -402,14 +402,9 @@ func (p *Plugin) applyLocked(evs []plugins.Event) {
 			continue
 		}
 		p.mu.Lock()
-		id := p.st.apply(e)
-		touched = append(touched, p.st.touched...)
-		p.st.touched = p.st.touched[:0]
+		touched = p.st.apply(e, touched)
 		p.caught.Moved()
 		p.mu.Unlock()
-		if id != "" {
-			touched = append(touched, id)
-		}
 	}
 	p.sched.kick(touched...)
 }

@@ -120,7 +120,6 @@ type userEvent struct {
 type state struct {
 	applied   uint64            // every event up to this seq is applied
 	versions  map[string]uint64 // stream -> version applied, for call/ streams
-	touched   []string          // calls an event concerns beside the one apply returns; the applier drains it
 	companies map[string]*company
 	byID      map[string]*call // every call of every company, by id (ids are random)
 
@@ -204,25 +203,26 @@ func callOf(company, stream string) (string, bool) {
 	return id, ok && company != "" && strings.HasPrefix(id, callIDPrefix) && !strings.Contains(id, "/")
 }
 
-// apply folds one event into the projection and returns the id of the
-// call it concerns ("" for none). Events that do not fit (a malformed
+// apply folds one event into the projection and returns touched with the
+// ids of the calls it concerns added (a call event's call; a user's calls
+// when the user is no longer active). Events that do not fit (a malformed
 // payload, a transition from the wrong status) change nothing but the
 // position: ended is final, and the first call.ended wins.
-func (s *state) apply(e plugins.Event) string {
+func (s *state) apply(e plugins.Event, touched []string) []string {
 	s.applied = e.Seq
 	if strings.HasPrefix(e.Stream, "call/") {
 		s.versions[e.Stream] = max(s.versions[e.Stream], e.Version)
 	}
 	if e.Company == "" {
-		return ""
+		return touched
 	}
 	switch e.Type {
 	case "user.created", "user.updated", "user.deactivated", "user.deleted":
-		return s.applyUser(e)
+		return s.applyUser(e, touched)
 	case EvRoomCreated:
 		var r RoomCreated
 		if e.Stream != RoomsStream(e.Company) || json.Unmarshal(e.Payload, &r) != nil || r.RoomID == "" {
-			return ""
+			return touched
 		}
 		c := s.company(e.Company)
 		r.Duration = min(r.Duration, MaxDuration) // rooms logged before the limit: longer ones overflowed the timers
@@ -232,7 +232,7 @@ func (s *state) apply(e plugins.Event) string {
 	case EvRoomDisabled, EvRoomDeleted:
 		var r RoomRef
 		if e.Stream != RoomsStream(e.Company) || json.Unmarshal(e.Payload, &r) != nil {
-			return ""
+			return touched
 		}
 		c := s.lookup(e.Company)
 		if rm := c.rooms[r.RoomID]; rm != nil {
@@ -246,10 +246,10 @@ func (s *state) apply(e plugins.Event) string {
 		if e.Stream != RoomsStream(e.Company) || json.Unmarshal(e.Payload, &cc) != nil ||
 			!strings.HasPrefix(cc.CallID, callIDPrefix) || strings.Contains(cc.CallID, "/") || len(cc.Participants) != 2 ||
 			cc.Participants[0] != cc.Caller || cc.Participants[1] != cc.Callee || cc.Caller == cc.Callee {
-			return ""
+			return touched
 		}
 		if s.byID[cc.CallID] != nil {
-			return ""
+			return touched
 		}
 		c := s.company(e.Company)
 		k := &call{CallCreated: cc, company: e.Company, status: StatusDialing, devices: map[string]string{cc.Caller: cc.CallerDevice, cc.Callee: ""}}
@@ -270,17 +270,17 @@ func (s *state) apply(e plugins.Event) string {
 		}
 		s.created++
 		s.current[StatusDialing]++
-		return cc.CallID
+		return append(touched, cc.CallID)
 	case EvAnswered, EvRejoined, EvConnected, EvEnded:
 		id, ok := callOf(e.Company, e.Stream)
 		k := s.lookup(e.Company).calls[id]
 		if !ok || k == nil || k.ended() {
-			return ""
+			return touched
 		}
 		s.applyTransition(k, e)
-		return id
+		return append(touched, id)
 	}
-	return ""
+	return touched
 }
 
 // applyTransition applies a call stream's event to its call, which has
@@ -342,31 +342,21 @@ func (s *state) setStatus(k *call, status string) {
 
 // applyUser folds a user event in. A user no longer active (deactivated
 // or deleted) has every call of theirs that has not ended looked at again
-// (touched), for the scheduler to end: the one they are in, and a call
-// link's call waiting for them.
-func (s *state) applyUser(e plugins.Event) string {
+// (added to touched), for the scheduler to end: the one they are in, and a
+// call link's call waiting for them.
+func (s *state) applyUser(e plugins.Event, touched []string) []string {
 	var u userEvent
 	if json.Unmarshal(e.Payload, &u) != nil || u.UserID == "" || e.Stream != "user/"+e.Company+"/"+u.UserID {
-		return "" // only the kernel's own user events, on the user's stream, count
+		return touched // only the kernel's own user events, on the user's stream, count
 	}
 	c := s.company(e.Company)
-	defer func() {
-		if c.activeUser(u.UserID) {
-			return
-		}
-		for id, k := range c.calls {
-			if !k.ended() && k.participant(u.UserID) {
-				s.touched = append(s.touched, id)
-			}
-		}
-	}()
 	users := c.users
 	switch e.Type {
 	case "user.created", "user.updated":
 		cur := users[u.UserID]
 		if cur == nil {
 			if e.Type == "user.updated" {
-				return ""
+				break
 			}
 			cur = &user{active: true, canVideo: true}
 			users[u.UserID] = cur
@@ -387,7 +377,15 @@ func (s *state) applyUser(e plugins.Event) string {
 	case "user.deleted":
 		delete(users, u.UserID)
 	}
-	return ""
+	if c.activeUser(u.UserID) {
+		return touched
+	}
+	for id, k := range c.calls {
+		if !k.ended() && k.participant(u.UserID) {
+			touched = append(touched, id)
+		}
+	}
+	return touched
 }
 
 // activeUser reports whether id is an active user of c.
