@@ -179,10 +179,7 @@ func (p *Plugin) handleMedia(ctx context.Context, cmd plugins.Command) ([]plugin
 		if errors.As(err, &glare) {
 			// Not taken: the plane's own offer, which the device answers
 			// first, comes back in its place (its push may have been lost).
-			return []plugins.NewEvent{{
-				Type: EvMediaSDP, Audience: []string{cmd.Actor}, Device: cmd.Device,
-				Payload: marshal(SDPPayload{CallID: in.CallID, Type: "offer", SDP: glare.Offer}),
-			}}, nil
+			return []plugins.NewEvent{sdpEvent(in.CallID, cmd.Actor, cmd.Device, "offer", glare.Offer)}, nil
 		}
 		if err != nil {
 			return nil, mediaError(err)
@@ -198,10 +195,7 @@ func (p *Plugin) handleMedia(ctx context.Context, cmd plugins.Command) ([]plugin
 				}
 			}
 		}
-		return []plugins.NewEvent{{
-			Type: EvMediaSDP, Audience: []string{cmd.Actor}, Device: cmd.Device,
-			Payload: marshal(SDPPayload{CallID: in.CallID, Type: "answer", SDP: answer}),
-		}}, nil
+		return []plugins.NewEvent{sdpEvent(in.CallID, cmd.Actor, cmd.Device, "answer", answer)}, nil
 	case CmdMediaAnswer:
 		return nil, mediaError(p.media.Answer(ctx, in.CallID, cmd.Actor, cmd.Device, in.SDP))
 	case CmdMediaCandidate:
@@ -290,7 +284,13 @@ func (p *Plugin) onCandidate(callID, user, device, candidate string) {
 }
 
 func (p *Plugin) onOffer(callID, user, device, sdp string) {
-	p.publish(callID, plugins.NewEvent{Type: EvMediaSDP, Audience: []string{user}, Device: device, Payload: marshal(SDPPayload{CallID: callID, Type: "offer", SDP: sdp})})
+	p.publish(callID, sdpEvent(callID, user, device, "offer", sdp))
+}
+
+// sdpEvent is call.media.sdp: an SDP of the media plane's (typ "offer" or
+// "answer") for one device of user's.
+func sdpEvent(callID, user, device, typ, sdp string) plugins.NewEvent {
+	return plugins.NewEvent{Type: EvMediaSDP, Audience: []string{user}, Device: device, Payload: marshal(SDPPayload{CallID: callID, Type: typ, SDP: sdp})}
 }
 
 func (p *Plugin) onState(callID, user, device, state string) {
