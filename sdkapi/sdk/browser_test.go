@@ -1024,13 +1024,13 @@ func browserCallLinks(t *testing.T, w *world) {
 	// connections would end it with connection_lost once the new devices
 	// failed to connect.
 	for _, p := range pages {
-		p.Eval("window.mediaBefore = client.callView.call.media", nil)
+		p.Eval("window.pcBefore = client.callView.call.media.pc", nil)
 	}
 	w.proxy.setDown(true)
 	time.Sleep(500 * time.Millisecond)
 	w.proxy.setDown(false)
 	for user, p := range pages {
-		p.Wait(user+"'s media on a new peer connection after the blip", "client.callView.call.status === 'connected' && client.callView.call.media && client.callView.call.media !== window.mediaBefore && client.callView.call.media.pc && client.callView.call.media.pc.connectionState === 'connected'", 20*time.Second)
+		p.Wait(user+"'s media on a new peer connection after the blip", "client.callView.call.status === 'connected' && client.callView.call.media && client.callView.call.media.pc && client.callView.call.media.pc !== window.pcBefore && client.callView.call.media.pc.connectionState === 'connected'", 20*time.Second)
 		advancing(t, p, user+"'s remote video after the blip", "$w('.bw-remote')")
 	}
 	wantPrefix(t, "joining a link while connected", pages["bob"].String("err(client.joinCallURL("+browsertest.Quote(urls["bob"])+"))"), "validation_error")

@@ -328,19 +328,31 @@ export class Media {
 
   /**
    * resetOn starts a new peer connection if e is media_reset for pc: the
-   * SFU closed its side of pc (a negotiation it could not finish). Closing
-   * ours ends its remote tracks without an ended event.
+   * SFU closed its side of pc (a negotiation it could not finish).
    */
   private resetOn(e: unknown, pc: RTCPeerConnection): boolean {
     if (!(e instanceof SDKError) || e.code !== 'media_reset' || this.pc !== pc || this.closed || this.resets >= maxResets) return false;
     this.resets++;
+    this.reconnect();
+    return true;
+  }
+
+  /**
+   * reconnect replaces the peer connection with a new one offering the
+   * same local tracks and screen: after media_reset, or when the kernel
+   * moved the call's media back to this device (call.rejoined). Closing
+   * the old one ends its remote tracks without an ended event. Before
+   * start() made one, it does nothing: start connects.
+   */
+  reconnect(): void {
+    const pc = this.pc;
+    if (!pc || this.closed) return;
     pc.close();
     for (const t of this.remote.getTracks()) this.remote.removeTrack(t);
     this.extras = [];
     this.flowing.clear();
     this.answered = null;
     void this.connect();
-    return true;
   }
 
   /**
@@ -593,11 +605,10 @@ export class Call implements CallAPI {
     this.calls.statusChanged(this);
   }
 
-  /** restartMedia closes this device's media, if any, and starts it again. */
+  /** restartMedia connects this device's media again (a new peer connection with the same local tracks), or starts it. */
   restartMedia(): void {
-    this.media?.close();
-    this.media = null;
-    this.startMedia();
+    if (this.media) this.media.reconnect();
+    else this.startMedia();
   }
 
   startMedia(): void {
@@ -728,8 +739,7 @@ export class Calls {
       case 'call.answered':
         if (!mine || !cur) return true;
         if (d.userId === this.host.me() && d.device !== this.host.device()) {
-          this.view.tone.ring.stop();
-          cur.setStatus('ended', 'answered_of_another_device');
+          this.elsewhere(cur);
           return true;
         }
         this.view.tone.ring.stop();
@@ -743,10 +753,7 @@ export class Calls {
           // again, after a reconnect): a new peer connection.
           cur.restartMedia();
         } else {
-          // The user's media moved to another device: it goes on there.
-          cur.media?.close();
-          this.view.tone.ring.stop();
-          cur.setStatus('ended', 'answered_of_another_device');
+          this.elsewhere(cur); // the user's media moved to another device: it goes on there
         }
         return true;
       case 'call.connected':
@@ -795,6 +802,12 @@ export class Calls {
     // joined again): its media starts here.
     if (call.status !== 'dialing' && call.status !== 'ended' && w.devices?.[this.host.me()] === this.host.device()) call.startMedia();
     this.host.show(call);
+  }
+
+  /** elsewhere ends the call here: the user's other device carries it. */
+  private elsewhere(cur: Call): void {
+    this.view.tone.ring.stop();
+    cur.setStatus('ended', 'answered_of_another_device');
   }
 
   /**
