@@ -302,8 +302,7 @@ func (s *session) run() {
 	}
 	if s.link == nil {
 		result["deviceKey"] = s.m.deviceKey(s.app, s.user, s.device)
-	}
-	if s.link != nil { // no token to expire; only the room's participants are anyone's business
+	} else { // no token to expire; only the room's participants are anyone's business
 		delete(result, "expiresAt")
 		result["onlineUsers"] = s.link.onlinePeers(result["onlineUsers"].([]string))
 		maps.Copy(result, linked)
