@@ -51,16 +51,7 @@ func TestICERestartMovesTheDevice(t *testing.T) {
 		}
 		// Media both ways after the move, most of it on the direct paths.
 		direct := testutil.ToFloat64(h.s.m.viaDirect)
-		for _, c := range []*sfutest.Client{caller, callee} {
-			for _, kind := range []webrtc.RTPCodecType{audio, video} {
-				ts := c.Tracks(kind)
-				if len(ts) != 1 {
-					t.Fatalf("restart %d: %s has %d %s tracks", restart, c.Device, len(ts), kind)
-				}
-				want := ts[0].Frames + 15
-				waitFrames(t, c, kind, 1, want)
-			}
-		}
+		moreFrames(t, 15, caller, callee)
 		if d := testutil.ToFloat64(h.s.m.viaDirect) - direct; d < 50 {
 			t.Errorf("restart %d: %v packets on the direct path since the move", restart, d)
 		}
@@ -113,13 +104,20 @@ func TestICERestartAfterFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitState(caller.Device, "connected", 10*time.Second)
-	for _, c := range []*sfutest.Client{caller, callee} {
+	moreFrames(t, 15, caller, callee)
+}
+
+// moreFrames waits until each client's one audio and one video track have
+// n frames more than they have now.
+func moreFrames(t *testing.T, n int, cs ...*sfutest.Client) {
+	t.Helper()
+	for _, c := range cs {
 		for _, kind := range []webrtc.RTPCodecType{audio, video} {
 			ts := c.Tracks(kind)
 			if len(ts) != 1 {
 				t.Fatalf("%s has %d %s tracks", c.Device, len(ts), kind)
 			}
-			waitFrames(t, c, kind, 1, ts[0].Frames+15)
+			waitFrames(t, c, kind, 1, ts[0].Frames+n)
 		}
 	}
 }
